@@ -1,0 +1,55 @@
+"""aiolens: an asyncio client for session-based real-time inference APIs."""
+
+from aiolens.archetype import AsyncArchetypeClient, SessionStatus
+from aiolens.errors import (
+    AiolensError,
+    APIConnectionError,
+    APIError,
+    APIResponseValidationError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ConfigurationError,
+    ConflictError,
+    ConnectionLostError,
+    InternalServerError,
+    NotFoundError,
+    PayloadTooLargeError,
+    PermissionDeniedError,
+    ProtocolError,
+    QueryTimeoutError,
+    RateLimitError,
+    RejectedRequestError,
+    StreamResumeError,
+    UnprocessableEntityError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APIResponseValidationError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AiolensError",
+    "AsyncArchetypeClient",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConfigurationError",
+    "ConflictError",
+    "ConnectionLostError",
+    "InternalServerError",
+    "NotFoundError",
+    "PayloadTooLargeError",
+    "PermissionDeniedError",
+    "ProtocolError",
+    "QueryTimeoutError",
+    "RateLimitError",
+    "RejectedRequestError",
+    "SessionStatus",
+    "StreamResumeError",
+    "UnprocessableEntityError",
+    "__version__",
+]

@@ -1,0 +1,62 @@
+"""Retry delays: capped exponential backoff with jitter, honouring ``Retry-After``."""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import time
+from dataclasses import dataclass
+
+__all__ = ["Backoff", "parse_retry_after"]
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait according to a ``Retry-After`` (or ``RateLimit-Reset``) value.
+
+    Accepts delta-seconds (``"2"``, ``"1.5"``) and HTTP dates
+    (``"Wed, 21 Oct 2026 07:28:00 GMT"``). Returns ``None`` for a missing or
+    unparseable value; a date in the past gives ``0.0``.
+    """
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        return max(0.0, seconds) if seconds == seconds else None  # NaN → None
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if parsed.tzinfo is None:
+        return None
+    current = time.time() if now is None else now
+    return max(0.0, parsed.timestamp() - current)
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Delay schedule for retries.
+
+    The n-th retry (0-based) waits ``min(maximum, initial * multiplier**n)``
+    scaled by a random factor in ``[1 - jitter, 1]``. A server's
+    ``Retry-After`` wins when it is given and not longer than
+    ``max_retry_after``; a longer one is capped to it.
+    """
+
+    initial: float = 0.5
+    maximum: float = 8.0
+    multiplier: float = 2.0
+    jitter: float = 0.25
+    max_retry_after: float = 60.0
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        """Seconds to sleep before retry number ``attempt`` (0 for the first retry)."""
+        if retry_after is not None:
+            return min(retry_after, self.max_retry_after)
+        base = min(self.maximum, self.initial * self.multiplier ** max(0, attempt))
+        return base * (1.0 - self.jitter * random.random())

@@ -1,0 +1,1 @@
+"""The only place that touches sockets: REST over aiohttp, WebSockets, SSE."""

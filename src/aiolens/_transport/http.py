@@ -1,0 +1,437 @@
+"""aiohttp REST transport: auth headers, timeouts, retries, error mapping.
+
+One :class:`HTTPTransport` serves one client. It owns its
+:class:`aiohttp.ClientSession` unless the caller passed one in, which it then
+never closes. Copies made by :meth:`HTTPTransport.with_options` share the
+session of the transport they were made from.
+
+Retry policy (see the README's "Errors and retries"):
+
+* A request that certainly never reached the server (connect failure, connect
+  timeout) is retried whatever its method.
+* An *idempotent* request is also retried after a reset, a read timeout, 408,
+  429 and 5xx.
+* A request that is not safe to repeat (``idempotent=False``) is retried only
+  on 429 and 503, which say the server did not process it.
+
+Waits follow :class:`~aiolens._core.backoff.Backoff` and honour
+``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field, replace
+from typing import Any, Final, TypeVar
+
+import aiohttp
+import msgspec
+
+from aiolens._core.backoff import Backoff, parse_retry_after
+from aiolens._core.redact import get_logger
+from aiolens.errors import (
+    APIConnectionError,
+    APIResponseValidationError,
+    APIStatusError,
+    APITimeoutError,
+    RejectedRequestError,
+    make_status_error,
+)
+
+__all__ = ["AuthHeaders", "HTTPTransport", "Timeout", "as_timeout"]
+
+T = TypeVar("T")
+
+log = get_logger("http")
+
+AuthHeaders = Callable[[], Awaitable[Mapping[str, str]]]
+"""Returns the auth headers for one attempt (called again on every retry)."""
+
+Timeout = float | aiohttp.ClientTimeout
+"""Seconds for a whole attempt, or an :class:`aiohttp.ClientTimeout`."""
+
+_NOT_PROCESSED: Final = frozenset({429, 503})
+_RETRY_STATUSES: Final = frozenset({408, 429})
+_DEFAULT_CONNECT: Final = 10.0
+
+
+def as_timeout(value: Timeout) -> aiohttp.ClientTimeout:
+    """Normalise a :data:`Timeout` into an :class:`aiohttp.ClientTimeout`."""
+    if isinstance(value, aiohttp.ClientTimeout):
+        return value
+    return aiohttp.ClientTimeout(total=value, connect=min(value, _DEFAULT_CONNECT))
+
+
+_decoders: dict[Any, msgspec.json.Decoder[Any]] = {}
+
+
+def decoder_for(tp: Any, dec_hook: Callable[[type, Any], Any] | None = None) -> Any:
+    """A cached msgspec JSON decoder for ``tp`` (one reused decoder per type)."""
+    key = (tp, dec_hook)
+    dec = _decoders.get(key)
+    if dec is None:
+        dec = _decoders[key] = msgspec.json.Decoder(tp, dec_hook=dec_hook)
+    return dec
+
+
+@dataclass(slots=True)
+class _SessionHolder:
+    """The aiohttp session of a transport, created lazily inside the event loop.
+
+    A holder made by :meth:`borrow` (for ``with_options`` copies) uses its
+    parent's session and never closes it.
+    """
+
+    session: aiohttp.ClientSession | None
+    owned: bool
+    parent: _SessionHolder | None = None
+    closed: bool = False
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def get(self) -> aiohttp.ClientSession:
+        if self.closed:
+            raise APIConnectionError("The client is closed.", sent=False)
+        if self.parent is not None:
+            return await self.parent.get()
+        if self.session is None:
+            async with self.lock:
+                if self.session is None:
+                    self.session = aiohttp.ClientSession(
+                        connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
+                    )
+        return self.session
+
+    def borrow(self) -> _SessionHolder:
+        return _SessionHolder(None, owned=False, parent=self)
+
+    async def aclose(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self.owned and self.session is not None:
+            await self.session.close()
+
+
+@dataclass(slots=True)
+class HTTPTransport:
+    """REST calls against one base URL.
+
+    Args:
+        base_url: prefix for every path (no trailing slash needed).
+        auth: coroutine returning the auth headers for each attempt.
+        session: an aiohttp session to use; it is never closed by us.
+        timeout: per-attempt timeout.
+        max_retries: retries after the first attempt.
+        backoff: delay schedule between attempts.
+        user_agent: ``User-Agent`` header value.
+        on_auth_error: called with a 401 error before it is raised; returning
+            ``True`` means "credentials refreshed, try again" (once per call).
+    """
+
+    base_url: str
+    auth: AuthHeaders
+    timeout: Timeout = 60.0
+    max_retries: int = 2
+    backoff: Backoff = field(default_factory=Backoff)
+    user_agent: str = "aiolens"
+    on_auth_error: Callable[[APIStatusError], Awaitable[bool]] | None = None
+    _holder: _SessionHolder = field(default_factory=lambda: _SessionHolder(None, True))
+
+    @classmethod
+    def create(
+        cls,
+        base_url: str,
+        auth: AuthHeaders,
+        *,
+        session: aiohttp.ClientSession | None = None,
+        **kwargs: Any,
+    ) -> HTTPTransport:
+        """Build a transport; ``session`` is borrowed, never closed."""
+        holder = _SessionHolder(session, owned=session is None)
+        return cls(base_url.rstrip("/"), auth, _holder=holder, **kwargs)
+
+    def with_options(self, **changes: Any) -> HTTPTransport:
+        """A copy with other settings that shares this transport's aiohttp session.
+
+        Closing the copy leaves the shared session open.
+        """
+        return replace(self, _holder=self._holder.borrow(), **changes)
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`aclose` was called."""
+        return self._holder.closed
+
+    async def aclose(self) -> None:
+        """Close the owned aiohttp session. Idempotent; a borrowed session stays open."""
+        await self._holder.aclose()
+
+    def url(self, path: str) -> str:
+        """The absolute URL for ``path`` (absolute URLs pass through)."""
+        if path.startswith(("http://", "https://")):
+            return path
+        return f"{self.base_url}/{path.lstrip('/')}"
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        response_type: Any = None,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        data: Callable[[], Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        idempotent: bool | None = None,
+        timeout: Timeout | None = None,
+        max_retries: int | None = None,
+        check_body: bool = True,
+        dec_hook: Callable[[type, Any], Any] | None = None,
+    ) -> Any:
+        """Send a request with retries and decode the JSON answer.
+
+        Args:
+            method: HTTP method.
+            path: path under the base URL.
+            response_type: a msgspec-decodable type for the body; ``None``
+                returns the decoded JSON as plain Python objects.
+            json: a body encoded with msgspec.
+            params: query parameters (``None`` values dropped).
+            data: a factory building the body anew for every attempt (multipart).
+            headers: extra headers.
+            idempotent: whether repeating the request is harmless; defaults to
+                ``True`` for GET/HEAD/PUT/DELETE/OPTIONS and ``False`` otherwise.
+            timeout: per-attempt timeout for this call.
+            max_retries: retries for this call.
+            check_body: raise :class:`RejectedRequestError` for a 2xx body that
+                reports errors (``is_valid: false`` or a non-empty ``errors``).
+            dec_hook: msgspec decode hook for custom types.
+
+        Raises:
+            APIStatusError: a subclass per status, after retries ran out.
+            APIConnectionError: the server could not be reached or the
+                connection broke; ``APITimeoutError`` when a timeout fired.
+            APIResponseValidationError: a 2xx body of an unexpected shape.
+
+        Cancelling the call cancels the attempt in flight; nothing is retried.
+        """
+        async with self._send(
+            method,
+            path,
+            json=json,
+            params=params,
+            data=data,
+            headers=headers,
+            idempotent=idempotent,
+            timeout=timeout,
+            max_retries=max_retries,
+        ) as (resp, started):
+            body = await resp.read()
+            log.debug(
+                "%s %s -> %d (%d bytes, %.1f ms)",
+                method,
+                resp.url.path,
+                resp.status,
+                len(body),
+                (time.perf_counter() - started) * 1000,
+            )
+        return self._decode(resp, body, response_type, check_body=check_body, dec_hook=dec_hook)
+
+    @asynccontextmanager
+    async def stream(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: Timeout | None = None,
+        max_retries: int | None = None,
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """Open a request and yield the live response (status already checked).
+
+        Retries happen only until the response headers arrive; the body is the
+        caller's to read. Leaving the block releases the connection.
+        """
+        async with self._send(
+            method,
+            path,
+            params=params,
+            headers=headers,
+            timeout=timeout,
+            max_retries=max_retries,
+            idempotent=True,
+        ) as (resp, _):
+            yield resp
+
+    @asynccontextmanager
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        data: Callable[[], Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        idempotent: bool | None,
+        timeout: Timeout | None,
+        max_retries: int | None,
+    ) -> AsyncIterator[tuple[aiohttp.ClientResponse, float]]:
+        session = await self._holder.get()
+        if idempotent is None:
+            idempotent = method.upper() in ("GET", "HEAD", "PUT", "DELETE", "OPTIONS")
+        retries = self.max_retries if max_retries is None else max_retries
+        client_timeout = as_timeout(self.timeout if timeout is None else timeout)
+        url = self.url(path)
+        query = {k: _param(v) for k, v in (params or {}).items() if v is not None}
+        payload = msgspec.json.encode(json) if json is not None else None
+        refreshed = False
+        attempt = 0
+        while True:
+            hdrs = {"User-Agent": self.user_agent, "Accept": "application/json"}
+            hdrs.update(await self.auth())
+            if payload is not None:
+                hdrs["Content-Type"] = "application/json"
+            if headers:
+                hdrs.update(headers)
+            started = time.perf_counter()
+            error: APIStatusError | APIConnectionError
+            try:
+                resp = await session.request(
+                    method,
+                    url,
+                    params=query,
+                    data=payload if data is None else data(),
+                    headers=hdrs,
+                    timeout=client_timeout,
+                )
+            except aiohttp.ConnectionTimeoutError as exc:
+                error = APITimeoutError(f"Timed out connecting to {url}: {exc}", sent=False)
+            except aiohttp.ClientConnectorError as exc:
+                error = APIConnectionError(f"Cannot connect to {url}: {exc}", sent=False)
+            except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+                error = APITimeoutError(f"{method} {url} timed out: {exc or 'no answer'}")
+            except aiohttp.ClientError as exc:
+                error = APIConnectionError(f"{method} {url} failed: {exc!r}")
+            else:
+                if resp.status < 400:
+                    try:
+                        yield resp, started
+                    finally:
+                        resp.release()
+                    return
+                try:
+                    body = await resp.read()
+                except (aiohttp.ClientError, TimeoutError):
+                    body = b""
+                finally:
+                    resp.release()
+                error = make_status_error(
+                    resp.status,
+                    body,
+                    request_id=resp.headers.get("X-Request-ID"),
+                    retry_after=parse_retry_after(resp.headers.get("Retry-After")),
+                )
+                log.debug(
+                    "%s %s -> %d %s",
+                    method,
+                    resp.url.path,
+                    resp.status,
+                    error.code or "",
+                )
+                if (
+                    resp.status == 401
+                    and not refreshed
+                    and self.on_auth_error is not None
+                    and await self.on_auth_error(error)
+                ):
+                    refreshed = True
+                    continue
+            if attempt >= retries or not _should_retry(error, idempotent):
+                raise error
+            retry_after = error.retry_after if isinstance(error, APIStatusError) else None
+            delay = self.backoff.delay(attempt, retry_after)
+            log.info(
+                "%s %s failed (%s); retry %d/%d in %.2fs",
+                method,
+                url,
+                _describe(error),
+                attempt + 1,
+                retries,
+                delay,
+            )
+            attempt += 1
+            await asyncio.sleep(delay)
+
+    def _decode(
+        self,
+        resp: aiohttp.ClientResponse,
+        body: bytes,
+        response_type: Any,
+        *,
+        check_body: bool,
+        dec_hook: Callable[[type, Any], Any] | None,
+    ) -> Any:
+        if check_body and _rejected(body):
+            raise make_status_error(
+                resp.status,
+                body,
+                request_id=resp.headers.get("X-Request-ID"),
+                cls=RejectedRequestError,
+            )
+        if not body:
+            body = b"null"
+        try:
+            if response_type is None:
+                return msgspec.json.decode(body)
+            return decoder_for(response_type, dec_hook).decode(body)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise APIResponseValidationError(
+                f"Unexpected response body from {resp.method} {resp.url.path}: {exc}",
+                status=resp.status,
+                body=body[:2000].decode("utf-8", "replace"),
+            ) from exc
+
+
+class _Rejection(msgspec.Struct):
+    is_valid: bool | None = None
+    errors: list[Any] | None = None
+
+
+_rejection = msgspec.json.Decoder(_Rejection)
+
+
+def _rejected(body: bytes) -> bool:
+    """Whether a 2xx body reports errors (``is_valid: false`` or non-empty ``errors``)."""
+    # A cheap byte scan first: most bodies carry neither marker.
+    if body[:1] != b"{" or (b'"is_valid"' not in body and b'"errors"' not in body):
+        return False
+    try:
+        info = _rejection.decode(body)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return False
+    return info.is_valid is False or bool(info.errors)
+
+
+def _should_retry(error: APIStatusError | APIConnectionError, idempotent: bool) -> bool:
+    if isinstance(error, APIStatusError):
+        if error.status in _NOT_PROCESSED:
+            return True
+        return idempotent and (error.status in _RETRY_STATUSES or error.status >= 500)
+    return idempotent or not error.sent
+
+
+def _describe(error: APIStatusError | APIConnectionError) -> str:
+    if isinstance(error, APIStatusError):
+        return f"HTTP {error.status}{' ' + error.code if error.code else ''}"
+    return type(error).__name__
+
+
+def _param(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

@@ -1,0 +1,6 @@
+"""The Archetype AI Lens API: client, resources and models."""
+
+from aiolens.archetype.client import DEFAULT_BASE_URL, AsyncArchetypeClient
+from aiolens.archetype.models import SessionStatus
+
+__all__ = ["DEFAULT_BASE_URL", "AsyncArchetypeClient", "SessionStatus"]

@@ -1,0 +1,496 @@
+"""REST resources of the Lens API: ``client.lenses``, ``client.sessions``, ``client.files``.
+
+Each method is one HTTP call through the client's transport, with its retry
+policy and timeout; ``timeout=`` overrides the timeout for that call.
+Non-idempotent creates (``lenses.register``, ``sessions.create``,
+``files.upload``) are retried only when the server certainly did not act on
+them (see :mod:`aiolens._transport.http`).
+"""
+
+from __future__ import annotations
+
+import base64
+import mimetypes
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import quote
+
+import aiohttp
+import anyio
+
+from aiolens._transport.http import HTTPTransport, Timeout
+from aiolens.archetype.models import (
+    DestroyedSession,
+    EventResponse,
+    FileDeleted,
+    FileMetadata,
+    FilePage,
+    FilesInfo,
+    Lens,
+    LensDeleted,
+    LensesInfo,
+    SessionInfo,
+    SessionsInfo,
+    SessionSummary,
+    UploadedFile,
+    dec_hook,
+)
+from aiolens.errors import NotFoundError, RejectedRequestError
+
+__all__ = ["Files", "Lenses", "Sessions", "mime_type_for"]
+
+_MIME_BY_EXT: Final = {
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".mp4": "video/mp4",
+    ".csv": "text/csv",
+    ".json": "text/plain",
+    ".jsonl": "text/plain",
+    ".txt": "text/plain",
+    ".text": "text/plain",
+}
+
+FileSource = str | os.PathLike[str] | bytes
+
+
+def mime_type_for(filename: str) -> str:
+    """The MIME type the Lens API expects for ``filename`` (the official SDK's mapping)."""
+    ext = os.path.splitext(filename)[1].lower()
+    if ext in _MIME_BY_EXT:
+        return _MIME_BY_EXT[ext]
+    guessed, _ = mimetypes.guess_type(filename)
+    return guessed or "application/octet-stream"
+
+
+class _Resource:
+    __slots__ = ("_http",)
+
+    def __init__(self, http: HTTPTransport) -> None:
+        self._http = http
+
+
+class Lenses(_Resource):
+    """Lens templates: ``/lens/*``."""
+
+    __slots__ = ()
+
+    async def info(self, *, timeout: Timeout | None = None) -> LensesInfo:
+        """Summary of the org's lenses (``GET /lens/info``)."""
+        r: LensesInfo = await self._http.request(
+            "GET", "/lens/info", response_type=LensesInfo, timeout=timeout
+        )
+        return r
+
+    async def metadata(
+        self,
+        lens_id: str | None = None,
+        *,
+        shard_index: int = -1,
+        max_items_per_shard: int = -1,
+        timeout: Timeout | None = None,
+    ) -> list[Lens]:
+        """Lens records (``GET /lens/metadata``), optionally one lens or one shard."""
+        r: list[Lens] = await self._http.request(
+            "GET",
+            "/lens/metadata",
+            params={
+                "lens_id": lens_id,
+                "shard_index": shard_index,
+                "max_items_per_shard": max_items_per_shard,
+            },
+            response_type=list[Lens],
+            timeout=timeout,
+        )
+        return r
+
+    async def get(self, lens_id: str, *, timeout: Timeout | None = None) -> Lens:
+        """One lens record.
+
+        Raises:
+            NotFoundError: no such lens.
+        """
+        found = await self.metadata(lens_id, timeout=timeout)
+        if not found:
+            raise NotFoundError(f"Lens {lens_id} not found", status=404)
+        return found[0]
+
+    async def register(
+        self,
+        lens_config: Mapping[str, Any],
+        *,
+        lens_name: str | None = None,
+        timeout: Timeout | None = None,
+    ) -> Lens:
+        """Register a new lens (``POST /lens/register``).
+
+        Args:
+            lens_config: the lens configuration (``model_pipeline``,
+                ``model_parameters``, ``input_streams``, ``output_streams`` ...).
+            lens_name: sets ``lens_config["lens_name"]``.
+
+        Raises:
+            RejectedRequestError: the server answered ``is_valid: false``; its
+                ``error_messages`` are in ``errors``.
+        """
+        config = dict(lens_config)
+        if lens_name is not None:
+            config["lens_name"] = lens_name
+        r: Lens = await self._http.request(
+            "POST",
+            "/lens/register",
+            json={"lens_config": config},
+            response_type=Lens,
+            idempotent=False,
+            timeout=timeout,
+        )
+        return r
+
+    async def clone(self, lens_id: str, *, timeout: Timeout | None = None) -> Lens:
+        """Copy a lens into a new, modifiable one (``POST /lens/clone``)."""
+        r: Lens = await self._http.request(
+            "POST",
+            "/lens/clone",
+            json={"lens_id": lens_id},
+            response_type=Lens,
+            idempotent=False,
+            timeout=timeout,
+        )
+        return r
+
+    async def modify(
+        self,
+        lens_id: str,
+        *,
+        lens_name: str | None = None,
+        lens_config: Mapping[str, Any] | None = None,
+        timeout: Timeout | None = None,
+    ) -> Lens:
+        """Overwrite a modifiable lens's name and/or config (``POST /lens/modify``)."""
+        body: dict[str, Any] = {"lens_id": lens_id}
+        if lens_name is not None:
+            body["lens_name"] = lens_name
+        if lens_config is not None:
+            body["lens_config"] = dict(lens_config)
+        r: Lens = await self._http.request(
+            "POST",
+            "/lens/modify",
+            json=body,
+            response_type=Lens,
+            idempotent=True,
+            timeout=timeout,
+        )
+        return r
+
+    async def delete(self, lens_id: str, *, timeout: Timeout | None = None) -> LensDeleted:
+        """Delete a lens template; sessions already made from it go on running."""
+        r: LensDeleted = await self._http.request(
+            "POST",
+            "/lens/delete",
+            json={"lens_id": lens_id},
+            response_type=LensDeleted,
+            idempotent=True,
+            timeout=timeout,
+        )
+        return r
+
+
+class Sessions(_Resource):
+    """Lens sessions over REST: ``/lens/sessions/*``.
+
+    For the realtime side (WebSocket and SSE) use ``client.session(lens_id)``.
+    """
+
+    __slots__ = ()
+
+    async def create(self, lens_id: str, *, timeout: Timeout | None = None) -> SessionInfo:
+        """Create a session of ``lens_id`` (``POST /lens/sessions/create``).
+
+        Destroy it when done: live sessions count against a concurrency quota.
+        Retried only on 429/503 or when the request never left (creating
+        twice would leak a session).
+        """
+        r: SessionInfo = await self._http.request(
+            "POST",
+            "/lens/sessions/create",
+            json={"lens_id": lens_id},
+            response_type=SessionInfo,
+            idempotent=False,
+            timeout=timeout,
+            dec_hook=dec_hook,
+        )
+        return r
+
+    async def destroy(self, session_id: str, *, timeout: Timeout | None = None) -> DestroyedSession:
+        """Destroy a session, closing its connections (``POST /lens/sessions/destroy``)."""
+        r: DestroyedSession = await self._http.request(
+            "POST",
+            "/lens/sessions/destroy",
+            json={"session_id": session_id},
+            response_type=DestroyedSession,
+            idempotent=True,
+            timeout=timeout,
+        )
+        return r
+
+    async def info(self, *, timeout: Timeout | None = None) -> SessionsInfo:
+        """Active and total session counts (``GET /lens/sessions/info``)."""
+        r: SessionsInfo = await self._http.request(
+            "GET", "/lens/sessions/info", response_type=SessionsInfo, timeout=timeout
+        )
+        return r
+
+    async def metadata(
+        self,
+        session_id: str | None = None,
+        *,
+        shard_index: int = -1,
+        max_items_per_shard: int = -1,
+        timeout: Timeout | None = None,
+    ) -> list[SessionSummary]:
+        """The org's active sessions (``GET /lens/sessions/metadata``)."""
+        r: list[SessionSummary] = await self._http.request(
+            "GET",
+            "/lens/sessions/metadata",
+            params={
+                "session_id": session_id,
+                "shard_index": shard_index,
+                "max_items_per_shard": max_items_per_shard,
+            },
+            response_type=list[SessionSummary],
+            timeout=timeout,
+        )
+        return r
+
+    async def process_event(
+        self,
+        session_id: str,
+        event_type: str,
+        event_data: Mapping[str, Any] | None = None,
+        *,
+        timeout: Timeout | None = None,
+    ) -> EventResponse:
+        """Send one session event over REST (``POST /lens/sessions/events/process``).
+
+        Not retried after it may have been sent: events such as
+        ``session.update`` are not idempotent.
+
+        Raises:
+            RejectedRequestError: the answer's ``type`` is ``"error"``.
+        """
+        body = {
+            "session_id": session_id,
+            "event": {"type": event_type, "event_data": dict(event_data or {})},
+        }
+        r: EventResponse = await self._http.request(
+            "POST",
+            "/lens/sessions/events/process",
+            json=body,
+            response_type=EventResponse,
+            idempotent=False,
+            timeout=timeout,
+        )
+        if r.type == "error":
+            data = r.event_data if isinstance(r.event_data, dict) else {}
+            raise RejectedRequestError(
+                r.message or str(data.get("message") or data or "event rejected"), status=200
+            )
+        return r
+
+
+class Files(_Resource):
+    """Files: ``/files*``."""
+
+    __slots__ = ()
+
+    async def upload(
+        self,
+        source: FileSource,
+        *,
+        filename: str | None = None,
+        content_type: str | None = None,
+        timeout: Timeout | None = None,
+    ) -> UploadedFile:
+        """Upload a file as multipart (``POST /files``), streamed from disk.
+
+        Args:
+            source: a path (read in chunks, never whole into memory) or bytes.
+            filename: the name to store; defaults to the path's basename. It
+                becomes the ``file_id`` and replaces any file of that name.
+            content_type: MIME type; derived from the extension by default.
+
+        Raises:
+            PayloadTooLargeError: over the server's limit (512 MB).
+            BadRequestError: unsupported type (``invalid_file_type``).
+        """
+        name, opener = _file_source(source, filename)
+        mime = content_type or mime_type_for(name)
+
+        def body() -> aiohttp.FormData:
+            form = aiohttp.FormData()
+            form.add_field("file", opener(), filename=name, content_type=mime)
+            return form
+
+        r: UploadedFile = await self._http.request(
+            "POST",
+            "/files",
+            data=body,
+            response_type=UploadedFile,
+            idempotent=False,
+            timeout=timeout,
+        )
+        return r
+
+    async def upload_base64(
+        self,
+        data: bytes | str,
+        filename: str,
+        *,
+        timeout: Timeout | None = None,
+    ) -> UploadedFile:
+        """Upload base64-encoded contents (``POST /files/base64``).
+
+        Args:
+            data: raw bytes (encoded here) or an already base64-encoded ``str``.
+            filename: the name to store, which sets the type by its extension.
+        """
+        encoded = data.encode() if isinstance(data, str) else base64.b64encode(data)
+
+        def body() -> aiohttp.FormData:
+            form = aiohttp.FormData()
+            form.add_field("file", encoded, filename=filename, content_type="text/plain")
+            return form
+
+        r: UploadedFile = await self._http.request(
+            "POST",
+            "/files/base64",
+            data=body,
+            response_type=UploadedFile,
+            idempotent=False,
+            timeout=timeout,
+        )
+        return r
+
+    async def info(self, *, timeout: Timeout | None = None) -> FilesInfo:
+        """Counts and sizes of the org's files (``GET /files/info``)."""
+        r: FilesInfo = await self._http.request(
+            "GET", "/files/info", response_type=FilesInfo, timeout=timeout
+        )
+        return r
+
+    async def metadata(self, file_id: str, *, timeout: Timeout | None = None) -> FileMetadata:
+        """One file's metadata (``GET /files/metadata/{file_id}``)."""
+        r: FileMetadata = await self._http.request(
+            "GET",
+            f"/files/metadata/{_quote(file_id)}",
+            response_type=FileMetadata,
+            timeout=timeout,
+        )
+        return r
+
+    async def all_metadata(
+        self,
+        *,
+        shard_index: int | None = None,
+        max_items_per_shard: int | None = None,
+        file_type: str | None = None,
+        limit: int | None = None,
+        after: str | None = None,
+        before: str | None = None,
+        timeout: Timeout | None = None,
+    ) -> FilePage:
+        """List file metadata (``GET /files/metadata``).
+
+        Accepts both answer shapes: the documented plain array (shard paging:
+        ``shard_index``, ``max_items_per_shard``) and the newer cursor page
+        (``limit``, ``after`` / ``before``).
+        """
+        raw = await self._http.request(
+            "GET",
+            "/files/metadata",
+            params={
+                "shard_index": shard_index,
+                "max_items_per_shard": max_items_per_shard,
+                "file_type": file_type,
+                "limit": limit,
+                "after": after,
+                "before": before,
+            },
+            response_type=list[FileMetadata] | FilePage,
+            timeout=timeout,
+        )
+        if isinstance(raw, list):
+            return FilePage(data=raw)
+        page: FilePage = raw
+        return page
+
+    async def download(
+        self,
+        file_id: str,
+        destination: str | os.PathLike[str],
+        *,
+        chunk_size: int = 1 << 20,
+        timeout: Timeout | None = None,
+    ) -> Path:
+        """Stream a file to ``destination`` (``GET /files/download/{file_id}``).
+
+        The body is written as it arrives into ``<destination>.part`` and renamed
+        when complete, so a cancelled or failed download leaves no partial
+        file at ``destination``.
+
+        Returns:
+            The destination path.
+        """
+        dest = Path(destination)
+        part = dest.with_name(dest.name + ".part")
+        try:
+            async with (
+                self._http.stream(
+                    "GET", f"/files/download/{_quote(file_id)}", timeout=timeout
+                ) as resp,
+                await anyio.open_file(part, "wb") as out,
+            ):
+                async for chunk in resp.content.iter_chunked(chunk_size):
+                    await out.write(chunk)
+            await anyio.Path(part).rename(dest)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await anyio.Path(part).unlink(missing_ok=True)
+            raise
+        return dest
+
+    async def read(self, file_id: str, *, timeout: Timeout | None = None) -> bytes:
+        """Download a (small) file into memory."""
+        async with self._http.stream(
+            "GET", f"/files/download/{_quote(file_id)}", timeout=timeout
+        ) as resp:
+            return await resp.read()
+
+    async def delete(self, file_id: str, *, timeout: Timeout | None = None) -> FileDeleted:
+        """Delete a file (``DELETE /files/delete/{file_id}``)."""
+        r: FileDeleted = await self._http.request(
+            "DELETE",
+            f"/files/delete/{_quote(file_id)}",
+            response_type=FileDeleted,
+            timeout=timeout,
+        )
+        return r
+
+
+def _quote(segment: str) -> str:
+    return quote(segment, safe="")
+
+
+def _file_source(source: FileSource, filename: str | None) -> tuple[str, Any]:
+    """The stored name and a factory of fresh bodies (one per attempt)."""
+    if isinstance(source, bytes | bytearray | memoryview):
+        if not filename:
+            raise ValueError("filename is required when uploading bytes")
+        data = bytes(source)
+        return filename, lambda: data
+    path = Path(source)
+    if not path.is_file():
+        raise FileNotFoundError(f"No such file: {path}")
+    return filename or path.name, lambda: path.open("rb")

@@ -1,0 +1,117 @@
+"""aiohttp.web helpers shared by both emulated services."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from aiolens.emulator.faults import Faults
+
+__all__ = [
+    "ErrorBody",
+    "ServiceError",
+    "fault_middleware",
+    "json_response",
+    "new_id",
+    "read_json",
+]
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+ErrorBody = Callable[["ServiceError"], dict[str, Any]]
+"""Builds the service's own error envelope for an error."""
+
+_encoder = msgspec.json.Encoder()
+
+
+def new_id(prefix: str, nbytes: int = 8) -> str:
+    """A random id such as ``lsn-3f2a...``."""
+    return f"{prefix}{secrets.token_hex(nbytes)}"
+
+
+def json_response(
+    body: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    """A JSON response encoded with msgspec."""
+    return web.Response(
+        body=_encoder.encode(body),
+        status=status,
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+class ServiceError(Exception):
+    """Raised by handlers; the service's middleware turns it into its error envelope."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        retryable: bool | None = None,
+        details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.retryable = retryable if retryable is not None else status in (429, 503, 500)
+        self.details = details or {}
+        self.headers = headers or {}
+
+
+async def read_json(request: web.Request) -> dict[str, Any]:
+    """The request's JSON object body.
+
+    Raises:
+        ServiceError: 400 ``malformed_body`` for invalid JSON or a non-object.
+    """
+    raw = await request.read()
+    try:
+        body = msgspec.json.decode(raw) if raw else {}
+    except msgspec.DecodeError as exc:
+        raise ServiceError(400, "malformed_body", f"Request body is not valid JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise ServiceError(400, "malformed_body", "Request body must be a JSON object")
+    return body
+
+
+def fault_middleware(faults: Faults, error_body: ErrorBody) -> Any:
+    """Middleware that applies queued HTTP faults and renders :class:`ServiceError`."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        fault = faults.take_http(request.method, request.path)
+        if fault is not None:
+            if fault.delay:
+                await asyncio.sleep(fault.delay)
+            if fault.after_processing:
+                with contextlib.suppress(ServiceError):
+                    await handler(request)
+            if fault.status == 0:
+                if request.transport is not None:
+                    request.transport.close()
+                raise web.HTTPInternalServerError()  # never reaches the closed socket
+            headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
+            err = ServiceError(
+                fault.status,
+                "rate_limited" if fault.status == 429 else "service_unavailable",
+                f"Injected fault: HTTP {fault.status}",
+                headers=headers,
+            )
+            return json_response(error_body(err), err.status, {**err.headers})
+        try:
+            return await handler(request)
+        except ServiceError as err:
+            return json_response(error_body(err), err.status, err.headers)
+
+    return middleware

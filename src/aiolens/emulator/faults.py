@@ -1,0 +1,100 @@
+"""Fault injection for the emulator, for reliability tests.
+
+Set knobs on ``emulator.faults`` (a :class:`Faults`) while the emulator runs;
+every knob is read at the moment it applies, so tests can change them between
+calls. The same settings can be posted as JSON to ``POST /_emulator/faults``
+when the emulator runs in another process.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Faults", "HTTPFault"]
+
+
+@dataclass(slots=True)
+class HTTPFault:
+    """Answer the next ``count`` matching HTTP requests with a failure.
+
+    Attributes:
+        status: the status to answer (429, 503, 500 ...); ``0`` drops the
+            connection without an answer instead.
+        count: how many matching requests get the fault.
+        path: a substring the request path must contain (``""`` matches all).
+        method: the HTTP method to match (``""`` matches all).
+        retry_after: the ``Retry-After`` header value to send, if any.
+        after_processing: run the real handler first (its effect stays) and
+            then fail: the "was my request processed?" case.
+        delay: seconds to stall before answering.
+    """
+
+    status: int = 503
+    count: int = 1
+    path: str = ""
+    method: str = ""
+    retry_after: str | None = None
+    after_processing: bool = False
+    delay: float = 0.0
+
+    def matches(self, method: str, path: str) -> bool:
+        return (not self.method or self.method.upper() == method.upper()) and self.path in path
+
+
+@dataclass(slots=True)
+class Faults:
+    """All fault knobs of one emulator.
+
+    Attributes:
+        http: pending HTTP faults, consumed in order.
+        ws_drop_after: close each realtime WebSocket abruptly after it has sent
+            this many messages (``None``: never).
+        sse_drop_after: close each SSE stream after this many events.
+        reply_delay: seconds to wait before each WebSocket reply.
+        malformed_after: send one malformed frame after this many messages on
+            each WebSocket / SSE stream.
+    """
+
+    http: list[HTTPFault] = field(default_factory=list)
+    ws_drop_after: int | None = None
+    sse_drop_after: int | None = None
+    reply_delay: float = 0.0
+    malformed_after: int | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def fail_next(self, status: int = 503, **kwargs: Any) -> HTTPFault:
+        """Queue an :class:`HTTPFault`; see its attributes for ``kwargs``."""
+        fault = HTTPFault(status=status, **kwargs)
+        with self._lock:
+            self.http.append(fault)
+        return fault
+
+    def take_http(self, method: str, path: str) -> HTTPFault | None:
+        """Consume one use of the first fault matching this request, if any."""
+        with self._lock:
+            for fault in self.http:
+                if fault.count > 0 and fault.matches(method, path):
+                    fault.count -= 1
+                    if fault.count == 0:
+                        self.http.remove(fault)
+                    return fault
+        return None
+
+    def clear(self) -> None:
+        """Remove every fault and reset the knobs."""
+        with self._lock:
+            self.http.clear()
+        self.ws_drop_after = None
+        self.sse_drop_after = None
+        self.reply_delay = 0.0
+        self.malformed_after = None
+
+    def update(self, settings: dict[str, Any]) -> None:
+        """Apply settings given as plain data (the ``/_emulator/faults`` body)."""
+        for fault in settings.get("http", []):
+            self.fail_next(**fault)
+        for key in ("ws_drop_after", "sse_drop_after", "reply_delay", "malformed_after"):
+            if key in settings:
+                setattr(self, key, settings[key])

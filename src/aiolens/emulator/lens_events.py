@@ -1,0 +1,127 @@
+"""Session events of the emulated Lens API (PROTOCOL §A.6).
+
+One function, :func:`handle_event`, answers a session event; the WebSocket
+route and ``POST /lens/sessions/events/process`` both use it, so a session
+behaves the same over either channel.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from typing import Any
+
+from aiolens.emulator.lens_store import LensStore, SessionRecord
+
+__all__ = ["EventContext", "handle_event"]
+
+MODEL_QUERY_PROCESSORS = frozenset({"lens_model_query_processor", "lens_noop_processor"})
+
+
+class EventContext:
+    """What an event handler needs besides the session: the store and URLs."""
+
+    __slots__ = ("api_key", "store", "ws_base")
+
+    def __init__(self, store: LensStore, ws_base: str) -> None:
+        self.store = store
+        self.ws_base = ws_base
+        self.api_key = store.api_key
+
+
+def _reply(event_type: str, data: Any = None) -> dict[str, Any]:
+    return {"type": f"{event_type}.response", "event_data": data}
+
+
+def _error(message: str) -> dict[str, Any]:
+    return {"type": "error", "message": message}
+
+
+def _processors(session: SessionRecord) -> list[str]:
+    pipeline = session.lens_config.get("model_pipeline") or []
+    return [p.get("processor_name", "") for p in pipeline if isinstance(p, dict)]
+
+
+def _parameters(session: SessionRecord) -> dict[str, Any]:
+    params = session.lens_config.setdefault("model_parameters", {})
+    assert isinstance(params, dict)
+    return params
+
+
+def handle_event(
+    ctx: EventContext, session: SessionRecord, event_type: str, event_data: Any
+) -> dict[str, Any]:
+    """Answer one session event with exactly one reply.
+
+    Unknown event types and events on a destroyed session answer
+    ``{"type": "error", "message": ...}``.
+    """
+    if not session.active and event_type != "session.status":
+        return _error(f"Unknown session id: {session.session_id}")
+    session.num_events += 1
+    session.touch()
+    data = event_data if isinstance(event_data, dict) else {}
+    if event_type == "session.status":
+        return session.record(ctx.ws_base, ctx.api_key)
+    if event_type == "session.heartbeat":
+        return _reply(event_type)
+    if event_type == "session.validate":
+        return _reply(event_type, {"is_valid": True, "error_messages": []})
+    if event_type == "session.get":
+        return _reply(event_type, dict(_parameters(session)))
+    if event_type == "session.modify":
+        _parameters(session).update(data)
+        session.num_updates += 1
+        return _reply(event_type, {"is_valid": True, **_parameters(session)})
+    if event_type == "session.update":
+        session.num_updates += 1
+        session.num_inputs += 1
+        return _reply(event_type, {"is_valid": True, "num_inputs": session.num_inputs})
+    if event_type == "session.destroy":
+        destroy(session)
+        return _reply(event_type, {"session_status": session.status})
+    if event_type == "session.read":
+        return _reply(event_type, None)
+    if event_type in ("input_stream.set", "output_stream.set"):
+        key = "input_streams" if event_type.startswith("input") else "output_streams"
+        session.lens_config[key] = [
+            {"stream_type": data.get("stream_type"), "stream_config": data.get("stream_config", {})}
+        ]
+        return _reply(event_type, {"is_valid": True})
+    if event_type == "model.query":
+        return _model_query(session, data)
+    return _error(f"Unknown event type: {event_type}")
+
+
+def destroy(session: SessionRecord) -> None:
+    """Move a session to DESTROYED (idempotent)."""
+    if session.active:
+        session.status = "SESSION_STATUS_DESTROYED"
+        session.session_destroyed_timestamp = time.time()
+        session.touch()
+
+
+def _model_query(session: SessionRecord, data: dict[str, Any]) -> dict[str, Any]:
+    if not MODEL_QUERY_PROCESSORS.intersection(_processors(session)):
+        return {"type": "model.query.response", "message": "Response timed out for query"}
+    focus = str(data.get("focus") or _parameters(session).get("focus") or "Describe the image.")
+    items = data.get("data") or []
+    digest = hashlib.sha256(repr((focus, items)).encode()).hexdigest()
+    answers = (
+        "A person standing in a well-lit room.",
+        "A machine on a factory floor.",
+        "A street with parked cars.",
+        "A desk with a laptop and a cup.",
+    )
+    answer = answers[int(digest[:8], 16) % len(answers)]
+    session.num_outputs += 1
+    return _reply(
+        "model.query",
+        {
+            "response": [f"[emulated] {answer}"],
+            "query_id": f"qry-{digest[:16]}",
+            "query_time_sec": 0.0,
+            "focus": focus,
+            "num_inputs": len(items) if isinstance(items, list) else 0,
+        },
+    )

@@ -1,0 +1,433 @@
+"""REST routes of the emulated Lens API (PROTOCOL Part A), as an aiohttp sub-app."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import copy
+import secrets
+import time
+from typing import Any, Final
+
+from aiohttp import web
+
+from aiolens.archetype.resources import mime_type_for
+from aiolens.emulator._web import ServiceError, fault_middleware, json_response, read_json
+from aiolens.emulator.faults import Faults
+from aiolens.emulator.lens_events import EventContext, destroy, handle_event
+from aiolens.emulator.lens_store import ACCEPTED_FILE_TYPES, LensRecord, LensStore, SessionRecord
+
+__all__ = ["STORE_KEY", "lens_app", "ws_base_url"]
+
+STORE_KEY: Final = web.AppKey("lens_store", LensStore)
+FAULTS_KEY: Final = web.AppKey("lens_faults", Faults)
+PREFIX: Final = "/v0.5"
+
+routes = web.RouteTableDef()
+
+
+def _error_body(err: ServiceError) -> dict[str, Any]:
+    if err.code == "unauthorized":  # the legacy FastAPI shape some auth failures use
+        return {"detail": err.message}
+    return {
+        "errors": [
+            {
+                "code": err.code,
+                "message": err.message,
+                "error_uid": f"err-{secrets.token_hex(16)}",
+            }
+        ]
+    }
+
+
+@web.middleware
+async def _auth(request: web.Request, handler: Any) -> web.StreamResponse:
+    if request.method != "OPTIONS":
+        store = request.app[STORE_KEY]
+        header = request.headers.get("Authorization", "")
+        if header.startswith("Bearer "):
+            key = header[len("Bearer ") :]
+        else:
+            # Browser-style auth: a subprotocol ending in bearer.<key> (PROTOCOL §A.1).
+            protocols = request.headers.get("Sec-WebSocket-Protocol", "")
+            key = next(
+                (
+                    p.strip().rpartition("bearer.")[2]
+                    for p in protocols.split(",")
+                    if "bearer." in p
+                ),
+                "",
+            )
+        if not key:
+            raise ServiceError(401, "unauthorized", "Missing Authorization: Bearer <API_KEY>")
+        if not secrets.compare_digest(key, store.api_key):
+            raise ServiceError(401, "unauthorized", "Invalid API key")
+    result: web.StreamResponse = await handler(request)
+    return result
+
+
+def ws_base_url(request: web.Request) -> str:
+    """``ws://host:port/v0.5`` as the client reached us."""
+    scheme = "wss" if request.secure else "ws"
+    return f"{scheme}://{request.host}{PREFIX}"
+
+
+def _store(request: web.Request) -> LensStore:
+    return request.app[STORE_KEY]
+
+
+def _require(body: dict[str, Any], key: str) -> Any:
+    if key not in body or body[key] in (None, ""):
+        raise ServiceError(400, "missing_parameter", f"Failed to find key: {key}")
+    return body[key]
+
+
+def _int_param(request: web.Request, name: str, default: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ServiceError(400, "invalid_parameter", f"{name} must be an integer") from None
+
+
+def _shard(items: list[Any], request: web.Request) -> list[Any]:
+    index = _int_param(request, "shard_index", -1)
+    size = _int_param(request, "max_items_per_shard", -1)
+    if size <= 0:
+        return items if index <= 0 else []
+    if index < 0:
+        return items
+    return items[index * size : (index + 1) * size]
+
+
+# ---- lenses -------------------------------------------------------------------------------
+
+
+@routes.get("/lens/info")
+async def lens_info(request: web.Request) -> web.Response:
+    store = _store(request)
+    return json_response({"num_lenses": len(store.lenses), "last_updated": time.time()})
+
+
+@routes.get("/lens/metadata")
+async def lens_metadata(request: web.Request) -> web.Response:
+    store = _store(request)
+    lens_id = request.query.get("lens_id")
+    lenses = [store.lens(lens_id)] if lens_id else list(store.lenses.values())
+    return json_response([lens.to_wire() for lens in _shard(lenses, request)])
+
+
+@routes.post("/lens/register")
+async def lens_register(request: web.Request) -> web.Response:
+    store = _store(request)
+    body = await read_json(request)
+    outer = _require(body, "lens_config")
+    if not isinstance(outer, dict):
+        return json_response(
+            {"is_valid": False, "error_messages": ["lens_config must be an object"]}
+        )
+    config = copy.deepcopy(outer)
+    # The official examples nest a second lens_config inside the first (PROTOCOL §A.3.3).
+    inner = config.pop("lens_config", None)
+    if isinstance(inner, dict):
+        config.update(inner)
+    name = str(config.pop("lens_name", None) or "Untitled Lens")
+    pipeline = config.get("model_pipeline")
+    if not pipeline:
+        config["model_pipeline"] = [{"processor_name": "lens_noop_processor"}]
+    elif not isinstance(pipeline, list) or not all(
+        isinstance(p, dict) and p.get("processor_name") for p in pipeline
+    ):
+        return json_response(
+            {
+                "is_valid": False,
+                "error_messages": ["model_pipeline must be a list of {processor_name, ...}"],
+            }
+        )
+    for step in config["model_pipeline"]:
+        step.setdefault("processor_config", {})
+    problems = _check_parameters(config.get("model_parameters") or {})
+    if problems:
+        return json_response({"is_valid": False, "error_messages": problems})
+    lens = LensRecord(store.new_lens_id(name), name, config)
+    store.lenses[lens.lens_id] = lens
+    return json_response(lens.to_wire())
+
+
+def _check_parameters(params: dict[str, Any]) -> list[str]:
+    problems = []
+    for key in ("sensor_buffer_size", "input_frame_step_size", "window_size", "step_size"):
+        value = params.get(key)
+        if value is not None and (not isinstance(value, int) or value <= 0):
+            problems.append(f"invalid_model_parameter: {key} must be a positive integer")
+    return problems
+
+
+@routes.post("/lens/clone")
+async def lens_clone(request: web.Request) -> web.Response:
+    store = _store(request)
+    source = store.lens(_require(await read_json(request), "lens_id"))
+    config = copy.deepcopy(source.lens_config)
+    config["origin_lens_id"] = source.lens_id
+    lens = LensRecord(store.new_lens_id(source.lens_name), source.lens_name, config)
+    store.lenses[lens.lens_id] = lens
+    return json_response(lens.to_wire())
+
+
+@routes.post("/lens/modify")
+async def lens_modify(request: web.Request) -> web.Response:
+    store = _store(request)
+    body = await read_json(request)
+    lens = store.lens(_require(body, "lens_id"))
+    if not lens.lens_modifiable:
+        raise ServiceError(409, "lens_not_modifiable", f"Lens {lens.lens_id} is not modifiable")
+    if body.get("lens_name"):
+        lens.lens_name = str(body["lens_name"])
+    if isinstance(body.get("lens_config"), dict):
+        lens.lens_config = copy.deepcopy(body["lens_config"])
+    # The official SDK flattens modifications into the top level of the body.
+    for key, value in body.items():
+        if key not in ("lens_id", "lens_name", "lens_config"):
+            lens.lens_config[key] = value
+    return json_response(lens.to_wire())
+
+
+@routes.post("/lens/delete")
+async def lens_delete(request: web.Request) -> web.Response:
+    store = _store(request)
+    lens = store.lens(_require(await read_json(request), "lens_id"))
+    if not lens.lens_modifiable:
+        raise ServiceError(
+            409, "lens_not_modifiable", f"Built-in lens {lens.lens_id} cannot be deleted"
+        )
+    del store.lenses[lens.lens_id]
+    return json_response({"is_valid": True, "lens_id": lens.lens_id, "errors": []})
+
+
+# ---- sessions ------------------------------------------------------------------------------
+
+
+@routes.post("/lens/sessions/create")
+async def session_create(request: web.Request) -> web.Response:
+    store = _store(request)
+    lens = store.lens(_require(await read_json(request), "lens_id"))
+    if len(store.active_sessions()) >= store.max_active_sessions:
+        raise ServiceError(
+            429,
+            "rate_limited",
+            "Concurrent session limit reached; destroy unused sessions",
+            headers={"Retry-After": "1"},
+        )
+    session = SessionRecord(
+        store.new_session_id(),
+        lens.lens_id,
+        lens.lens_name,
+        copy.deepcopy(lens.lens_config),
+        store.org_id,
+    )
+    store.sessions[session.session_id] = session
+    return json_response(session.record(ws_base_url(request), store.api_key, enum_prefix=True))
+
+
+@routes.post("/lens/sessions/destroy")
+async def session_destroy(request: web.Request) -> web.Response:
+    store = _store(request)
+    session = store.session(_require(await read_json(request), "session_id"))
+    destroy(session)
+    hook = session.extra.get("on_destroy")
+    if callable(hook):
+        await hook()
+    return json_response(session.summary(ws_base_url(request)))
+
+
+@routes.get("/lens/sessions/info")
+async def sessions_info(request: web.Request) -> web.Response:
+    store = _store(request)
+    return json_response(
+        {
+            "num_active_sessions": len(store.active_sessions()),
+            "num_sessions": len(store.sessions),
+            "last_updated": time.time(),
+        }
+    )
+
+
+@routes.get("/lens/sessions/metadata")
+async def sessions_metadata(request: web.Request) -> web.Response:
+    store = _store(request)
+    session_id = request.query.get("session_id")
+    sessions = [store.session(session_id)] if session_id else store.active_sessions()
+    base = ws_base_url(request)
+    return json_response([s.summary(base) for s in _shard(sessions, request)])
+
+
+@routes.post("/lens/sessions/events/process")
+async def session_event(request: web.Request) -> web.Response:
+    store = _store(request)
+    body = await read_json(request)
+    session = store.session(_require(body, "session_id"))
+    event = _require(body, "event")
+    if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+        raise ServiceError(400, "malformed_body", "event must be {type, event_data}")
+    session.start()
+    reply = handle_event(
+        EventContext(store, ws_base_url(request)), session, event["type"], event.get("event_data")
+    )
+    if reply.get("type") == "error":
+        return json_response({"type": "error", "event_data": {"message": reply.get("message")}})
+    if "type" not in reply:  # session.status: the record itself
+        return json_response({"type": "success", "event_data": reply})
+    return json_response({"type": "success", "event_data": reply.get("event_data")})
+
+
+# ---- files ---------------------------------------------------------------------------------
+
+
+async def _read_upload(request: web.Request) -> tuple[str, bytes, str]:
+    store = _store(request)
+    length = request.content_length
+    if length is not None and length > store.max_upload_bytes + 64 * 1024:
+        raise ServiceError(413, "invalid_file_size", "File exceeds the 512 MB upload limit")
+    if not request.content_type.startswith("multipart/"):
+        raise ServiceError(400, "malformed_body", "Expected multipart/form-data with a file field")
+    reader = await request.multipart()
+    while True:
+        part = await reader.next()
+        if part is None:
+            raise ServiceError(400, "missing_parameter", "Failed to find key: file")
+        if getattr(part, "name", None) != "file":
+            continue
+        filename = getattr(part, "filename", None) or ""
+        if not filename:
+            raise ServiceError(400, "missing_parameter", "The file part needs a filename")
+        chunks = []
+        size = 0
+        while chunk := await part.read_chunk(256 * 1024):  # type: ignore[union-attr]
+            size += len(chunk)
+            if size > store.max_upload_bytes:
+                raise ServiceError(413, "invalid_file_size", "File exceeds the upload limit")
+            chunks.append(chunk)
+        mime = part.headers.get("Content-Type", "application/octet-stream")
+        return filename, b"".join(chunks), mime
+
+
+def _check_type(mime: str) -> None:
+    if mime.split(";")[0].strip() not in ACCEPTED_FILE_TYPES:
+        raise ServiceError(
+            400,
+            "invalid_file_type",
+            f"Unsupported file type: {mime}. Upload a jpeg, png, mp4, csv, txt or json file.",
+        )
+
+
+@routes.post("/files")
+async def files_upload(request: web.Request) -> web.Response:
+    filename, data, mime = await _read_upload(request)
+    _check_type(mime)
+    file_id = filename.rsplit("/", 1)[-1]
+    record = _store(request).add_file(file_id, data, mime.split(";")[0].strip())
+    return json_response({"is_valid": True, "file_id": record.file_id, "file_uid": record.file_uid})
+
+
+@routes.post("/files/base64")
+async def files_upload_base64(request: web.Request) -> web.Response:
+    filename, encoded, _ = await _read_upload(request)
+    try:
+        data = base64.b64decode(encoded, validate=False)
+    except (binascii.Error, ValueError):
+        raise ServiceError(400, "invalid_file_type", "Contents are not valid base64") from None
+    mime = mime_type_for(filename)
+    _check_type(mime)
+    file_id = filename.rsplit("/", 1)[-1]
+    record = _store(request).add_file(file_id, data, mime)
+    return json_response({"is_valid": True, "file_id": record.file_id, "file_uid": record.file_uid})
+
+
+@routes.get("/files/info")
+async def files_info(request: web.Request) -> web.Response:
+    files = _store(request).files.values()
+    return json_response(
+        {
+            "num_files": len(files),
+            "num_bytes": sum(len(f.data) for f in files),
+            "num_ingested": len(files),
+            "last_updated": max((f.uploaded_at for f in files), default=time.time()),
+        }
+    )
+
+
+@routes.get("/files/metadata")
+async def files_metadata_list(request: web.Request) -> web.Response:
+    store = _store(request)
+    file_type = request.query.get("file_type")
+    files = [f for f in store.files.values() if not file_type or f.file_type == file_type]
+    if not {"limit", "after", "before"}.intersection(request.query):
+        return json_response([f.metadata() for f in _shard(files, request)[:1000]])
+    # The newer cursor shape (PROTOCOL §A.9.5): newest first, cursor = file_id.
+    if "after" in request.query and "before" in request.query:
+        raise ServiceError(400, "invalid_parameter", "Give either after or before, not both")
+    limit = min(max(_int_param(request, "limit", 100), 1), 1000)
+    ordered = sorted(files, key=lambda f: f.file_index, reverse=True)
+    ids = [f.file_id for f in ordered]
+    start = 0
+    if "after" in request.query:
+        cursor = request.query["after"]
+        start = ids.index(cursor) + 1 if cursor in ids else len(ids)
+    elif "before" in request.query:
+        cursor = request.query["before"]
+        end = ids.index(cursor) if cursor in ids else 0
+        start = max(0, end - limit)
+    page = ordered[start : start + limit]
+    has_more = start + limit < len(ordered)
+    return json_response(
+        {
+            "data": [f.metadata() for f in page],
+            "has_more": has_more,
+            "next_cursor": page[-1].file_id if page and has_more else None,
+            "prev_cursor": page[0].file_id if page and start > 0 else None,
+        }
+    )
+
+
+@routes.get("/files/metadata/{file_id}")
+async def files_metadata(request: web.Request) -> web.Response:
+    return json_response(_store(request).file(request.match_info["file_id"]).metadata())
+
+
+@routes.get("/files/download/{file_id}")
+async def files_download(request: web.Request) -> web.StreamResponse:
+    record = _store(request).file(request.match_info["file_id"])
+    response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
+    response.content_length = len(record.data)
+    await response.prepare(request)
+    view = memoryview(record.data)
+    for offset in range(0, len(view), 256 * 1024):
+        await response.write(view[offset : offset + 256 * 1024])
+    await response.write_eof()
+    return response
+
+
+@routes.delete("/files/delete/{file_id}")
+async def files_delete(request: web.Request) -> web.Response:
+    store = _store(request)
+    record = store.file(request.match_info["file_id"])
+    del store.files[record.file_id]
+    return json_response({"is_valid": True, "file_id": record.file_id, "file_uid": record.file_uid})
+
+
+def lens_app(store: LensStore, faults: Faults) -> web.Application:
+    """The Lens REST API as an aiohttp application, to mount at ``/v0.5``.
+
+    The realtime routes (WebSocket, SSE) are added by
+    :mod:`aiolens.emulator.lens_realtime` when it is present.
+    """
+    app = web.Application(
+        middlewares=[fault_middleware(faults, _error_body), _auth],
+        client_max_size=store.max_upload_bytes + 1024 * 1024,
+    )
+    app[STORE_KEY] = store
+    app[FAULTS_KEY] = faults
+    app.add_routes(routes)
+    return app

@@ -1,0 +1,138 @@
+"""The :class:`Emulator`: both emulated services on one local aiohttp server."""
+
+from __future__ import annotations
+
+import secrets
+from types import TracebackType
+from typing import Any, Self
+
+from aiohttp import web
+
+from aiolens.emulator._web import json_response
+from aiolens.emulator.faults import Faults
+from aiolens.emulator.lens_rest import PREFIX, lens_app
+from aiolens.emulator.lens_store import LensStore
+
+__all__ = ["Emulator"]
+
+
+class Emulator:
+    """A local, in-memory emulator of the Lens API (and the Kynasmith API).
+
+    ::
+
+        async with Emulator() as emu:
+            client = AsyncArchetypeClient(emu.api_key, emu.lens_url)
+
+    It listens on ``host`` (127.0.0.1 by default) on a free port unless
+    ``port`` is given. State lives in memory and is gone on :meth:`stop`.
+
+    Args:
+        host: interface to bind.
+        port: TCP port; ``0`` picks a free one.
+        api_key: the Lens API key to accept; random when omitted.
+        max_active_sessions: concurrent Lens sessions before create answers 429.
+        max_upload_bytes: the Files API upload limit.
+
+    Attributes:
+        api_key: the accepted Lens API key.
+        faults: fault-injection knobs (:class:`~aiolens.emulator.faults.Faults`).
+        lens: the Lens API's state, for inspection in tests.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        api_key: str | None = None,
+        max_active_sessions: int = 10_000,
+        max_upload_bytes: int = 512 * 1024 * 1024,
+        **options: Any,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.api_key = api_key or f"atai-emu-{secrets.token_hex(16)}"
+        self.faults = Faults()
+        self.options = options
+        self.lens = LensStore(
+            api_key=self.api_key,
+            max_active_sessions=max_active_sessions,
+            max_upload_bytes=max_upload_bytes,
+        )
+        self._runner: web.AppRunner | None = None
+
+    def build_app(self) -> web.Application:
+        """The root aiohttp application serving both APIs."""
+        root = web.Application()
+        lens = lens_app(self.lens, self.faults)
+        root.add_subapp(PREFIX, lens)
+        root.router.add_post("/_emulator/faults", self._set_faults)
+        root.router.add_get("/_emulator/health", self._health)
+        return root
+
+    async def _set_faults(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        if body.get("clear"):
+            self.faults.clear()
+        self.faults.update(body)
+        return json_response({"ok": True})
+
+    async def _health(self, request: web.Request) -> web.Response:
+        return json_response({"status": "ok"})
+
+    @property
+    def base_url(self) -> str:
+        """``http://host:port`` of the running server."""
+        if self._runner is None:
+            raise RuntimeError("The emulator is not running; use `async with Emulator()`.")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def lens_url(self) -> str:
+        """The Lens API base URL (``http://127.0.0.1:PORT/v0.5``)."""
+        return f"{self.base_url}{PREFIX}"
+
+    @property
+    def kynasmith_url(self) -> str:
+        """The Kynasmith API base URL (paths under it start with ``/api``)."""
+        return self.base_url
+
+    async def start(self) -> None:
+        """Bind and start serving. Idempotent while running."""
+        if self._runner is not None:
+            return
+        runner = web.AppRunner(self.build_app(), access_log=None, shutdown_timeout=2.0)
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, self.port)
+        try:
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        address = runner.addresses[0]
+        self.port = int(address[1])
+
+    async def stop(self) -> None:
+        """Close every connection and stop serving. Idempotent."""
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    def __repr__(self) -> str:
+        state = f"{self.host}:{self.port}" if self._runner else "stopped"
+        return f"Emulator({state})"
