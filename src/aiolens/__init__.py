@@ -1,6 +1,6 @@
 """aiolens: an asyncio client for session-based real-time inference APIs."""
 
-from aiolens.archetype import AsyncArchetypeClient, SessionStatus
+from aiolens.archetype import AsyncArchetypeClient, LensSession, SessionStatus
 from aiolens.errors import (
     AiolensError,
     APIConnectionError,
@@ -13,6 +13,7 @@ from aiolens.errors import (
     ConfigurationError,
     ConflictError,
     ConnectionLostError,
+    EventError,
     InternalServerError,
     NotFoundError,
     PayloadTooLargeError,
@@ -40,7 +41,9 @@ __all__ = [
     "ConfigurationError",
     "ConflictError",
     "ConnectionLostError",
+    "EventError",
     "InternalServerError",
+    "LensSession",
     "NotFoundError",
     "PayloadTooLargeError",
     "PermissionDeniedError",

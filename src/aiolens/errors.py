@@ -30,6 +30,7 @@ __all__ = [
     "ConflictError",
     "ConnectionLostError",
     "ErrorItem",
+    "EventError",
     "InternalServerError",
     "NotFoundError",
     "PayloadTooLargeError",
@@ -134,6 +135,20 @@ class ConnectionLostError(APIConnectionError):
 
 class QueryTimeoutError(APITimeoutError):
     """The server gave up on a ``model.query`` ("Response timed out for query")."""
+
+
+class EventError(APIError):
+    """A realtime session answered a request with an error message.
+
+    Attributes:
+        event_type: the request's ``type``.
+        reply: the server's reply object (secrets redacted from ``message``).
+    """
+
+    def __init__(self, message: str, *, event_type: str, reply: Any = None) -> None:
+        super().__init__(message)
+        self.event_type = event_type
+        self.reply = reply
 
 
 class ProtocolError(APIError):

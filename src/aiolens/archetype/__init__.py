@@ -2,5 +2,6 @@
 
 from aiolens.archetype.client import DEFAULT_BASE_URL, AsyncArchetypeClient
 from aiolens.archetype.models import SessionStatus
+from aiolens.archetype.session import LensSession
 
-__all__ = ["DEFAULT_BASE_URL", "AsyncArchetypeClient", "SessionStatus"]
+__all__ = ["DEFAULT_BASE_URL", "AsyncArchetypeClient", "LensSession", "SessionStatus"]

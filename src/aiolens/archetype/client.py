@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from types import TracebackType
 from typing import Any, Final, Self
 
@@ -13,7 +14,8 @@ from aiolens._core.backoff import Backoff
 from aiolens._core.redact import SecretStr, install_log_redaction
 from aiolens._transport.http import HTTPTransport, Timeout
 from aiolens.archetype.resources import Files, Lenses, Sessions
-from aiolens.errors import ConfigurationError
+from aiolens.archetype.session import LensSession
+from aiolens.errors import ConfigurationError, NotFoundError, ProtocolError
 
 __all__ = ["DEFAULT_BASE_URL", "AsyncArchetypeClient"]
 
@@ -91,6 +93,65 @@ class AsyncArchetypeClient:
     def auth_headers(self) -> Mapping[str, str]:
         """Headers that authenticate a request (for the realtime channels). Secret."""
         return {"Authorization": f"Bearer {self._api_key.get_secret_value()}"}
+
+    @contextlib.asynccontextmanager
+    async def session(self, lens_id: str, **options: Any) -> AsyncIterator[LensSession]:
+        """Create a session of ``lens_id``, connect its WebSocket, destroy it on exit.
+
+        ::
+
+            async with client.session(lens_id) as session:
+                print(await session.validate())
+
+        The session is destroyed server-side when the block ends, also when
+        it raises or is cancelled (shielded, bounded by ``destroy_timeout``).
+
+        Args:
+            lens_id: the lens to run.
+            **options: :class:`~aiolens.archetype.session.LensSession` options
+                (``max_in_flight``, ``request_timeout``, ``heartbeat_interval``,
+                ``reconnect``, ``on_reconnect``, ``destroy_timeout`` ...).
+        """
+        info = await self.sessions.create(lens_id)
+        if not info.session_endpoint:
+            await self.sessions.destroy(info.session_id)
+            raise ProtocolError(f"Session {info.session_id} came back without an endpoint")
+        session = LensSession(
+            self,
+            info.session_id,
+            info.session_endpoint,
+            info=info,
+            destroy_on_close=True,
+            **options,
+        )
+        try:
+            await session.connect()
+            yield session
+        finally:
+            await session.aclose()
+
+    @contextlib.asynccontextmanager
+    async def attach(
+        self, session_id: str, endpoint: str | None = None, **options: Any
+    ) -> AsyncIterator[LensSession]:
+        """Connect to an existing session; it is left running on exit.
+
+        Args:
+            session_id: the session.
+            endpoint: its ``session_endpoint``; looked up over REST when omitted.
+            **options: as for :meth:`session`.
+        """
+        if endpoint is None:
+            found = await self.sessions.metadata(session_id)
+            if not found or not found[0].session_endpoint:
+                raise NotFoundError(f"Session {session_id} not found", status=404)
+            endpoint = found[0].session_endpoint
+        session = LensSession(self, session_id, endpoint, destroy_on_close=False, **options)
+        try:
+            await session.connect()
+            yield session
+        finally:
+            await session.aclose()
 
     def with_options(
         self,

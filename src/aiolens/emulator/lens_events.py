@@ -11,6 +11,8 @@ import hashlib
 import time
 from typing import Any
 
+from aiolens.emulator.lens_engine import LensEngineError
+from aiolens.emulator.lens_runtime import runtime_for
 from aiolens.emulator.lens_store import LensStore, SessionRecord
 
 __all__ = ["EventContext", "handle_event"]
@@ -76,17 +78,34 @@ def handle_event(
     if event_type == "session.update":
         session.num_updates += 1
         session.num_inputs += 1
+        runtime_for(ctx.store, session).update(data)
         return _reply(event_type, {"is_valid": True, "num_inputs": session.num_inputs})
     if event_type == "session.destroy":
         destroy(session)
         return _reply(event_type, {"session_status": session.status})
     if event_type == "session.read":
-        return _reply(event_type, None)
+        client_id = data.get("client_id")
+        if not isinstance(client_id, str) or not client_id:
+            return _error("session.read needs event_data.client_id")
+        messages = runtime_for(ctx.store, session).read(client_id)
+        return _reply(event_type, None if messages is None else {"messages": messages})
     if event_type in ("input_stream.set", "output_stream.set"):
+        stream_type = data.get("stream_type")
+        config = data.get("stream_config") or {}
+        if not isinstance(stream_type, str) or not isinstance(config, dict):
+            return _error(f"{event_type} needs event_data.stream_type and stream_config")
+        runtime = runtime_for(ctx.store, session)
+        if event_type == "output_stream.set":
+            runtime.bind_output(stream_type)
+            session.output_data_stream_id = stream_type
+        else:
+            try:
+                runtime.start_input(stream_type, config)
+            except LensEngineError as exc:
+                return _error(f"{exc.code}: {exc.message}")
+            session.input_data_stream_id = stream_type
         key = "input_streams" if event_type.startswith("input") else "output_streams"
-        session.lens_config[key] = [
-            {"stream_type": data.get("stream_type"), "stream_config": data.get("stream_config", {})}
-        ]
+        session.lens_config[key] = [{"stream_type": stream_type, "stream_config": config}]
         return _reply(event_type, {"is_valid": True})
     if event_type == "model.query":
         return _model_query(session, data)
@@ -94,11 +113,14 @@ def handle_event(
 
 
 def destroy(session: SessionRecord) -> None:
-    """Move a session to DESTROYED (idempotent)."""
+    """Move a session to DESTROYED (idempotent); its streams end, its sockets close."""
     if session.active:
         session.status = "SESSION_STATUS_DESTROYED"
         session.session_destroyed_timestamp = time.time()
         session.touch()
+    runtime = session.extra.get("runtime")
+    if runtime is not None:
+        runtime.close()
 
 
 def _model_query(session: SessionRecord, data: dict[str, Any]) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from aiolens.archetype.resources import mime_type_for
 from aiolens.emulator._web import ServiceError, fault_middleware, json_response, read_json
 from aiolens.emulator.faults import Faults
 from aiolens.emulator.lens_events import EventContext, destroy, handle_event
+from aiolens.emulator.lens_realtime import add_realtime_routes
 from aiolens.emulator.lens_store import ACCEPTED_FILE_TYPES, LensRecord, LensStore, SessionRecord
 
 __all__ = ["STORE_KEY", "lens_app", "ws_base_url"]
@@ -236,9 +237,6 @@ async def session_destroy(request: web.Request) -> web.Response:
     store = _store(request)
     session = store.session(_require(await read_json(request), "session_id"))
     destroy(session)
-    hook = session.extra.get("on_destroy")
-    if callable(hook):
-        await hook()
     return json_response(session.summary(ws_base_url(request)))
 
 
@@ -420,8 +418,7 @@ async def files_delete(request: web.Request) -> web.Response:
 def lens_app(store: LensStore, faults: Faults) -> web.Application:
     """The Lens REST API as an aiohttp application, to mount at ``/v0.5``.
 
-    The realtime routes (WebSocket, SSE) are added by
-    :mod:`aiolens.emulator.lens_realtime` when it is present.
+    It includes the realtime routes of :mod:`aiolens.emulator.lens_realtime`.
     """
     app = web.Application(
         middlewares=[fault_middleware(faults, _error_body), _auth],
@@ -430,4 +427,5 @@ def lens_app(store: LensStore, faults: Faults) -> web.Application:
     app[STORE_KEY] = store
     app[FAULTS_KEY] = faults
     app.add_routes(routes)
+    add_realtime_routes(app, store, faults)
     return app

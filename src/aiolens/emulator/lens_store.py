@@ -230,6 +230,10 @@ class LensStore:
     org_id: str = "emulator-org"
     max_active_sessions: int = 10_000
     max_upload_bytes: int = 512 * 1024 * 1024
+    event_interval: float = 0.001
+    """Seconds between the events an input stream produces (0: as fast as possible)."""
+    sse_heartbeat_interval: float = 5.0
+    """Seconds between SSE heartbeats on an idle stream."""
     lenses: dict[str, LensRecord] = field(default_factory=dict)
     sessions: dict[str, SessionRecord] = field(default_factory=dict)
     files: dict[str, FileRecord] = field(default_factory=dict)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 
 from aiohttp import web
 
@@ -33,6 +33,9 @@ class Emulator:
         api_key: the Lens API key to accept; random when omitted.
         max_active_sessions: concurrent Lens sessions before create answers 429.
         max_upload_bytes: the Files API upload limit.
+        event_interval: seconds between the events a running input stream
+            produces (``0``: as fast as possible).
+        sse_heartbeat_interval: seconds between SSE heartbeats when idle.
 
     Attributes:
         api_key: the accepted Lens API key.
@@ -48,17 +51,19 @@ class Emulator:
         api_key: str | None = None,
         max_active_sessions: int = 10_000,
         max_upload_bytes: int = 512 * 1024 * 1024,
-        **options: Any,
+        event_interval: float = 0.001,
+        sse_heartbeat_interval: float = 5.0,
     ) -> None:
         self.host = host
         self.port = port
         self.api_key = api_key or f"atai-emu-{secrets.token_hex(16)}"
         self.faults = Faults()
-        self.options = options
         self.lens = LensStore(
             api_key=self.api_key,
             max_active_sessions=max_active_sessions,
             max_upload_bytes=max_upload_bytes,
+            event_interval=event_interval,
+            sse_heartbeat_interval=sse_heartbeat_interval,
         )
         self._runner: web.AppRunner | None = None
 

@@ -1,0 +1,313 @@
+"""One WebSocket: a single reader task, one send path, keepalive and reconnects.
+
+:class:`WebSocketChannel` is protocol-agnostic: the Lens and Kynasmith
+sessions build on it. Every received message goes to ``on_message`` from the
+one reader task, in order. When the connection is lost, ``on_lost`` is called
+first (so the owner can fail its pending requests at once), then, if the close
+was recoverable and reconnecting is enabled, the channel reconnects with
+backoff and awaits ``on_reconnect``.
+
+Recoverable: a dropped TCP connection (no close frame, 1006), 1001 going
+away, 1011 internal error, 1012 service restart, 1013 try again later,
+1014 bad gateway. A normal close (1000), a policy violation (1008, e.g. bad
+auth) and other codes end the channel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Final
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
+from websockets.typing import Subprotocol
+
+from aiolens._core.backoff import Backoff
+from aiolens._core.redact import get_logger, install_log_redaction
+from aiolens.errors import (
+    APIConnectionError,
+    APITimeoutError,
+    ConnectionLostError,
+    make_status_error,
+)
+
+__all__ = ["RECOVERABLE_CLOSE_CODES", "WebSocketChannel"]
+
+log = get_logger("ws")
+
+RECOVERABLE_CLOSE_CODES: Final = frozenset({1001, 1006, 1011, 1012, 1013, 1014})
+
+Target = Callable[[], Awaitable[tuple[str, Mapping[str, str]]]]
+"""Returns the URL and headers for each (re)connect attempt."""
+
+
+class WebSocketChannel:
+    """A WebSocket with one reader task and automatic reconnects.
+
+    Args:
+        target: coroutine giving the URL and handshake headers (called on every
+            connect, so a refreshed token is used).
+        on_message: called with every message, in order, from the reader task.
+            It must not block; exceptions it raises are logged and the message
+            is skipped.
+        on_lost: called with a :class:`ConnectionLostError` when the connection
+            goes down, before any reconnect.
+        on_reconnect: awaited after a successful reconnect.
+        reconnect: whether to reconnect after a recoverable close.
+        max_reconnects: attempts per outage before giving up.
+        backoff: delays between reconnect attempts.
+        open_timeout: seconds for the opening handshake.
+        ping_interval: seconds between keepalive pings (``None`` disables).
+        ping_timeout: seconds to wait for a pong before the connection is
+            considered dead.
+        subprotocols: subprotocols to offer.
+        compression: ``"deflate"`` or ``None`` (the default: small frames
+            gain nothing from compression and pay its latency).
+        max_size: largest incoming message in bytes.
+        name: how the channel appears in logs.
+    """
+
+    def __init__(
+        self,
+        target: Target,
+        *,
+        on_message: Callable[[str | bytes], None],
+        on_lost: Callable[[ConnectionLostError], None],
+        on_reconnect: Callable[[], Awaitable[None]] | None = None,
+        reconnect: bool = True,
+        max_reconnects: int = 5,
+        backoff: Backoff | None = None,
+        open_timeout: float = 10.0,
+        ping_interval: float | None = 20.0,
+        ping_timeout: float | None = 20.0,
+        subprotocols: Sequence[str] | None = None,
+        compression: str | None = None,
+        max_size: int | None = 16 * 1024 * 1024,
+        name: str = "websocket",
+    ) -> None:
+        install_log_redaction()
+        self._target = target
+        self._on_message = on_message
+        self._on_lost = on_lost
+        self._on_reconnect = on_reconnect
+        self.reconnect = reconnect
+        self.max_reconnects = max_reconnects
+        self._backoff = backoff or Backoff(initial=0.25, maximum=5.0)
+        self._open_timeout = open_timeout
+        self._ping_interval = ping_interval
+        self._ping_timeout = ping_timeout
+        self._subprotocols = [Subprotocol(p) for p in subprotocols or ()]
+        self._compression = compression
+        self._max_size = max_size
+        self.name = name
+        self._ws: ClientConnection | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._connected = asyncio.Event()
+        self._closing = False
+        self._final_error: APIConnectionError | None = None
+        self.reconnects = 0
+        """How many times the channel reconnected so far."""
+
+    @property
+    def connected(self) -> bool:
+        """Whether a connection is open right now."""
+        return self._connected.is_set()
+
+    @property
+    def closed(self) -> bool:
+        """Whether the channel is finished (closed by us or failed for good)."""
+        return self._closing or self._final_error is not None
+
+    @property
+    def subprotocol(self) -> str | None:
+        """The subprotocol the server selected."""
+        return self._ws.subprotocol if self._ws is not None else None
+
+    async def connect(self) -> None:
+        """Open the connection and start the reader task.
+
+        Raises:
+            APIStatusError: the server refused the handshake with an HTTP
+                status (401 for a bad key ...).
+            APIConnectionError: the server could not be reached.
+            APITimeoutError: the handshake took longer than ``open_timeout``.
+        """
+        self._ws = await self._open()
+        self._connected.set()
+        self._reader = asyncio.create_task(self._read_loop(), name=f"aiolens-{self.name}-reader")
+
+    async def _open(self) -> ClientConnection:
+        url, headers = await self._target()
+        try:
+            return await connect(
+                url,
+                additional_headers=dict(headers),
+                subprotocols=self._subprotocols or None,
+                compression=self._compression,
+                open_timeout=self._open_timeout,
+                ping_interval=self._ping_interval,
+                ping_timeout=self._ping_timeout,
+                max_size=self._max_size,
+                max_queue=None,
+                user_agent_header="aiolens",
+                proxy=None,
+                logger=log,
+            )
+        except InvalidStatus as exc:
+            resp = exc.response
+            raise make_status_error(
+                resp.status_code,
+                bytes(resp.body or b""),
+                request_id=resp.headers.get("X-Request-ID"),
+            ) from None
+        except TimeoutError:
+            raise APITimeoutError(f"Timed out opening {self.name}", sent=False) from None
+        except (OSError, WebSocketException) as exc:
+            raise APIConnectionError(f"Cannot open {self.name}: {exc}", sent=False) from None
+
+    async def wait_connected(self, timeout: float | None) -> None:
+        """Wait until a connection is open (during a reconnect).
+
+        Raises:
+            ConnectionLostError: the channel closed for good.
+            APITimeoutError: no connection within ``timeout``.
+        """
+        self._raise_if_final()
+        if self._connected.is_set():
+            return
+        if self._reader is None:
+            raise ConnectionLostError(f"{self.name} was never connected")
+        waiter = asyncio.ensure_future(self._connected.wait())
+        try:
+            async with asyncio.timeout(timeout):
+                await asyncio.wait({waiter, self._reader}, return_when=asyncio.FIRST_COMPLETED)
+        except TimeoutError:
+            raise APITimeoutError(f"{self.name} is reconnecting; gave up waiting") from None
+        finally:
+            waiter.cancel()
+        self._raise_if_final()
+
+    def _raise_if_final(self) -> None:
+        if self._final_error is not None:
+            raise self._final_error
+        if self._closing:
+            raise ConnectionLostError(f"{self.name} is closed")
+
+    async def send(self, message: str | bytes, *, text: bool | None = None) -> None:
+        """Send one message (``text=True`` sends bytes as a text frame, unencoded).
+
+        The frame is queued for writing before the first suspension point, so
+        messages from concurrent callers go out in the order ``send`` was
+        called. Cancelling while the write buffer drains does not unsend it.
+
+        Raises:
+            ConnectionLostError: the connection is down.
+        """
+        ws = self._ws
+        if ws is None or not self._connected.is_set():
+            self._raise_if_final()
+            raise ConnectionLostError(f"{self.name} is not connected", unsent=[message])
+        try:
+            await ws.send(message, text=text)
+        except ConnectionClosed as exc:
+            raise ConnectionLostError(
+                f"{self.name} closed while sending", close_code=_code(exc), unsent=[message]
+            ) from None
+
+    async def _read_loop(self) -> None:
+        while True:
+            ws = self._ws
+            assert ws is not None
+            code: int | None = None
+            try:
+                async for message in ws:
+                    try:
+                        self._on_message(message)
+                    except Exception:
+                        log.exception("%s: error handling a message; skipped", self.name)
+                code = ws.close_code
+            except ConnectionClosed as exc:
+                code = _code(exc)
+            except Exception as exc:  # a transport error the library did not wrap
+                log.warning("%s: connection failed: %r", self.name, exc)
+                code = 1006
+            self._connected.clear()
+            if self._closing:
+                return
+            code = 1006 if code is None else code
+            lost = ConnectionLostError(
+                f"{self.name} connection lost (close code {code}); "
+                "the outcome of pending requests is unknown",
+                close_code=code,
+            )
+            self._on_lost(lost)
+            if not (self.reconnect and code in RECOVERABLE_CLOSE_CODES):
+                self._final_error = lost
+                log.info("%s closed (code %s), not reconnecting", self.name, code)
+                return
+            if not await self._reconnect(lost):
+                return
+
+    async def _reconnect(self, lost: ConnectionLostError) -> bool:
+        for attempt in range(self.max_reconnects):
+            delay = self._backoff.delay(attempt)
+            log.info("%s: reconnecting in %.2fs (attempt %d)", self.name, delay, attempt + 1)
+            await asyncio.sleep(delay)
+            if self._closing:
+                return False
+            try:
+                self._ws = await self._open()
+            except APIConnectionError as exc:
+                log.info("%s: reconnect failed: %s", self.name, exc)
+                continue
+            except Exception as exc:  # an HTTP refusal: do not hammer the server
+                log.warning("%s: reconnect refused: %s", self.name, exc)
+                break
+            self.reconnects += 1
+            self._connected.set()
+            if self._on_reconnect is not None:
+                try:
+                    await self._on_reconnect()
+                except Exception:
+                    log.exception("%s: on_reconnect hook failed", self.name)
+            return True
+        self._final_error = ConnectionLostError(
+            f"{self.name}: could not reconnect after {self.max_reconnects} attempts",
+            close_code=lost.close_code,
+        )
+        return False
+
+    async def aclose(self, timeout: float = 5.0) -> None:
+        """Close the connection and stop the reader. Idempotent.
+
+        Sends a close frame and waits up to ``timeout`` for the closing
+        handshake; a cancelled caller still gets the socket closed (the close
+        is shielded).
+        """
+        if self._closing:
+            return
+        self._closing = True
+        self._connected.clear()
+        ws, reader = self._ws, self._reader
+        await asyncio.shield(self._close(ws, reader, timeout))
+
+    async def _close(
+        self, ws: ClientConnection | None, reader: asyncio.Task[None] | None, timeout: float
+    ) -> None:
+        if ws is not None:
+            try:
+                async with asyncio.timeout(timeout):
+                    await ws.close()
+            except (TimeoutError, OSError, WebSocketException):
+                ws.transport.abort()
+        if reader is not None and not reader.done():
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+
+
+def _code(exc: ConnectionClosed) -> int:
+    frame = exc.rcvd
+    return frame.code if frame is not None else 1006

@@ -1,0 +1,183 @@
+"""Typed Lens events: what the SSE consumer and the mailbox deliver.
+
+Known ``type`` values decode into their own msgspec Struct through one reused
+tagged-union decoder; any other type decodes into :class:`UnknownEvent`,
+which keeps the raw object, so a new server event never breaks a stream.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from aiolens.errors import ProtocolError
+
+__all__ = [
+    "FrameProcessed",
+    "InferenceReset",
+    "InferenceResult",
+    "InferenceStart",
+    "LensError",
+    "LensEvent",
+    "LogInfo",
+    "SSEStreamEnd",
+    "SSEStreamHeartbeat",
+    "SSEStreamStart",
+    "StreamEnd",
+    "StreamStart",
+    "StreamStatus",
+    "UnknownEvent",
+    "decode_event",
+    "event_from_object",
+]
+
+
+class _Event(msgspec.Struct, tag_field="type", kw_only=True, gc=False):
+    """Fields every lens event may carry."""
+
+    event_data: Any = None
+    timestamp: float | None = None
+
+    @property
+    def type(self) -> str:
+        """The event's wire ``type``."""
+        tag = type(self).__struct_config__.tag
+        assert isinstance(tag, str)
+        return tag
+
+
+class SSEStreamStart(_Event, tag="sse.stream.start"):
+    """First frame of an SSE stream: ``event_data = {session_id, reader_id}``."""
+
+
+class SSEStreamHeartbeat(_Event, tag="sse.stream.heartbeat"):
+    """Keepalive; yielded only when asked for (``include_heartbeats=True``)."""
+
+
+class SSEStreamEnd(_Event, tag="sse.stream.end"):
+    """The stream is closing; iteration ends after it."""
+
+
+class InferenceResult(_Event, tag="inference.result"):
+    """A lens result.
+
+    Two payload shapes are in use: ``event_data.response`` (a list of strings,
+    with ``query_id``, ``sensor_timestamp``, ``query_metadata`` ...) and the
+    docs' ``data.result``. :attr:`text` reads either.
+    """
+
+    data: dict[str, Any] | None = None
+
+    @property
+    def text(self) -> str:
+        """The result text, whichever shape carried it."""
+        if isinstance(self.event_data, dict):
+            response = self.event_data.get("response")
+            if isinstance(response, list):
+                return "\n".join(str(r) for r in response)
+            if response is not None:
+                return str(response)
+        if self.data is not None and "result" in self.data:
+            return str(self.data["result"])
+        return ""
+
+    @property
+    def query_id(self) -> str | None:
+        """The ``query_id`` of the result, if any."""
+        if isinstance(self.event_data, dict):
+            qid = self.event_data.get("query_id")
+            return str(qid) if qid is not None else None
+        return None
+
+
+class LogInfo(_Event, tag="log.info"):
+    """A log line from the lens."""
+
+
+class FrameProcessed(_Event, tag="frame.processed"):
+    """A video frame was processed."""
+
+
+class LensError(_Event, tag="error"):
+    """An error the lens reported in its output stream (the stream goes on)."""
+
+    message: str | None = None
+
+
+class StreamStart(_Event, tag="stream.start"):
+    """The input stream started."""
+
+
+class StreamEnd(_Event, tag="stream.end"):
+    """The input stream ended."""
+
+
+class StreamStatus(_Event, tag="stream.status"):
+    """Input stream status."""
+
+
+class InferenceStart(_Event, tag="inference.start"):
+    """The model started an inference."""
+
+
+class InferenceReset(_Event, tag="inference.reset"):
+    """The model's inference state was reset."""
+
+
+class UnknownEvent(msgspec.Struct, gc=False):
+    """An event of a type aiolens does not know; ``raw`` is the whole object."""
+
+    type: str
+    raw: dict[str, Any]
+
+
+LensEvent = (
+    SSEStreamStart
+    | SSEStreamHeartbeat
+    | SSEStreamEnd
+    | InferenceResult
+    | LogInfo
+    | FrameProcessed
+    | LensError
+    | StreamStart
+    | StreamEnd
+    | StreamStatus
+    | InferenceStart
+    | InferenceReset
+)
+
+_decoder = msgspec.json.Decoder(LensEvent)
+_fallback = msgspec.json.Decoder(dict[str, Any])
+
+
+def decode_event(data: str | bytes) -> LensEvent | UnknownEvent:
+    """Decode one event from JSON text.
+
+    Raises:
+        ProtocolError: the text is not a JSON object with a string ``type``.
+    """
+    try:
+        event: LensEvent = _decoder.decode(data)
+    except msgspec.ValidationError:
+        pass
+    except msgspec.DecodeError as exc:
+        raise ProtocolError(f"Malformed event JSON: {exc}") from None
+    else:
+        return event
+    return event_from_object(_fallback.decode(data))
+
+
+def event_from_object(obj: Any) -> LensEvent | UnknownEvent:
+    """Convert an already-decoded JSON object (a mailbox message) into an event.
+
+    Raises:
+        ProtocolError: ``obj`` is not an object with a string ``type``.
+    """
+    if not isinstance(obj, dict) or not isinstance(obj.get("type"), str):
+        raise ProtocolError(f"Event without a string 'type': {str(obj)[:200]}")
+    try:
+        event: LensEvent = msgspec.convert(obj, LensEvent)
+    except msgspec.ValidationError:
+        return UnknownEvent(type=obj["type"], raw=obj)
+    return event

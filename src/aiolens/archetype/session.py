@@ -1,0 +1,499 @@
+"""``LensSession``: a lens session's WebSocket, its SSE consumer, and its mailbox.
+
+The Lens WebSocket protocol is strict request/response without request ids:
+each request gets exactly one reply, in order. A :class:`LensSession` lets
+many tasks use one socket at once: requests are written in call order, and
+the pure :class:`~aiolens._core.correlator.Correlator` gives each reply to
+the oldest waiting request of its type (``<type>.response``), the bare
+session record to the oldest ``session.status``, and ``{"type": "error"}`` to
+the oldest request overall. A reply that matches nothing is logged and
+dropped, never handed to another caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Final, Self
+
+import anyio
+import msgspec
+
+from aiolens._core.correlator import Correlator
+from aiolens._core.redact import get_logger
+from aiolens._core.sse import SSEEvent
+from aiolens._transport.sse import EventStream, Overflow
+from aiolens._transport.ws import WebSocketChannel
+from aiolens.archetype.events import (
+    LensEvent,
+    SSEStreamEnd,
+    SSEStreamHeartbeat,
+    SSEStreamStart,
+    StreamEnd,
+    UnknownEvent,
+    decode_event,
+    event_from_object,
+)
+from aiolens.archetype.models import SessionInfo, dec_hook
+from aiolens.errors import (
+    APITimeoutError,
+    ConnectionLostError,
+    EventError,
+    NotFoundError,
+    QueryTimeoutError,
+)
+
+if TYPE_CHECKING:
+    from aiolens.archetype.client import AsyncArchetypeClient
+
+__all__ = ["LensSession", "Validation"]
+
+log = get_logger("session")
+
+_encoder: Final = msgspec.json.Encoder()
+_reply_decoder: Final = msgspec.json.Decoder(dict[str, Any])
+_QUERY_TIMED_OUT: Final = "timed out"
+
+
+class Validation(msgspec.Struct):
+    """The answer of ``session.validate``."""
+
+    is_valid: bool
+    error_messages: list[str] = msgspec.field(default_factory=list)
+
+
+class LensSession:
+    """One lens session: WebSocket requests, SSE events, mailbox reads.
+
+    Get one with ``client.session(lens_id)`` (creates and, on exit, destroys
+    the session) or ``client.attach(session_id, endpoint)`` (an existing one,
+    left running on exit).
+
+    Args:
+        client: the owning client (auth, REST calls).
+        session_id: the session's id.
+        endpoint: its WebSocket URL (``session_endpoint``).
+        info: the record ``sessions.create`` returned, if any.
+        destroy_on_close: destroy the session server-side in :meth:`aclose`.
+        max_in_flight: requests that may await replies at once; more callers
+            wait for a slot (backpressure).
+        request_timeout: default seconds for :meth:`request`.
+        heartbeat_interval: send ``session.heartbeat`` after this many idle
+            seconds (``None`` disables); websocket pings run regardless.
+        reconnect: reconnect the WebSocket after a recoverable close.
+        on_reconnect: awaited after each reconnect (e.g. to re-bind streams).
+        destroy_timeout: bound on the destroy call made while closing.
+    """
+
+    def __init__(
+        self,
+        client: AsyncArchetypeClient,
+        session_id: str,
+        endpoint: str,
+        *,
+        info: SessionInfo | None = None,
+        destroy_on_close: bool = False,
+        max_in_flight: int = 256,
+        request_timeout: float = 60.0,
+        heartbeat_interval: float | None = 30.0,
+        reconnect: bool = True,
+        on_reconnect: Callable[[LensSession], Awaitable[None]] | None = None,
+        destroy_timeout: float = 10.0,
+        open_timeout: float = 10.0,
+        ping_interval: float | None = 20.0,
+    ) -> None:
+        self.client = client
+        self.session_id = session_id
+        self.endpoint = endpoint
+        self.info = info
+        self.destroy_on_close = destroy_on_close
+        self.request_timeout = request_timeout
+        self.heartbeat_interval = heartbeat_interval
+        self.destroy_timeout = destroy_timeout
+        self._on_reconnect_hook = on_reconnect
+        self._correlator: Correlator[asyncio.Future[dict[str, Any]]] = Correlator()
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._channel = WebSocketChannel(
+            self._target,
+            on_message=self._on_message,
+            on_lost=self._on_lost,
+            on_reconnect=self._reconnected,
+            reconnect=reconnect,
+            open_timeout=open_timeout,
+            ping_interval=ping_interval,
+            ping_timeout=ping_interval,
+            name=f"lens session {session_id}",
+        )
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._streams: set[EventStream[Any]] = set()
+        self._last_activity = time.monotonic()
+        self._closed = False
+        self.unmatched_replies = 0
+        """Replies that matched no pending request (logged and dropped)."""
+        self.malformed_replies = 0
+        """Frames that were not JSON objects (logged and dropped)."""
+
+    def __repr__(self) -> str:
+        return f"LensSession({self.session_id!r}, connected={self._channel.connected})"
+
+    # ---- lifecycle ----------------------------------------------------------------------
+
+    async def _target(self) -> tuple[str, Mapping[str, str]]:
+        return self.endpoint, self.client.auth_headers
+
+    async def connect(self) -> None:
+        """Open the WebSocket and start the reader and heartbeat tasks.
+
+        Raises:
+            APIStatusError: the server refused the handshake (401, 404 ...).
+            APIConnectionError: it could not be reached.
+        """
+        await self._channel.connect()
+        if self.heartbeat_interval:
+            self._spawn(self._heartbeat(self.heartbeat_interval), "heartbeat")
+
+    def _spawn(self, coro: Awaitable[Any], what: str) -> None:
+        task = asyncio.ensure_future(coro)
+        task.set_name(f"aiolens {self.session_id} {what}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`aclose` ran."""
+        return self._closed
+
+    @property
+    def reconnects(self) -> int:
+        """How many times the WebSocket reconnected."""
+        return self._channel.reconnects
+
+    async def aclose(self) -> None:
+        """Close the session's connections and, if it owns it, destroy it server-side.
+
+        Idempotent. Requests still waiting fail with :class:`ConnectionLostError`.
+        The work is shielded from cancellation and bounded by
+        ``destroy_timeout``: leaving ``async with client.session(...)`` because
+        of an exception or a cancel still destroys the session; a failed
+        destroy is logged, not raised.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        with anyio.CancelScope(shield=True):
+            for task in list(self._tasks):
+                task.cancel()
+            for stream in list(self._streams):
+                await stream.aclose()
+            await self._channel.aclose()
+            self._fail_pending(ConnectionLostError("The session was closed"))
+            if self._tasks:
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+            if self.destroy_on_close:
+                await self._destroy_quietly()
+
+    async def _destroy_quietly(self) -> None:
+        with anyio.move_on_after(self.destroy_timeout) as scope:
+            try:
+                await self.client.sessions.destroy(self.session_id, timeout=self.destroy_timeout)
+            except NotFoundError:
+                pass
+            except Exception as exc:
+                log.warning("could not destroy session %s: %s", self.session_id, exc)
+        if scope.cancelled_caught:
+            log.warning("destroying session %s timed out", self.session_id)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # ---- the socket ---------------------------------------------------------------------
+
+    def _on_message(self, data: str | bytes) -> None:
+        self._last_activity = time.monotonic()
+        try:
+            reply = _reply_decoder.decode(data)
+        except msgspec.DecodeError as exc:
+            self.malformed_replies += 1
+            log.warning("session %s: malformed frame skipped: %s", self.session_id, exc)
+            return
+        routed = self._correlator.route(reply)
+        if routed is None:
+            self.unmatched_replies += 1
+            log.warning(
+                "session %s: reply of type %r matches no pending request; dropped",
+                self.session_id,
+                reply.get("type"),
+            )
+            return
+        waiter, request_type = routed
+        if waiter.done():  # its caller was cancelled or timed out
+            log.debug("session %s: late %s reply dropped", self.session_id, request_type)
+            return
+        waiter.set_result(reply)
+
+    def _on_lost(self, error: ConnectionLostError) -> None:
+        self._fail_pending(error)
+
+    def _fail_pending(self, error: ConnectionLostError) -> None:
+        for waiter in self._correlator.drain():
+            if not waiter.done():
+                waiter.set_exception(ConnectionLostError(str(error), close_code=error.close_code))
+
+    async def _reconnected(self) -> None:
+        if self._on_reconnect_hook is not None:
+            await self._on_reconnect_hook(self)
+
+    async def _heartbeat(self, interval: float) -> None:
+        while True:
+            idle = time.monotonic() - self._last_activity
+            if idle < interval:
+                await asyncio.sleep(interval - idle)
+                continue
+            try:
+                await self.request("session.heartbeat", timeout=interval)
+            except (ConnectionLostError, APITimeoutError, EventError) as exc:
+                log.info("session %s: heartbeat failed: %s", self.session_id, exc)
+                self._last_activity = time.monotonic()
+
+    # ---- requests -----------------------------------------------------------------------
+
+    async def request(
+        self,
+        type: str,
+        event_data: Mapping[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> Any:
+        """Send one event and return its reply.
+
+        Many requests may be in flight at once; at most ``max_in_flight``
+        await replies, further callers wait for a slot.
+
+        Args:
+            type: the event type (``session.validate``, ``model.query`` ...).
+            event_data: the payload; omitted when ``None``.
+            timeout: seconds to wait in all (slot, connection, reply);
+                defaults to ``request_timeout``.
+
+        Returns:
+            The reply's ``event_data`` (``None`` when empty) — or, for
+            ``session.status``, the session record as a dict.
+
+        Raises:
+            EventError: the server answered ``{"type": "error", ...}``.
+            QueryTimeoutError: a ``model.query`` the server gave up on.
+            APITimeoutError: no reply within ``timeout``. The request may have
+                been sent; its late reply is dropped.
+            ConnectionLostError: the connection dropped while waiting; the
+                outcome is unknown.
+
+        Cancelling the call abandons only this request: its reply, if it
+        comes, is dropped, and the socket stays usable.
+        """
+        if self._closed:
+            raise ConnectionLostError("The session is closed")
+        message: dict[str, Any] = {"type": type}
+        if event_data is not None:
+            message["event_data"] = event_data
+        frame = _encoder.encode(message)
+        loop = asyncio.get_running_loop()
+        limit = self.request_timeout if timeout is None else timeout
+        try:
+            async with asyncio.timeout(limit):
+                async with self._slots:
+                    await self._channel.wait_connected(None)
+                    waiter: asyncio.Future[dict[str, Any]] = loop.create_future()
+                    # add() and the frame's queuing happen with no suspension in
+                    # between, so registration order is wire order.
+                    self._correlator.add(type, waiter)
+                    self._last_activity = time.monotonic()
+                    await self._channel.send(frame, text=True)
+                    reply = await waiter
+        except TimeoutError:
+            raise APITimeoutError(f"No reply to {type} within {limit}s") from None
+        return _interpret(type, reply)
+
+    async def status(self) -> SessionInfo:
+        """The session record (``session.status``)."""
+        record = await self.request("session.status")
+        info: SessionInfo = msgspec.convert(record, SessionInfo, dec_hook=dec_hook)
+        return info
+
+    async def validate(self) -> Validation:
+        """Check the session's health and model connectivity (``session.validate``)."""
+        data = await self.request("session.validate", {})
+        return msgspec.convert(data or {"is_valid": False}, Validation)
+
+    async def read(self, client_id: str) -> list[LensEvent | UnknownEvent]:
+        """Read new mailbox messages for ``client_id`` (``session.read``); ``[]`` when none.
+
+        A new ``client_id`` starts from the beginning of the session's output.
+        """
+        data = await self.request("session.read", {"client_id": client_id})
+        if not isinstance(data, dict):
+            return []
+        return [event_from_object(m) for m in data.get("messages") or []]
+
+    async def destroy(self) -> Any:
+        """End the session over the socket (``session.destroy``)."""
+        return await self.request("session.destroy", {})
+
+    async def set_input_stream(self, stream_type: str, **stream_config: Any) -> Any:
+        """Bind the input (``input_stream.set``), e.g. ``csv_file_reader, file_id=...``."""
+        return await self.request(
+            "input_stream.set", {"stream_type": stream_type, "stream_config": stream_config}
+        )
+
+    async def set_output_stream(self, stream_type: str, **stream_config: Any) -> Any:
+        """Bind the output (``output_stream.set``), e.g. ``server_sent_events_writer``."""
+        return await self.request(
+            "output_stream.set", {"stream_type": stream_type, "stream_config": stream_config}
+        )
+
+    async def query(
+        self,
+        *,
+        focus: str,
+        data: list[Mapping[str, Any]] | None = None,
+        model_version: str | None = None,
+        template_name: str | None = None,
+        instruction: str | None = None,
+        max_new_tokens: int | None = None,
+        timeout: float | None = None,
+        **extra: Any,
+    ) -> Any:
+        """One-shot inference over the socket (``model.query``); returns ``event_data``.
+
+        Raises:
+            QueryTimeoutError: the lens has no model-query processor or the
+                model did not answer in time ("Response timed out for query").
+        """
+        payload: dict[str, Any] = {"focus": focus, "data": list(data or []), **extra}
+        for key, value in (
+            ("model_version", model_version),
+            ("template_name", template_name),
+            ("instruction", instruction),
+            ("max_new_tokens", max_new_tokens),
+        ):
+            if value is not None:
+                payload[key] = value
+        payload.setdefault("sensor_metadata", {})
+        return await self.request("model.query", payload, timeout=timeout)
+
+    async def modify(self, **changes: Any) -> Any:
+        """Change the session's settings (``session.modify``): focus, input_n_shot ..."""
+        return await self.request("session.modify", changes)
+
+    async def update(self, event_type: str, event_data: Mapping[str, Any]) -> Any:
+        """Push inline data (``session.update``), e.g. ``update("data.json", {...})``."""
+        return await self.request(
+            "session.update", {"type": event_type, "event_data": dict(event_data)}
+        )
+
+    async def get(self) -> Any:
+        """The session's current settings (``session.get``)."""
+        return await self.request("session.get", {})
+
+    # ---- events -------------------------------------------------------------------------
+
+    def events(
+        self,
+        *,
+        include_heartbeats: bool = False,
+        queue_size: int = 1024,
+        overflow: Overflow = "block",
+        liveness_timeout: float = 30.0,
+        max_reconnects: int = 5,
+    ) -> EventStream[LensEvent | UnknownEvent]:
+        """Consume the session's SSE stream: ``async for event in session.events():``.
+
+        Yields typed events (:mod:`aiolens.archetype.events`), starting with
+        ``SSEStreamStart``; iteration ends after ``SSEStreamEnd``. Heartbeats
+        keep the connection alive and are skipped unless
+        ``include_heartbeats``. A dropped connection is resumed with
+        ``Last-Event-ID`` without repeats; see
+        :class:`~aiolens._transport.sse.EventStream` for the queue policy
+        (``overflow``), liveness and errors.
+
+        The stream closes when the session closes; ``async with
+        session.events() as events:`` closes it earlier.
+        """
+
+        def skip(event: LensEvent | UnknownEvent) -> bool:
+            if isinstance(event, SSEStreamStart):  # one per connection: yield the first only
+                return stream.reconnects > 0
+            return not include_heartbeats and isinstance(event, SSEStreamHeartbeat)
+
+        stream: EventStream[LensEvent | UnknownEvent] = EventStream(
+            self.client._http,
+            f"/lens/sessions/consumer/{self.session_id}",
+            decode=_decode_sse,
+            is_end=_is_sse_end,
+            skip=skip,
+            queue_size=queue_size,
+            overflow=overflow,
+            liveness_timeout=liveness_timeout,
+            max_reconnects=max_reconnects,
+        )
+        self._streams.add(stream)
+        return stream
+
+    async def mailbox(
+        self,
+        client_id: str,
+        *,
+        poll_interval: float = 0.05,
+        stop_on_stream_end: bool = True,
+    ) -> AsyncIterator[LensEvent | UnknownEvent]:
+        """Iterate the session's mailbox (``session.read``) for lenses without an SSE writer.
+
+        Polls every ``poll_interval`` seconds while the mailbox is empty.
+        Ends after a ``stream.end`` message when ``stop_on_stream_end``;
+        otherwise runs until cancelled or the session closes.
+        """
+        while True:
+            messages = await self.read(client_id)
+            for message in messages:
+                yield message
+                if stop_on_stream_end and isinstance(message, StreamEnd | SSEStreamEnd):
+                    return
+            if not messages:
+                await asyncio.sleep(poll_interval)
+
+
+def _interpret(request_type: str, reply: dict[str, Any]) -> Any:
+    reply_type = reply.get("type")
+    if reply_type == "error":
+        raise EventError(
+            f"{request_type} failed: {reply.get('message') or reply.get('event_data')}",
+            event_type=request_type,
+            reply=reply,
+        )
+    if reply_type is None:  # session.status: the bare record
+        return reply
+    data = reply.get("event_data")
+    if (
+        request_type == "model.query"
+        and data is None
+        and _QUERY_TIMED_OUT in str(reply.get("message", "")).lower()
+    ):
+        raise QueryTimeoutError(f"model.query: {reply['message']}")
+    return data
+
+
+def _decode_sse(raw: SSEEvent) -> LensEvent | UnknownEvent:
+    return decode_event(raw.data)
+
+
+def _is_sse_end(event: LensEvent | UnknownEvent) -> bool:
+    return isinstance(event, SSEStreamEnd)
