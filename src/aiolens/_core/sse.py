@@ -1,26 +1,34 @@
 """A WHATWG event-stream parser over bytes chunks (pure, no I/O).
 
-It follows https://html.spec.whatwg.org/multipage/server-sent-events.html
-("Interpreting an event stream") exactly:
+It implements "Interpreting an event stream" from
+https://html.spec.whatwg.org/multipage/server-sent-events.html#event-stream-interpretation:
 
-* one leading UTF-8 BOM is stripped, even when split across chunks;
-* lines end with CRLF, LF or CR, and a CR ending one chunk followed by an LF
-  starting the next is one line end;
-* ``:`` lines are comments; a field without a colon has an empty value; one
-  space after the colon is dropped;
-* ``data`` lines join with LF; ``event`` sets the type (``message`` when
-  empty); ``id`` sets the last-event-ID unless it contains NULL (it persists
-  across events, and an empty ``id`` resets it); ``retry`` counts only when
+* the stream is UTF-8 decoded with replacement of invalid sequences, and one leading
+  BOM is stripped, even when its bytes arrive in separate chunks;
+* lines end with CRLF, LF or CR; a CR that ends one chunk and an LF that starts the next
+  are one line end;
+* a line that starts with ``:`` is a comment; a line without a colon is a field name with
+  an empty value; otherwise the name ends at the first colon and one space after it is
+  dropped;
+* ``data`` appends its value and an LF to the data buffer; ``event`` sets the event type;
+  ``id`` sets the last-event-ID unless the value contains U+0000 (the ID persists across
+  events, and an empty ``id`` resets it to ``""``); ``retry`` counts only when its value is
   all ASCII digits; other fields are ignored;
-* a blank line dispatches the event, unless no ``data`` field was seen;
-* undecodable bytes become U+FFFD; a partial event at end of stream is dropped.
+* a blank line dispatches the event, minus the data buffer's final LF, unless the data
+  buffer is empty; the data and event type buffers are reset either way;
+* at end of stream, an event that was not dispatched is dropped.
 
-It is the hot path of the SSE consumer: lines are found with ``bytes.split``
-on whole chunks, and only field values are decoded.
+It sits on the hot path of the SSE consumer, so the work per chunk is done by C code where
+possible: the newest line end is found with ``bytes.rfind``, every complete line of a chunk
+is decoded in one call (line ends are ASCII, so decoding all complete lines at once gives
+the same text as decoding each line), and the text is split on LF. Bytes after the last
+line end wait in a ``bytearray`` for the next chunk. Python code runs once per line, with a
+fast path for ``data: ...`` lines.
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import Final
 
 import msgspec
@@ -34,9 +42,12 @@ class SSEEvent(msgspec.Struct, frozen=True, gc=False):
     """One dispatched event.
 
     Attributes:
-        data: the data lines joined with LF.
-        event: the event type (``"message"`` when none was given).
-        id: the last-event-ID at dispatch time (``""`` if none).
+        data: the ``data`` field values joined with LF (the data buffer minus its final LF).
+        event: the event type; ``"message"`` when the event had no ``event`` field or an
+            empty one.
+        id: the parser's last-event-ID when the event was dispatched. It persists across
+            events, so an event without an ``id`` field carries the previous event's ID;
+            ``""`` if no ID was set, or an empty ``id`` field reset it.
     """
 
     data: str
@@ -45,87 +56,155 @@ class SSEEvent(msgspec.Struct, frozen=True, gc=False):
 
 
 class SSEParser:
-    """Incremental parser: :meth:`feed` bytes, get the events they complete.
+    """Incremental event-stream parser: :meth:`feed` it bytes, get the events they complete.
+
+    One parser reads one stream (one HTTP response). It holds back only the bytes after the
+    last line end, so memory stays bounded by the longest line plus the pending event.
 
     Attributes:
-        last_event_id: the current last-event-ID buffer.
-        retry: the last valid ``retry`` value in milliseconds, if any.
+        last_event_id: the last-event-ID buffer: the value of the most recent valid ``id``
+            field, ``""`` if none (or an empty ``id`` reset it). It is updated as soon as
+            the ``id`` line is complete, before the event is dispatched, and is kept after
+            :meth:`close` so a caller can resume from it.
+        retry: the most recent valid ``retry`` value in milliseconds, or ``None`` if the
+            stream sent none. Values with more digits than Python will convert
+            (:func:`sys.get_int_max_str_digits`, 4300 by default, leading zeros aside)
+            are ignored.
     """
 
-    __slots__ = ("_bom_pending", "_buf", "_cr_pending", "_data", "_event", "last_event_id", "retry")
+    __slots__ = (
+        "_bom_pending",
+        "_buf",
+        "_closed",
+        "_cr_pending",
+        "_data",
+        "_event",
+        "last_event_id",
+        "retry",
+    )
 
     def __init__(self) -> None:
-        self._buf = b""
-        self._bom_pending = True
-        self._cr_pending = False
-        self._data: list[str] = []
-        self._event = ""
+        """Create a parser at the start of a stream, with no last-event-ID and no retry."""
+        self._buf = bytearray()  # bytes after the last line end (and the BOM check)
+        self._bom_pending = True  # the first bytes may still be (part of) a BOM
+        self._cr_pending = False  # the last byte fed was a CR: drop one LF that follows
+        self._closed = False
+        self._data: list[str] = []  # data buffer, one item per data field
+        self._event = ""  # event type buffer
         self.last_event_id = ""
         self.retry: int | None = None
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
-        """Parse a chunk; returns the events completed by it, in order."""
-        if not chunk:
-            return []
+        """Parse the next chunk of the stream.
+
+        Chunks may split the stream anywhere: inside a line, a UTF-8 sequence, the BOM,
+        or between the CR and LF of a CRLF; the result is the same as for the whole
+        stream in one chunk.
+
+        Args:
+            chunk: the next bytes of the stream (``bytes`` or ``bytearray``); may be empty.
+
+        Returns:
+            The events that the chunk completed, in stream order; often empty.
+
+        Raises:
+            RuntimeError: the parser was closed.
+        """
+        if self._closed:
+            raise RuntimeError("SSEParser.feed() called after close()")
         if self._bom_pending:
-            chunk = self._buf + chunk
-            self._buf = b""
-            if len(chunk) < 3 and _BOM.startswith(chunk):
-                self._buf = chunk
-                return []
+            buf = self._buf
+            buf += chunk
+            if len(buf) < 3 and _BOM.startswith(buf):
+                return []  # could still be a BOM; decide when more bytes arrive
             self._bom_pending = False
-            if chunk.startswith(_BOM):
-                chunk = chunk[3:]
+            chunk = bytes(buf[3:] if buf.startswith(_BOM) else buf)
+            buf.clear()
         if self._cr_pending:
+            if not chunk:
+                return []
             self._cr_pending = False
-            if chunk[:1] == b"\n":
+            if chunk[0] == 10:  # the LF of a CRLF split across chunks
                 chunk = chunk[1:]
-        buf = self._buf + chunk if self._buf else chunk
-        if b"\r" in buf:
-            if buf[-1:] == b"\r":
+        # The last line end in the chunk: everything before it is complete lines.
+        end = chunk.rfind(b"\n")
+        cr = chunk.rfind(b"\r", end + 1)
+        if cr > end:
+            end = cr
+            if cr == len(chunk) - 1:
                 self._cr_pending = True
-            buf = buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        lines = buf.split(b"\n")
-        self._buf = lines.pop()
-        if not lines:
+        if end < 0:
+            if chunk:
+                self._buf += chunk
             return []
+        end += 1
+        buf = self._buf
+        if buf:
+            buf += chunk[:end]
+            text = buf.decode("utf-8", "replace")
+            buf.clear()
+        else:
+            text = chunk[:end].decode("utf-8", "replace")
+        if end < len(chunk):
+            buf += chunk[end:]
+        if "\r" in text:
+            text = text.replace("\r\n", "\n").replace("\r", "\n")
+        lines = text.split("\n")
+        lines.pop()  # the text ends with a line end: this item is ""
+
         events: list[SSEEvent] = []
         data = self._data
+        event = self._event
+        last_id = self.last_event_id
         for line in lines:
-            if not line:
+            # Fast paths first, for the lines of a typical frame; the general case below
+            # gives the same result for them.
+            if line[:6] == "data: ":
+                data.append(line[6:])
+            elif not line:  # a blank line dispatches
                 if data:
-                    events.append(
-                        SSEEvent("\n".join(data), self._event or "message", self.last_event_id)
-                    )
+                    events.append(SSEEvent("\n".join(data), event or "message", last_id))
                     data.clear()
-                self._event = ""
-                continue
-            if line[:6] == b"data: ":  # the common case
-                data.append(line[6:].decode("utf-8", "replace"))
-                continue
-            colon = line.find(b":")
-            if colon == 0:
-                continue  # a comment
-            if colon < 0:
-                name, value = line, b""
+                event = ""
+            elif line[:7] == "event: ":
+                event = line[7:]
+            elif line[:4] == "id: " and "\x00" not in line:
+                last_id = line[4:]
             else:
-                name, value = line[:colon], line[colon + 1 :]
-                if value[:1] == b" ":
+                # A comment's name is "" (the colon comes first): like any unknown field,
+                # it matches nothing below and is ignored.
+                name, _, value = line.partition(":")
+                if value[:1] == " ":
                     value = value[1:]
-            if name == b"data":
-                data.append(value.decode("utf-8", "replace"))
-            elif name == b"event":
-                self._event = value.decode("utf-8", "replace")
-            elif name == b"id":
-                if b"\x00" not in value:
-                    self.last_event_id = value.decode("utf-8", "replace")
-            elif name == b"retry" and value.isdigit():  # bytes.isdigit: ASCII digits only
-                self.retry = int(value)
+                if name == "data":
+                    data.append(value)
+                elif name == "event":
+                    event = value
+                elif name == "id":
+                    if "\x00" not in value:
+                        last_id = value
+                elif name == "retry" and value.isascii() and value.isdigit():
+                    self._set_retry(value)
+        self._event = event
+        self.last_event_id = last_id
         return events
 
     def close(self) -> None:
-        """End of stream: an event not yet dispatched is dropped, per the spec."""
-        self._buf = b""
+        """End of stream: drop the event in progress, if any, per the spec.
+
+        An incomplete last line and a data buffer that no blank line dispatched are
+        discarded. :attr:`last_event_id` and :attr:`retry` keep their values. Closing
+        twice is allowed; :meth:`feed` after closing raises :class:`RuntimeError`.
+        """
+        self._closed = True
+        self._buf.clear()
         self._data.clear()
         self._event = ""
         self._cr_pending = False
+
+    def _set_retry(self, digits: str) -> None:
+        # int() refuses more significant digits than sys.get_int_max_str_digits() (4300
+        # by default); such a delay (over 10**4000 ms) is of no use, so it is ignored
+        # rather than allowed to raise.
+        with contextlib.suppress(ValueError):
+            self.retry = int(digits.lstrip("0") or "0")

@@ -1,0 +1,75 @@
+"""The aiolens command, run as a user would, against the emulator."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+
+from aiolens import AsyncArchetypeClient
+from aiolens.emulator import Emulator
+
+IMAGE_QA = "lns-fd669361822b07e2-237ab3ffd79199b0"
+
+
+async def run_cli(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("ATAI_")}
+    full_env.update(env or {})
+    full_env["COLUMNS"] = "200"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "aiolens",
+        *args,
+        env=full_env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_sessions_list_show_destroy_reap(emulator: Emulator) -> None:
+    env = {"ATAI_API_KEY": emulator.api_key, "ATAI_API_ENDPOINT": emulator.lens_url}
+    async with AsyncArchetypeClient(emulator.api_key, emulator.lens_url) as client:
+        a = await client.sessions.create(IMAGE_QA)
+        b = await client.sessions.create(IMAGE_QA)
+        c = await client.sessions.create(IMAGE_QA)
+    code, out, _ = await run_cli("sessions", "list", env=env)
+    assert code == 0 and a.session_id in out and b.session_id in out
+    code, out, _ = await run_cli("sessions", "show", a.session_id, env=env)
+    assert code == 0 and a.session_id in out and b.session_id not in out
+    code, out, _ = await run_cli("sessions", "destroy", a.session_id, env=env)
+    assert code == 0 and "destroyed" in out
+    assert emulator.lens.sessions[a.session_id].status == "SESSION_STATUS_DESTROYED"
+    emulator.lens.sessions[b.session_id].registration_timestamp -= 3600
+    code, out, _ = await run_cli("sessions", "reap", "--older-than", "30m", "--dry-run", env=env)
+    assert code == 0 and "would be destroyed" in out
+    assert emulator.lens.sessions[b.session_id].active
+    code, out, _ = await run_cli("sessions", "reap", "--older-than", "30m", env=env)
+    assert code == 0 and "destroyed 1 of 1" in out
+    assert not emulator.lens.sessions[b.session_id].active
+    assert emulator.lens.sessions[c.session_id].active
+
+
+async def test_errors_are_one_line_without_traceback() -> None:
+    code, _out, err = await run_cli("sessions", "list")
+    assert code == 1
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "ATAI_API_KEY" in lines[0]
+
+
+async def test_bad_key_is_one_line(emulator: Emulator) -> None:
+    env = {"ATAI_API_KEY": "wrong-key-0000", "ATAI_API_ENDPOINT": emulator.lens_url}
+    code, _, err = await run_cli("sessions", "list", env=env)
+    assert code == 1 and "401" in err and "check the API key" in err
+    assert "Traceback" not in err
+
+
+async def test_demo_runs_the_pipeline() -> None:
+    code, out, err = await run_cli("demo", "--lenses", "2")
+    assert code == 0, err
+    assert "events" in out and "IDLE" in out and "WARNING" in out
+    assert "60" in out  # 2 sessions × 30 windows
