@@ -1,126 +1,245 @@
-"""Matching replies to waiting requests on a protocol without request ids (pure).
+"""Matching replies to waiting requests on a protocol without request ids (pure, no I/O).
 
-The Lens WebSocket answers every request exactly once, in order, and carries
-no request id. So a reply is matched by kind:
+The Lens WebSocket answers every request exactly once, in order, and its replies carry no
+request id. A reply is therefore matched by its kind:
 
-* ``{"type": "<X>.response", ...}`` → the oldest pending request of type ``X``;
-* a session record (an object with no ``type``) → the oldest pending
-  ``session.status``;
-* ``{"type": "error", ...}`` → the oldest pending request of any type;
-* anything else → nobody (the caller logs and drops it).
+* ``{"type": "<X>.response", ...}`` goes to the oldest pending request of type ``X``;
+* a session record (an object with no ``type`` key, the un-enveloped ``session.status``
+  reply) goes to the oldest pending ``session.status``;
+* ``{"type": "error", ...}`` goes to the oldest pending request of any type;
+* anything else goes to nobody: :meth:`Correlator.route` returns ``None`` and the caller
+  logs and drops it. A reply is never handed to a request it cannot belong to.
 
-A cancelled caller's entry stays in place until its reply arrives (the caller
-discards the reply), so that later replies of the same type still line up;
-:meth:`Correlator.discard` is for a request that was never sent.
+Cancellation: a request that was *sent* will still be answered, so its entry must stay
+registered until the reply comes and consumes it; otherwise that reply would be handed to
+the next request of the same type. The caller keeps the entry and drops the late reply
+(for example by checking ``future.done()``). :meth:`Correlator.discard` removes an entry
+outright and is only right for a request that never reached the wire.
 """
 
 from __future__ import annotations
 
-import itertools
 from collections import deque
 from collections.abc import Mapping
-from typing import Any, Generic, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
 __all__ = ["Correlator", "reply_request_type"]
 
 W = TypeVar("W")
 
-_STATUS = "session.status"
-_SUFFIX = ".response"
+STATUS_REQUEST: Final = "session.status"
+"""The request whose reply is the bare session record."""
+
+_SUFFIX: Final = ".response"
+_SUFFIX_LEN: Final = len(_SUFFIX)
+_ERROR: Final = "error"
+_MISSING: Final = object()
+# Stale slots tolerated beyond twice the live entries before the queues are compacted.
+_COMPACT_SLACK: Final = 64
 
 
 def reply_request_type(message: Mapping[str, Any]) -> str | None:
-    """The request type a reply answers, ``""`` for "any" (an error), ``None`` if unknown."""
-    kind = message.get("type")
-    if kind is None:
-        return _STATUS
-    if not isinstance(kind, str):
+    """Classify a decoded reply by the request type it answers.
+
+    Args:
+        message: a decoded JSON message from the socket.
+
+    Returns:
+        ``"X"`` for ``{"type": "X.response", ...}``; ``"session.status"`` for an object
+        with no ``type`` key (the session record); ``None`` for ``{"type": "error"}``
+        (it answers whichever request is oldest), for any other ``type``, for a
+        ``type`` that is not a string, and for a message that is not a mapping.
+    """
+    if not isinstance(message, Mapping):
         return None
-    if kind.endswith(_SUFFIX):
-        return kind[: -len(_SUFFIX)]
-    if kind == "error":
-        return ""
+    kind = message.get("type", _MISSING)
+    if kind is _MISSING:
+        return STATUS_REQUEST
+    if type(kind) is str and kind.endswith(_SUFFIX):
+        return kind[:-_SUFFIX_LEN]
     return None
 
 
-class Correlator(Generic[W]):
-    """FIFO queues of waiters per request type, with a global order for errors.
+class _Entry(Generic[W]):
+    """One pending request. ``alive`` goes false when it is routed, discarded or drained."""
 
-    Every operation is O(1) amortised: entries carry a global sequence number,
-    and removed entries are skipped lazily.
+    __slots__ = ("alive", "request_type", "waiter")
+
+    def __init__(self, request_type: str, waiter: W) -> None:
+        self.request_type = request_type
+        self.waiter = waiter
+        self.alive = True
+
+
+class Correlator(Generic[W]):
+    """Pending requests, FIFO per request type and in global order, for reply routing.
+
+    Each entry sits in two queues: its type's queue and the queue of all entries in the
+    order they were added. Routing pops from one of them and marks the entry dead; the
+    other queue skips dead entries when they reach its head (lazy deletion). When dead
+    entries outnumber live ones (plus a slack), both queues are rebuilt, so memory stays
+    proportional to the number pending even if an old request is never answered.
+    :meth:`add`, :meth:`route` and :meth:`discard` cost O(1) amortised, :meth:`drain`
+    O(n).
+
+    The waiter type ``W`` is anything the caller hands replies to, e.g.
+    ``asyncio.Future[dict[str, Any]]``; the correlator only stores and returns waiters, and
+    tells them apart by identity.
     """
 
-    __slots__ = ("_by_type", "_count", "_removed", "_seq")
+    __slots__ = ("_by_id", "_by_type", "_live", "_order", "_slots")
 
     def __init__(self) -> None:
-        self._by_type: dict[str, deque[tuple[int, W]]] = {}
-        self._seq = itertools.count()
-        self._removed: set[int] = set()
-        self._count = 0
+        """Create an empty correlator."""
+        self._by_type: dict[str, deque[_Entry[W]]] = {}
+        self._order: deque[_Entry[W]] = deque()
+        self._by_id: dict[int, list[_Entry[W]]] = {}  # id(waiter) -> its live entries
+        self._live = 0
+        self._slots = 0  # entries held by all queues, dead or alive
 
     def __len__(self) -> int:
-        return self._count
+        """The number of pending requests."""
+        return self._live
+
+    def __repr__(self) -> str:
+        return f"<Correlator pending={self._live}>"
 
     def add(self, request_type: str, waiter: W) -> None:
-        """Register a request that was (or is about to be) sent."""
+        """Register a pending request; call it in the order the requests go on the wire.
+
+        Args:
+            request_type: the request's ``type`` (``"session.status"``, ``"model.query"``
+                ...).
+            waiter: what the reply is handed to. The same object may be added more than
+                once; each registration takes one reply.
+        """
+        entry = _Entry(request_type, waiter)
         queue = self._by_type.get(request_type)
         if queue is None:
-            queue = self._by_type[request_type] = deque()
-        queue.append((next(self._seq), waiter))
-        self._count += 1
+            self._by_type[request_type] = deque((entry,))
+        else:
+            queue.append(entry)
+        self._order.append(entry)
+        entries = self._by_id.get(id(waiter))
+        if entries is None:
+            self._by_id[id(waiter)] = [entry]
+        else:
+            entries.append(entry)
+        self._live += 1
+        self._slots += 2
 
     def discard(self, waiter: W) -> bool:
-        """Forget a waiter whose request never went out; ``True`` if it was pending."""
-        for queue in self._by_type.values():
-            for seq, pending in queue:
-                if pending is waiter and seq not in self._removed:
-                    self._removed.add(seq)
-                    self._count -= 1
-                    return True
-        return False
+        """Remove a pending request, so that it takes no reply.
 
-    def _head(self, queue: deque[tuple[int, W]]) -> tuple[int, W] | None:
-        while queue:
-            seq, waiter = queue[0]
-            if seq in self._removed:
-                queue.popleft()
-                self._removed.discard(seq)
-                continue
-            return seq, waiter
-        return None
+        Use it only for a request that was never sent. A sent request will be answered,
+        and without its entry that reply would go to the next request of the same type;
+        keep a cancelled request's entry and drop its reply instead (see the module
+        docstring).
+
+        Args:
+            waiter: the waiter given to :meth:`add`; if it was added more than once, its
+                oldest pending registration is removed.
+
+        Returns:
+            ``True`` if it was pending, ``False`` if not (already routed, discarded or
+            drained, or never added).
+        """
+        entries = self._by_id.get(id(waiter))
+        if entries is None:
+            return False
+        entry = entries[0]
+        self._kill(entry)
+        self._maybe_compact()
+        return True
 
     def route(self, message: Mapping[str, Any]) -> tuple[W, str] | None:
-        """Pop the waiter a decoded reply belongs to, with its request type, or ``None``."""
-        wanted = reply_request_type(message)
-        if wanted is None:
-            return None
-        if wanted:
-            queue = self._by_type.get(wanted)
-            if queue is None or self._head(queue) is None:
+        """Find, remove and return the pending request that a decoded reply answers.
+
+        See the module docstring for the rules.
+
+        Args:
+            message: the decoded reply.
+
+        Returns:
+            ``(waiter, request_type)``; or ``None`` when no pending request can own the
+            reply (unknown message, or no request of its type pending), in which case
+            nothing changes.
+        """
+        request_type = reply_request_type(message)
+        if request_type is not None:
+            queue = self._by_type.get(request_type)
+            if queue is None:
                 return None
-            _, waiter = queue.popleft()
-            self._count -= 1
-            return waiter, wanted
-        best: tuple[int, str] | None = None
-        for kind, queue in self._by_type.items():
-            head = self._head(queue)
-            if head is not None and (best is None or head[0] < best[0]):
-                best = (head[0], kind)
-        if best is None:
+        elif isinstance(message, Mapping) and message.get("type") == _ERROR:
+            queue = self._order
+        else:
             return None
-        _, waiter = self._by_type[best[1]].popleft()
-        self._count -= 1
-        return waiter, best[1]
+        entry = self._pop_live(queue)
+        if entry is None:
+            if request_type is not None:
+                del self._by_type[request_type]  # only dead entries were left
+            return None
+        if request_type is not None and not queue:
+            del self._by_type[request_type]
+        self._kill(entry)
+        self._maybe_compact()
+        return entry.waiter, entry.request_type
 
     def drain(self) -> list[W]:
-        """Remove and return every pending waiter, oldest first."""
-        entries = [
-            entry
-            for queue in self._by_type.values()
-            for entry in queue
-            if entry[0] not in self._removed
-        ]
+        """Remove and return every pending waiter, oldest first (the connection was lost).
+
+        Returns:
+            The waiters in the order they were added; the correlator is empty afterwards.
+        """
+        waiters = []
+        for entry in self._order:
+            if entry.alive:
+                entry.alive = False
+                waiters.append(entry.waiter)
         self._by_type.clear()
-        self._removed.clear()
-        self._count = 0
-        return [waiter for _, waiter in sorted(entries, key=lambda e: e[0])]
+        self._order.clear()
+        self._by_id.clear()
+        self._live = 0
+        self._slots = 0
+        return waiters
+
+    def pending_types(self) -> list[str]:
+        """The request types pending, oldest first (for debugging and logs)."""
+        return [entry.request_type for entry in self._order if entry.alive]
+
+    # ---- internals ----------------------------------------------------------------------
+
+    def _pop_live(self, queue: deque[_Entry[W]]) -> _Entry[W] | None:
+        """Pop dead entries off ``queue``'s head, then pop and return the first live one."""
+        while queue:
+            entry = queue.popleft()
+            self._slots -= 1
+            if entry.alive:
+                return entry
+        return None
+
+    def _kill(self, entry: _Entry[W]) -> None:
+        """Mark a live entry dead and forget it in the waiter index."""
+        entry.alive = False
+        self._live -= 1
+        key = id(entry.waiter)
+        entries = self._by_id[key]
+        if len(entries) == 1:
+            del self._by_id[key]
+        else:
+            entries.remove(entry)
+
+    def _maybe_compact(self) -> None:
+        """Rebuild the queues without dead entries once those dominate."""
+        if self._slots - 2 * self._live <= 2 * self._live + _COMPACT_SLACK:
+            return
+        self._order = deque(entry for entry in self._order if entry.alive)
+        by_type: dict[str, deque[_Entry[W]]] = {}
+        for entry in self._order:
+            queue = by_type.get(entry.request_type)
+            if queue is None:
+                by_type[entry.request_type] = deque((entry,))
+            else:
+                queue.append(entry)
+        self._by_type = by_type
+        self._slots = 2 * self._live
