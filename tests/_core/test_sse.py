@@ -5,6 +5,7 @@ Spec: https://html.spec.whatwg.org/multipage/server-sent-events.html#event-strea
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable
 
@@ -63,13 +64,12 @@ def reference(stream: bytes) -> Outcome:
         elif field == "id":
             if "\x00" not in value:
                 last_id = value
-        elif field == "retry":
-            if value and all(c in "0123456789" for c in value):
-                retry = int(value)
+        elif field == "retry" and value and all(c in "0123456789" for c in value):
+            retry = int(value)
     return events, last_id, retry
 
 
-def parse(chunks: Iterable[bytes]) -> Outcome:
+def parse(chunks: Iterable[bytes | bytearray]) -> Outcome:
     """Feed ``chunks`` to a fresh parser, then close it."""
     parser = SSEParser()
     events: list[SSEEvent] = []
@@ -81,7 +81,7 @@ def parse(chunks: Iterable[bytes]) -> Outcome:
 
 def split_at(stream: bytes, cuts: Iterable[int]) -> list[bytes]:
     bounds = [0, *sorted(cuts), len(stream)]
-    return [stream[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+    return [stream[a:b] for a, b in itertools.pairwise(bounds)]
 
 
 def events_of(stream: bytes) -> list[SSEEvent]:
@@ -379,7 +379,7 @@ def test_long_line_fed_in_small_pieces() -> None:
 
 
 def test_many_events_in_one_chunk() -> None:
-    stream = b"".join(b"id: %d\ndata: {\"n\": %d}\n\n" % (i, i) for i in range(1000))
+    stream = b"".join(b'id: %d\ndata: {"n": %d}\n\n' % (i, i) for i in range(1000))
     events = events_of(stream)
     assert len(events) == 1000
     assert events[999] == SSEEvent('{"n": 999}', "message", "999")
@@ -472,9 +472,9 @@ TOKENS = [
     "١".encode(),
 ]
 
-sse_bytes = st.lists(
-    st.one_of(st.sampled_from(TOKENS), st.binary(max_size=4)), max_size=60
-).map(b"".join)
+sse_bytes = st.lists(st.one_of(st.sampled_from(TOKENS), st.binary(max_size=4)), max_size=60).map(
+    b"".join
+)
 
 
 @st.composite

@@ -94,7 +94,7 @@ class SSEParser:
         self.last_event_id = ""
         self.retry: int | None = None
 
-    def feed(self, chunk: bytes) -> list[SSEEvent]:
+    def feed(self, chunk: bytes | bytearray) -> list[SSEEvent]:
         """Parse the next chunk of the stream.
 
         Chunks may split the stream anywhere: inside a line, a UTF-8 sequence, the BOM,

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from aiolens.emulator._web import json_response
 from aiolens.emulator.faults import Faults
+from aiolens.emulator.kynasmith_app import KynasmithState, kynasmith_app
 from aiolens.emulator.lens_rest import PREFIX, lens_app
 from aiolens.emulator.lens_store import LensStore
 
@@ -36,11 +37,19 @@ class Emulator:
         event_interval: seconds between the events a running input stream
             produces (``0``: as fast as possible).
         sse_heartbeat_interval: seconds between SSE heartbeats when idle.
+        kynasmith_api_key: the ``<key_id>:<key_secret>`` Kynasmith credential
+            to accept; random when omitted.
+        kynasmith_token_ttl: lifetime of Kynasmith access tokens in seconds.
+        kynasmith_limits: requests per rolling minute (``project``,
+            ``organization``, ``sessions``, ``movespecs``); the documented
+            defaults (100, 500, 10, 60) when omitted.
 
     Attributes:
         api_key: the accepted Lens API key.
         faults: fault-injection knobs (:class:`~aiolens.emulator.faults.Faults`).
         lens: the Lens API's state, for inspection in tests.
+        kynasmith: the Kynasmith API's state.
+        kynasmith_api_key: the accepted Kynasmith credential.
     """
 
     def __init__(
@@ -53,6 +62,9 @@ class Emulator:
         max_upload_bytes: int = 512 * 1024 * 1024,
         event_interval: float = 0.001,
         sse_heartbeat_interval: float = 5.0,
+        kynasmith_api_key: str | None = None,
+        kynasmith_token_ttl: float = 900.0,
+        kynasmith_limits: dict[str, int] | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -65,6 +77,14 @@ class Emulator:
             event_interval=event_interval,
             sse_heartbeat_interval=sse_heartbeat_interval,
         )
+        self.kynasmith_api_key = (
+            kynasmith_api_key or f"kid_{secrets.token_hex(6)}:{secrets.token_hex(16)}"
+        )
+        self.kynasmith = KynasmithState(
+            api_key=self.kynasmith_api_key, token_ttl=kynasmith_token_ttl
+        )
+        if kynasmith_limits:
+            self.kynasmith.limits.update(kynasmith_limits)
         self._runner: web.AppRunner | None = None
 
     def build_app(self) -> web.Application:
@@ -72,6 +92,7 @@ class Emulator:
         root = web.Application()
         lens = lens_app(self.lens, self.faults)
         root.add_subapp(PREFIX, lens)
+        root.add_subapp("/api", kynasmith_app(self.kynasmith, self.faults))
         root.router.add_post("/_emulator/faults", self._set_faults)
         root.router.add_get("/_emulator/health", self._health)
         return root
