@@ -13,11 +13,13 @@ from aiolens.errors import (
     ConfigurationError,
     ConflictError,
     ConnectionLostError,
+    DetectionError,
     EventError,
     InternalServerError,
     NotFoundError,
     PayloadTooLargeError,
     PermissionDeniedError,
+    PoseFrameError,
     ProtocolError,
     QueryTimeoutError,
     RateLimitError,
@@ -25,6 +27,7 @@ from aiolens.errors import (
     StreamResumeError,
     UnprocessableEntityError,
 )
+from aiolens.kynasmith import AsyncKynasmithClient, DetectionSession
 
 __version__ = "0.1.0"
 
@@ -36,17 +39,21 @@ __all__ = [
     "APITimeoutError",
     "AiolensError",
     "AsyncArchetypeClient",
+    "AsyncKynasmithClient",
     "AuthenticationError",
     "BadRequestError",
     "ConfigurationError",
     "ConflictError",
     "ConnectionLostError",
+    "DetectionError",
+    "DetectionSession",
     "EventError",
     "InternalServerError",
     "LensSession",
     "NotFoundError",
     "PayloadTooLargeError",
     "PermissionDeniedError",
+    "PoseFrameError",
     "ProtocolError",
     "QueryTimeoutError",
     "RateLimitError",

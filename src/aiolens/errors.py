@@ -29,12 +29,14 @@ __all__ = [
     "ConfigurationError",
     "ConflictError",
     "ConnectionLostError",
+    "DetectionError",
     "ErrorItem",
     "EventError",
     "InternalServerError",
     "NotFoundError",
     "PayloadTooLargeError",
     "PermissionDeniedError",
+    "PoseFrameError",
     "ProtocolError",
     "QueryTimeoutError",
     "RateLimitError",
@@ -149,6 +151,45 @@ class EventError(APIError):
         super().__init__(message)
         self.event_type = event_type
         self.reply = reply
+
+
+class DetectionError(APIError):
+    """A Kynasmith realtime ``error`` message.
+
+    Attributes:
+        code: the error code (``session_terminal``, ``validation_error`` ...).
+        details: the error's ``details``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str,
+        retryable: bool = False,
+        details: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.retryable = retryable
+        self.details = dict(details or {})
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
+
+class PoseFrameError(AiolensError, ValueError):
+    """A pose frame failed local validation before sending (no server round trip).
+
+    Attributes:
+        index: the frame's position in the list given to ``send``.
+        problems: what is wrong with it.
+    """
+
+    def __init__(self, index: int, problems: Sequence[str]) -> None:
+        super().__init__(f"frame {index} is invalid: {'; '.join(problems)}")
+        self.index = index
+        self.problems = list(problems)
 
 
 class ProtocolError(APIError):

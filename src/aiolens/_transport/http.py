@@ -138,6 +138,7 @@ class HTTPTransport:
     backoff: Backoff = field(default_factory=Backoff)
     user_agent: str = "aiolens"
     on_auth_error: Callable[[APIStatusError], Awaitable[bool]] | None = None
+    check_bodies: bool = True
     _holder: _SessionHolder = field(default_factory=lambda: _SessionHolder(None, True))
 
     @classmethod
@@ -188,8 +189,9 @@ class HTTPTransport:
         idempotent: bool | None = None,
         timeout: Timeout | None = None,
         max_retries: int | None = None,
-        check_body: bool = True,
+        check_body: bool | None = None,
         dec_hook: Callable[[type, Any], Any] | None = None,
+        auth: AuthHeaders | None = None,
     ) -> Any:
         """Send a request with retries and decode the JSON answer.
 
@@ -207,8 +209,11 @@ class HTTPTransport:
             timeout: per-attempt timeout for this call.
             max_retries: retries for this call.
             check_body: raise :class:`RejectedRequestError` for a 2xx body that
-                reports errors (``is_valid: false`` or a non-empty ``errors``).
+                reports errors (``is_valid: false`` or a non-empty ``errors``);
+                defaults to the transport's ``check_bodies`` (the Lens API's
+                convention, off for Kynasmith).
             dec_hook: msgspec decode hook for custom types.
+            auth: auth headers for this call instead of the transport's.
 
         Raises:
             APIStatusError: a subclass per status, after retries ran out.
@@ -228,6 +233,7 @@ class HTTPTransport:
             idempotent=idempotent,
             timeout=timeout,
             max_retries=max_retries,
+            auth=auth,
         ) as (resp, started):
             body = await resp.read()
             log.debug(
@@ -238,7 +244,8 @@ class HTTPTransport:
                 len(body),
                 (time.perf_counter() - started) * 1000,
             )
-        return self._decode(resp, body, response_type, check_body=check_body, dec_hook=dec_hook)
+        check = self.check_bodies if check_body is None else check_body
+        return self._decode(resp, body, response_type, check_body=check, dec_hook=dec_hook)
 
     @asynccontextmanager
     async def stream(
@@ -280,6 +287,7 @@ class HTTPTransport:
         idempotent: bool | None,
         timeout: Timeout | None,
         max_retries: int | None,
+        auth: AuthHeaders | None = None,
     ) -> AsyncIterator[tuple[aiohttp.ClientResponse, float]]:
         session = await self._holder.get()
         if idempotent is None:
@@ -293,7 +301,7 @@ class HTTPTransport:
         attempt = 0
         while True:
             hdrs = {"User-Agent": self.user_agent, "Accept": "application/json"}
-            hdrs.update(await self.auth())
+            hdrs.update(await (auth or self.auth)())
             if payload is not None:
                 hdrs["Content-Type"] = "application/json"
             if headers:

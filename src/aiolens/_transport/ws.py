@@ -55,6 +55,8 @@ class WebSocketChannel:
         on_lost: called with a :class:`ConnectionLostError` when the connection
             goes down, before any reconnect.
         on_reconnect: awaited after a successful reconnect.
+        on_final: called once when the channel ends for good without
+            :meth:`aclose` (an unrecoverable close, or reconnects ran out).
         reconnect: whether to reconnect after a recoverable close.
         max_reconnects: attempts per outage before giving up.
         backoff: delays between reconnect attempts.
@@ -76,6 +78,7 @@ class WebSocketChannel:
         on_message: Callable[[str | bytes], None],
         on_lost: Callable[[ConnectionLostError], None],
         on_reconnect: Callable[[], Awaitable[None]] | None = None,
+        on_final: Callable[[ConnectionLostError], None] | None = None,
         reconnect: bool = True,
         max_reconnects: int = 5,
         backoff: Backoff | None = None,
@@ -92,6 +95,7 @@ class WebSocketChannel:
         self._on_message = on_message
         self._on_lost = on_lost
         self._on_reconnect = on_reconnect
+        self._on_final = on_final
         self.reconnect = reconnect
         self.max_reconnects = max_reconnects
         self._backoff = backoff or Backoff(initial=0.25, maximum=5.0)
@@ -106,7 +110,7 @@ class WebSocketChannel:
         self._reader: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
         self._closing = False
-        self._final_error: APIConnectionError | None = None
+        self._final_error: ConnectionLostError | None = None
         self.reconnects = 0
         """How many times the channel reconnected so far."""
 
@@ -246,9 +250,11 @@ class WebSocketChannel:
             if not (self.reconnect and code in RECOVERABLE_CLOSE_CODES):
                 self._final_error = lost
                 log.info("%s closed (code %s), not reconnecting", self.name, code)
-                return
-            if not await self._reconnect(lost):
-                return
+            elif await self._reconnect(lost):
+                continue
+            if self._on_final is not None and self._final_error is not None:
+                self._on_final(self._final_error)
+            return
 
     async def _reconnect(self, lost: ConnectionLostError) -> bool:
         for attempt in range(self.max_reconnects):

@@ -90,7 +90,8 @@ class DetectionSession:
     accepted_frames_total: int = 0
     last_frame_seq: int = 0
     last_batch_seq: int = 0
-    acks: dict[int, bytes] = field(default_factory=dict)
+    replies: dict[int, list[dict[str, Any] | bytes]] = field(default_factory=dict)
+    """Every batch's replies, replayed whole when a batch is re-sent after a reconnect."""
     started_at: str | None = None
     ended_at: str | None = None
     terminal_outcome: str | None = None
@@ -275,7 +276,7 @@ async def _auth_and_limits(request: web.Request, handler: Handler) -> web.Stream
                     details={"retry_after_seconds": wait},
                     headers={**headers, "Retry-After": str(wait)},
                 )
-    request["token"] = token
+    request[TOKEN_KEY] = token
     response = await handler(request)
     if not response.prepared:
         response.headers.update(headers)
@@ -391,7 +392,7 @@ def _definition(state: KynasmithState, version_id: str) -> MoveSpecDefinition:
 @routes.post("/detection/sessions")
 async def create_session(request: web.Request) -> web.Response:
     state = _state(request)
-    token: Token = request["token"]
+    token = _token(request)
 
     async def make(body: dict[str, Any]) -> dict[str, Any]:
         mode = body.get("mode")
@@ -454,10 +455,17 @@ async def create_session(request: web.Request) -> web.Response:
     return await _idempotent(request, make)
 
 
+def _token(request: web.Request) -> Token:
+    token: Token | None = request.get(TOKEN_KEY)
+    if token is None:
+        raise ServiceError(401, "access_token_missing", "Missing Authorization: Bearer <token>")
+    return token
+
+
 def _session(request: web.Request) -> DetectionSession:
     state = _state(request)
     session = state.sessions.get(request.match_info["session_id"])
-    token: Token | None = request.get("token")
+    token: Token | None = request.get(TOKEN_KEY)
     if session is None or (token is not None and token.project_id != session.project_id):
         raise ServiceError(404, "not_found", "Detection session not found")
     return session
@@ -584,8 +592,8 @@ def _update(session: DetectionSession) -> dict[str, Any]:
 def _batch(session: DetectionSession, batch: FrameBatch) -> list[dict[str, Any] | bytes]:
     if session.status in TERMINAL_STATUSES:
         return [_err("session_terminal", f"Session is {session.status}")]
-    if batch.batch_seq in session.acks:  # a re-sent batch after a reconnect: replay the ack
-        return [session.acks[batch.batch_seq]]
+    if batch.batch_seq in session.replies:  # re-sent after a reconnect: replay, never recount
+        return session.replies[batch.batch_seq]
     if batch.batch_seq <= session.last_batch_seq:
         return [_err("validation_error", f"batch_seq {batch.batch_seq} does not increase")]
     replies: list[dict[str, Any] | bytes] = []
@@ -604,20 +612,22 @@ def _batch(session: DetectionSession, batch: FrameBatch) -> list[dict[str, Any] 
         session.last_frame_seq = seq
         session.accepted_frames_total += 1
         events.extend(session.detector.process(frame))
+    stored: list[dict[str, Any] | bytes] = []
     if events:
-        replies.append({"type": "event_batch", "batch_seq": batch.batch_seq, "events": events})
-    ack = encoder.encode(
-        {
-            "type": "frame_ack",
-            "batch_seq": batch.batch_seq,
-            "accepted_frame_count": len(batch.frames) - len(rejected),
-            "accepted_frames_total": session.accepted_frames_total,
-            "rejected_frame_indexes": rejected,
-        }
+        stored.append({"type": "event_batch", "batch_seq": batch.batch_seq, "events": events})
+    stored.append(
+        encoder.encode(
+            {
+                "type": "frame_ack",
+                "batch_seq": batch.batch_seq,
+                "accepted_frame_count": len(batch.frames) - len(rejected),
+                "accepted_frames_total": session.accepted_frames_total,
+                "rejected_frame_indexes": rejected,
+            }
+        )
     )
-    session.acks[batch.batch_seq] = ack
-    replies.append(ack)
-    return replies
+    session.replies[batch.batch_seq] = stored
+    return replies + stored
 
 
 def _finish(session: DetectionSession, status: str) -> list[dict[str, Any] | bytes]:
@@ -664,7 +674,7 @@ async def list_movespecs(request: web.Request) -> web.Response:
 @routes.post("/movespecs")
 async def create_movespec(request: web.Request) -> web.Response:
     body = await read_json(request)
-    token: Token = request["token"]
+    token = _token(request)
     if body.get("project_id") != token.project_id:
         raise ServiceError(403, "project_mismatch", "project_id does not match the token")
     name = body.get("name")
@@ -780,7 +790,7 @@ async def release_version(request: web.Request) -> web.Response:
 async def fork_movespec(request: web.Request) -> web.Response:
     source = _spec(request)
     state = _state(request)
-    token: Token = request["token"]
+    token = _token(request)
 
     async def make(body: dict[str, Any]) -> dict[str, Any]:
         if body.get("project_id") != token.project_id:
@@ -799,6 +809,7 @@ async def fork_movespec(request: web.Request) -> web.Response:
 
 
 KYNASMITH_KEY: Final = web.AppKey("kynasmith_state", KynasmithState)
+TOKEN_KEY: Final[web.RequestKey[Token | None]] = web.RequestKey("kynasmith_token")
 FAULTS_KEY: Final = web.AppKey("kynasmith_faults", Faults)
 
 

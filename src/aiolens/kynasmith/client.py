@@ -1,0 +1,160 @@
+"""``AsyncKynasmithClient``: the entry point to the Kynasmith Detection API."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import AsyncIterator, Mapping
+from types import TracebackType
+from typing import Any, Final, Literal, Self
+
+import aiohttp
+
+from aiolens._core.backoff import Backoff
+from aiolens._core.redact import SecretStr, install_log_redaction
+from aiolens._transport.http import HTTPTransport, Timeout
+from aiolens.errors import APIStatusError, ConfigurationError
+from aiolens.kynasmith.models import CONTRACT_MAJOR_VERSION
+from aiolens.kynasmith.resources import DetectionSessions, MoveSpecs
+from aiolens.kynasmith.session import DetectionSession
+from aiolens.kynasmith.tokens import TokenManager
+
+__all__ = ["DEFAULT_BASE_URL", "AsyncKynasmithClient"]
+
+DEFAULT_BASE_URL: Final = "https://api.kynasmith.dev"
+
+
+async def _no_auth() -> Mapping[str, str]:
+    return {}
+
+
+class AsyncKynasmithClient:
+    """An asyncio client for the Kynasmith Detection API.
+
+    ::
+
+        async with AsyncKynasmithClient() as client:
+            async with client.detection_session(movespec_id=spec_id) as det:
+                ack = await det.send(frames)
+                summary = await det.finalize()
+
+    Args:
+        api_key: ``<key_id>:<key_secret>``; defaults to ``$KYNASMITH_API_KEY``.
+        project_id: the project; taken from the credential when omitted.
+        base_url: defaults to ``$KYNASMITH_BASE_URL``, then ``https://api.kynasmith.dev``.
+        session: an aiohttp session to use (never closed by us).
+        timeout: seconds per HTTP attempt.
+        max_retries: retries for what is safe to retry (creates carry an
+            ``Idempotency-Key``, so they are).
+        token_refresh_margin: re-mint tokens this many seconds before expiry.
+
+    Raises:
+        ConfigurationError: no API key, or one not shaped ``<key_id>:<key_secret>``.
+
+    Access tokens are minted per scope set, cached, refreshed early and after
+    ``access_token_expired``; concurrent callers share one mint.
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        project_id: str | None = None,
+        base_url: str | None = None,
+        session: aiohttp.ClientSession | None = None,
+        timeout: Timeout = 30.0,
+        max_retries: int = 2,
+        backoff: Backoff | None = None,
+        token_refresh_margin: float = 5.0,
+    ) -> None:
+        install_log_redaction()
+        key = api_key if api_key is not None else os.environ.get("KYNASMITH_API_KEY")
+        if not key:
+            raise ConfigurationError(
+                "No Kynasmith API key: pass api_key=... or set KYNASMITH_API_KEY."
+            )
+        if ":" not in key:
+            raise ConfigurationError("A Kynasmith API key looks like <key_id>:<key_secret>.")
+        self._api_key = SecretStr(key)
+        self.base_url = (
+            base_url or os.environ.get("KYNASMITH_BASE_URL") or DEFAULT_BASE_URL
+        ).rstrip("/")
+        self._http = HTTPTransport.create(
+            self.base_url,
+            _no_auth,
+            session=session,
+            timeout=timeout,
+            max_retries=max_retries,
+            backoff=backoff or Backoff(),
+            user_agent="aiolens (kynasmith)",
+            on_auth_error=self._auth_failed,
+            check_bodies=False,
+        )
+        self.tokens = TokenManager(
+            self._http, key, project_id=project_id, refresh_margin=token_refresh_margin
+        )
+        self.sessions = DetectionSessions(self._http, self.tokens)
+        self.movespecs = MoveSpecs(self._http, self.tokens)
+
+    async def _auth_failed(self, error: APIStatusError) -> bool:
+        if error.code == "access_token_expired":
+            self.tokens.invalidate()
+            return True
+        return False
+
+    @contextlib.asynccontextmanager
+    async def detection_session(
+        self,
+        *,
+        movespec_id: str | None = None,
+        movespec_version_id: str | None = None,
+        mode: Literal["live", "replay"] = "replay",
+        contract_major: int = CONTRACT_MAJOR_VERSION,
+        idempotency_key: str | None = None,
+        **options: Any,
+    ) -> AsyncIterator[DetectionSession]:
+        """Create a detection session and attach to its stream.
+
+        Leaving the block without :meth:`DetectionSession.finalize` cancels
+        the session (also on error or cancellation; shielded and bounded).
+
+        Args:
+            options: :class:`DetectionSession` options (``window``,
+                ``ack_timeout``, ``event_queue_size`` ...).
+        """
+        created = await self.sessions.create(
+            movespec_id=movespec_id,
+            movespec_version_id=movespec_version_id,
+            mode=mode,
+            contract_major=contract_major,
+            idempotency_key=idempotency_key,
+        )
+        session = DetectionSession(self, created, **options)
+        try:
+            await session.connect()
+            yield session
+        finally:
+            await session.aclose()
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`aclose` was called."""
+        return self._http.closed
+
+    async def aclose(self) -> None:
+        """Close the owned connection pool. Idempotent."""
+        await self._http.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(base_url={self.base_url!r}, api_key={self._api_key!r})"

@@ -1,0 +1,364 @@
+"""``DetectionSession``: streaming pose frames to a Kynasmith session over its WebSocket.
+
+Unlike the vendor SDK's stop-and-wait, several ``frame_batch`` messages may be
+in flight at once (``window`` batches): acks are matched by ``batch_seq``.
+When the socket drops, batches not yet acknowledged stay pending; after the
+reconnect (same ``stream_url`` and runtime token) they are sent again in
+order. The server answers a batch it already processed with the stored ack,
+so nothing is lost and nothing is counted twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Final, Self
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import anyio
+import msgspec
+
+from aiolens._core.redact import get_logger
+from aiolens._transport.ws import WebSocketChannel
+from aiolens.errors import (
+    AiolensError,
+    APITimeoutError,
+    ConnectionLostError,
+    DetectionError,
+    PoseFrameError,
+)
+from aiolens.kynasmith.models import (
+    TERMINAL_STATUSES,
+    DetectionEvent,
+    DetectionSessionCreated,
+    ErrorMessage,
+    EventBatch,
+    FrameAck,
+    FrameBatch,
+    Ping,
+    PoseFrame,
+    SessionDone,
+    SessionUpdate,
+    UnknownEvent,
+    decode_detection_event,
+    encoder,
+    server_message_decoder,
+    validate_frame,
+)
+
+if TYPE_CHECKING:
+    from aiolens.kynasmith.client import AsyncKynasmithClient
+
+__all__ = ["DetectionSession"]
+
+log = get_logger("kynasmith.session")
+
+_PING: Final = encoder.encode(Ping())
+_PONG: Final = b'{"type":"pong"}'
+_FINALIZE: Final = b'{"type":"finalize"}'
+_END: Final = object()
+
+StreamItem = DetectionEvent | UnknownEvent | SessionUpdate | SessionDone
+
+
+class DetectionSession:
+    """A live or replay detection session.
+
+    Get one with ``client.detection_session(...)``, which creates it, attaches
+    to its stream, and on exit cancels it unless it was finalized.
+
+    Args:
+        client: the owning client.
+        created: the create-session answer (stream URL, runtime token).
+        window: batches that may await their ack at once; further
+            :meth:`send` calls wait (backpressure).
+        ack_timeout: seconds :meth:`send` waits for its ack.
+        event_queue_size: bound of the events queue; when the consumer lags
+            past it the oldest item is dropped and counted in
+            :attr:`dropped_events` (acks are never dropped).
+        validate: check frames locally before sending.
+    """
+
+    def __init__(
+        self,
+        client: AsyncKynasmithClient,
+        created: DetectionSessionCreated,
+        *,
+        window: int = 8,
+        ack_timeout: float = 30.0,
+        event_queue_size: int = 10_000,
+        validate: bool = True,
+        reconnect: bool = True,
+        ping_interval: float | None = 20.0,
+        cancel_timeout: float = 10.0,
+    ) -> None:
+        self.client = client
+        self.created = created
+        self.session_id = created.session_id
+        self.ack_timeout = ack_timeout
+        self.validate = validate
+        self.cancel_timeout = cancel_timeout
+        self.status = created.status
+        self.accepted_frames_total = 0
+        self.dropped_events = 0
+        self.done: SessionDone | None = None
+        self._window = asyncio.Semaphore(window)
+        self._batch_seq = 0
+        self._frame_seq = 0
+        self._pending: dict[int, tuple[asyncio.Future[FrameAck], bytes]] = {}
+        self._events: asyncio.Queue[Any] = asyncio.Queue(event_queue_size)
+        self._done_future: asyncio.Future[SessionDone] = asyncio.get_running_loop().create_future()
+        self._closed = False
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._seen_order: collections.deque[str] = collections.deque(maxlen=65536)
+        self._seen_ids: set[str] = set()
+        self._channel = WebSocketChannel(
+            self._target,
+            on_message=self._on_message,
+            on_lost=self._on_lost,
+            on_reconnect=self._resend,
+            on_final=self._on_final,
+            reconnect=reconnect,
+            ping_interval=ping_interval,
+            ping_timeout=ping_interval,
+            name=f"detection session {created.session_id}",
+        )
+
+    def __repr__(self) -> str:
+        return f"DetectionSession({self.session_id!r}, status={self.status!r})"
+
+    async def _target(self) -> tuple[str, dict[str, str]]:
+        parts = urlsplit(self.created.stream_url)
+        query = [*parse_qsl(parts.query), ("runtime_token", self.created.runtime_token)]
+        return urlunsplit(parts._replace(query=urlencode(query))), {}
+
+    @property
+    def reconnects(self) -> int:
+        """How many times the stream reconnected."""
+        return self._channel.reconnects
+
+    async def connect(self) -> None:
+        """Attach to the session's stream."""
+        await self._channel.connect()
+
+    # ---- incoming -----------------------------------------------------------------------
+
+    def _on_message(self, data: str | bytes) -> None:
+        try:
+            message = server_message_decoder.decode(data)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            log.warning("session %s: message skipped: %s", self.session_id, exc)
+            return
+        if isinstance(message, FrameAck):
+            entry = self._pending.pop(message.batch_seq, None)
+            self.accepted_frames_total = max(
+                self.accepted_frames_total, message.accepted_frames_total
+            )
+            if entry is None:
+                log.debug("session %s: ack %d matches no batch", self.session_id, message.batch_seq)
+            elif not entry[0].done():
+                entry[0].set_result(message)
+        elif isinstance(message, EventBatch):
+            for raw in message.events:
+                try:
+                    event = decode_detection_event(raw)
+                except (msgspec.DecodeError, ValueError) as exc:
+                    log.warning("session %s: malformed event skipped: %s", self.session_id, exc)
+                    continue
+                if isinstance(event, UnknownEvent):
+                    event_id = str(event.raw.get("event_id") or "")
+                else:
+                    event_id = event.event_id
+                if event_id and self._seen(event_id):
+                    continue  # replayed after a reconnect
+                self._push(event)
+        elif isinstance(message, SessionUpdate):
+            self.status = message.status
+            self._push(message)
+        elif isinstance(message, SessionDone):
+            self.status = message.status
+            self.done = message
+            self.accepted_frames_total = message.accepted_frames_total
+            self._push(message)
+            self._push(_END)
+            if not self._done_future.done():
+                self._done_future.set_result(message)
+            self._fail_pending(
+                DetectionError(
+                    f"session ended ({message.status}) before these batches were acknowledged",
+                    code="session_terminal",
+                )
+            )
+        elif isinstance(message, ErrorMessage):
+            err = DetectionError(
+                message.error.message,
+                code=message.error.code,
+                retryable=message.error.retryable,
+                details=message.error.details,
+            )
+            log.warning("session %s: server error %s", self.session_id, err)
+            self._fail_pending(err)
+            if not self._done_future.done() and message.error.code.startswith("session_"):
+                self._done_future.set_exception(err)
+        elif isinstance(message, Ping):
+            self._spawn(self._channel.send(_PONG, text=True))
+
+    def _seen(self, event_id: str) -> bool:
+        if event_id in self._seen_ids:
+            return True
+        if len(self._seen_order) == self._seen_order.maxlen:
+            self._seen_ids.discard(self._seen_order[0])
+        self._seen_order.append(event_id)
+        self._seen_ids.add(event_id)
+        return False
+
+    def _push(self, item: Any) -> None:
+        if item is not _END and self._events.full():
+            with contextlib.suppress(asyncio.QueueEmpty):
+                self._events.get_nowait()
+                self.dropped_events += 1
+        with contextlib.suppress(asyncio.QueueFull):
+            self._events.put_nowait(item)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _on_lost(self, error: ConnectionLostError) -> None:
+        log.info(
+            "session %s: stream lost with %d batch(es) unacknowledged; will resend",
+            self.session_id,
+            len(self._pending),
+        )
+
+    async def _resend(self) -> None:
+        for seq in sorted(self._pending):
+            await self._channel.send(self._pending[seq][1], text=True)
+
+    def _on_final(self, error: ConnectionLostError) -> None:
+        self._fail_pending(error)
+        if not self._done_future.done():
+            self._done_future.set_exception(ConnectionLostError(str(error)))
+        self._push(_END)
+
+    def _fail_pending(self, error: AiolensError) -> None:
+        pending, self._pending = self._pending, {}
+        for future, _ in pending.values():
+            if not future.done():
+                future.set_exception(error)
+
+    # ---- outgoing -----------------------------------------------------------------------
+
+    async def send(self, frames: Sequence[PoseFrame]) -> FrameAck:
+        """Send frames as one ``frame_batch`` and return its ``frame_ack``.
+
+        Frames without ``frame_seq`` are numbered on from the last one sent
+        (``frame_seq`` increases across the whole session). Up to ``window``
+        batches may await acks at once; a caller beyond that waits.
+
+        Raises:
+            PoseFrameError: a frame is invalid (nothing is sent).
+            APITimeoutError: no ack within ``ack_timeout``; the batch may still
+                be processed.
+            DetectionError: the server rejected the batch or the session ended.
+            ConnectionLostError: the stream could not be restored.
+
+        Cancelling abandons the wait; the batch stays queued for resending
+        until acknowledged, so the session's frame count stays consistent.
+        """
+        if self._closed:
+            raise ConnectionLostError("The detection session is closed")
+        numbered = []
+        for index, frame in enumerate(frames):
+            if self.validate:
+                problems = validate_frame(frame)
+                if problems:
+                    raise PoseFrameError(index, problems)
+            if frame.frame_seq is None:
+                frame = msgspec.structs.replace(frame, frame_seq=self._frame_seq + 1)
+            elif frame.frame_seq <= self._frame_seq:
+                raise PoseFrameError(index, [f"frame_seq {frame.frame_seq} does not increase"])
+            self._frame_seq = frame.frame_seq or self._frame_seq
+            numbered.append(frame)
+        try:
+            async with asyncio.timeout(self.ack_timeout):
+                async with self._window:
+                    self._batch_seq += 1
+                    seq = self._batch_seq
+                    payload = encoder.encode(FrameBatch(batch_seq=seq, frames=numbered))
+                    future: asyncio.Future[FrameAck] = asyncio.get_running_loop().create_future()
+                    self._pending[seq] = (future, payload)
+                    await self._channel.wait_connected(None)
+                    with contextlib.suppress(ConnectionLostError):
+                        await self._channel.send(payload, text=True)  # resent on reconnect
+                    return await asyncio.shield(future)
+        except TimeoutError:
+            raise APITimeoutError(f"No frame_ack within {self.ack_timeout}s") from None
+
+    async def ping(self) -> None:
+        """Send a keepalive ``ping`` (the server answers ``pong``)."""
+        await self._channel.send(_PING, text=True)
+
+    async def events(self) -> AsyncIterator[StreamItem]:
+        """Detection events and session updates, in order; ends after ``session_done``."""
+        while True:
+            item = await self._events.get()
+            if item is _END:
+                self._events.put_nowait(_END)  # later iterators end too
+                return
+            yield item
+
+    async def finalize(self, *, timeout: float = 30.0) -> SessionDone:
+        """Send ``finalize`` after waiting for every ack; return the ``session_done`` summary.
+
+        Raises:
+            DetectionError: the session ended in an error.
+            APITimeoutError: no ``session_done`` within ``timeout``.
+        """
+        try:
+            async with asyncio.timeout(timeout):
+                while self._pending:
+                    await asyncio.wait([f for f, _ in self._pending.values()])
+                await self._channel.send(_FINALIZE, text=True)
+                return await asyncio.shield(self._done_future)
+        except TimeoutError:
+            raise APITimeoutError(f"No session_done within {timeout}s") from None
+
+    async def aclose(self) -> None:
+        """Close the stream; cancel the session unless it reached a terminal state.
+
+        Idempotent, shielded from cancellation and bounded by ``cancel_timeout``.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        with anyio.CancelScope(shield=True):
+            await self._channel.aclose()
+            for task in list(self._tasks):
+                task.cancel()
+            self._fail_pending(ConnectionLostError("The detection session was closed"))
+            if self._done_future.done():
+                self._done_future.exception()  # mark retrieved
+            if self.status not in TERMINAL_STATUSES:
+                with anyio.move_on_after(self.cancel_timeout):
+                    try:
+                        record = await self.client.sessions.cancel(self.session_id)
+                        self.status = record.status
+                    except Exception as exc:
+                        log.warning("could not cancel session %s: %s", self.session_id, exc)
+            self._push(_END)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()

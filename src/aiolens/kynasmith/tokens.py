@@ -1,0 +1,116 @@
+"""Short-lived Kynasmith access tokens: minted, cached per scope set, refreshed early.
+
+Tokens come from ``POST /api/auth/access-tokens`` with the scopes a call
+needs. Each scope set has its own cached token, re-minted ``refresh_margin``
+seconds before it expires, or at once after the server says
+``access_token_expired``. Concurrent callers that need a token at the same
+moment share one mint (a lock per scope set), so a burst of calls makes one
+token request, not one each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from aiolens._core.redact import get_logger, register_secret
+from aiolens._transport.http import AuthHeaders, HTTPTransport
+from aiolens.kynasmith.models import AccessToken
+
+__all__ = ["TokenManager"]
+
+log = get_logger("kynasmith.tokens")
+
+
+@dataclass(slots=True)
+class _Cached:
+    token: str
+    expires_at: float
+    project_id: str | None
+
+
+async def _no_auth() -> Mapping[str, str]:
+    return {}
+
+
+class TokenManager:
+    """Mints and caches access tokens for one credential.
+
+    Args:
+        http: the transport to the Kynasmith API.
+        api_key: the ``<key_id>:<key_secret>`` credential (kept secret).
+        project_id: sent with every mint when given (checked by the server).
+        refresh_margin: seconds before expiry when a token is replaced.
+    """
+
+    def __init__(
+        self,
+        http: HTTPTransport,
+        api_key: str,
+        *,
+        project_id: str | None = None,
+        refresh_margin: float = 5.0,
+    ) -> None:
+        self._http = http
+        self._api_key = api_key
+        self.project_id = project_id
+        self.refresh_margin = refresh_margin
+        self._cache: dict[frozenset[str], _Cached] = {}
+        self._locks: dict[frozenset[str], asyncio.Lock] = {}
+        self.minted = 0
+        """How many tokens this manager minted."""
+
+    def invalidate(self) -> None:
+        """Forget every cached token (the server said one expired)."""
+        self._cache.clear()
+
+    async def token(self, scopes: Iterable[str]) -> str:
+        """A valid token carrying ``scopes``; mints one if needed.
+
+        If the caller holding the lock is cancelled mid-mint, the next caller
+        mints again; nothing is cached half-way.
+        """
+        key = frozenset(scopes)
+        cached = self._cache.get(key)
+        if cached is not None and cached.expires_at - self.refresh_margin > time.monotonic():
+            return cached.token
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            cached = self._cache.get(key)
+            if cached is not None and cached.expires_at - self.refresh_margin > time.monotonic():
+                return cached.token
+            minted = await self._mint(key)
+            self._cache[key] = minted
+            return minted.token
+
+    async def _mint(self, scopes: frozenset[str]) -> _Cached:
+        body: dict[str, object] = {"api_key": self._api_key, "scopes": sorted(scopes)}
+        if self.project_id:
+            body["project_id"] = self.project_id
+        started = time.monotonic()
+        answer: AccessToken = await self._http.request(
+            "POST",
+            "/api/auth/access-tokens",
+            json=body,
+            response_type=AccessToken,
+            idempotent=True,
+            auth=_no_auth,
+        )
+        register_secret(answer.access_token)
+        self.minted += 1
+        if self.project_id is None:
+            self.project_id = answer.project_id
+        log.debug(
+            "minted a token for %s (expires in %.0fs)", sorted(scopes), answer.expires_in_seconds
+        )
+        return _Cached(answer.access_token, started + answer.expires_in_seconds, answer.project_id)
+
+    def headers(self, *scopes: str) -> AuthHeaders:
+        """An auth-headers callable for a call needing ``scopes`` (used per attempt)."""
+
+        async def auth() -> Mapping[str, str]:
+            return {"Authorization": f"Bearer {await self.token(scopes)}"}
+
+        return auth

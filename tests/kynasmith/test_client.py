@@ -1,0 +1,243 @@
+"""The Kynasmith client against the real emulator over loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator
+
+import pytest
+
+from aiolens import (
+    ConfigurationError,
+    ConflictError,
+    NotFoundError,
+    PoseFrameError,
+    RateLimitError,
+)
+from aiolens.emulator import Emulator
+from aiolens.emulator.movespec_yaml import SQUAT_YAML
+from aiolens.kynasmith import AsyncKynasmithClient
+from aiolens.kynasmith.models import (
+    EventCompleted,
+    FrameAck,
+    SessionDone,
+    ShapeEnter,
+    UnknownEvent,
+    decode_detection_event,
+)
+from aiolens.kynasmith.synthetic import bad_frame, generate_squats
+from tests.conftest import FAST_BACKOFF
+
+
+@pytest.fixture
+async def kyna(emulator: Emulator) -> AsyncIterator[AsyncKynasmithClient]:
+    async with AsyncKynasmithClient(
+        emulator.kynasmith_api_key, base_url=emulator.kynasmith_url, backoff=FAST_BACKOFF
+    ) as client:
+        yield client
+
+
+async def squat_spec(client: AsyncKynasmithClient) -> str:
+    specs = await client.movespecs.list(visibility="public")
+    return next(s.movespec_id for s in specs if s.name == "squat")
+
+
+async def stream(det, frames, batch: int = 15):  # type: ignore[no-untyped-def]
+    chunks = [frames[i : i + batch] for i in range(0, len(frames), batch)]
+    return await asyncio.gather(*(det.send(c) for c in chunks))
+
+
+def test_key_required(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KYNASMITH_API_KEY", raising=False)
+    with pytest.raises(ConfigurationError):
+        AsyncKynasmithClient()
+    with pytest.raises(ConfigurationError):
+        AsyncKynasmithClient("no-colon")
+
+
+async def test_concurrent_callers_share_one_mint_and_refresh(emulator: Emulator) -> None:
+    emulator.kynasmith.token_ttl = 1.5
+    async with AsyncKynasmithClient(
+        emulator.kynasmith_api_key, base_url=emulator.kynasmith_url, token_refresh_margin=1.0
+    ) as client:
+        spec = await squat_spec(client)
+        assert client.tokens.minted == 1
+        await asyncio.gather(*(client.movespecs.get(spec) for _ in range(20)))
+        assert client.tokens.minted == 1
+        await asyncio.sleep(0.6)  # inside the refresh margin now
+        await asyncio.gather(*(client.movespecs.get(spec) for _ in range(20)))
+        assert client.tokens.minted == 2
+
+
+async def test_expired_token_is_reminted(kyna: AsyncKynasmithClient, emulator: Emulator) -> None:
+    spec = await squat_spec(kyna)
+    for token in emulator.kynasmith.tokens.values():
+        token.expires_at = 0.0  # the server now answers access_token_expired
+    assert (await kyna.movespecs.get(spec)).name == "squat"
+    assert kyna.tokens.minted == 2
+
+
+async def test_idempotent_create_retried_after_failure_creates_one_session(
+    kyna: AsyncKynasmithClient, emulator: Emulator
+) -> None:
+    spec = await squat_spec(kyna)
+    emulator.faults.fail_next(
+        500, method="POST", path="/api/detection/sessions", after_processing=True
+    )
+    created = await kyna.sessions.create(movespec_id=spec)
+    assert list(emulator.kynasmith.sessions) == [created.session_id]
+    with pytest.raises(ConflictError) as err:  # same key, other body
+        await kyna.sessions.create(movespec_id=spec, mode="live", idempotency_key="k1")
+        await kyna.sessions.create(movespec_id=spec, mode="replay", idempotency_key="k1")
+    assert err.value.details == {"reason": "idempotency_key_reuse"}
+
+
+async def test_pipelined_batches_acked_and_reps_counted_exactly(
+    kyna: AsyncKynasmithClient,
+) -> None:
+    frames = generate_squats(5, seed=3)
+    async with kyna.detection_session(movespec_id=await squat_spec(kyna), window=8) as det:
+        acks = await stream(det, frames)
+        assert [a.batch_seq for a in acks] == list(range(1, len(acks) + 1))
+        assert acks[-1].accepted_frames_total == len(frames)
+        done = await det.finalize()
+        items = [item async for item in det.events()]
+    assert isinstance(done, SessionDone) and done.status == "completed"
+    assert done.accepted_frames_total == len(frames)
+    assert sum(isinstance(e, EventCompleted) for e in items) == 5
+    assert any(isinstance(e, ShapeEnter) and e.payload.shape_key == "bottom" for e in items)
+    assert isinstance(items[-1], SessionDone)
+    record = await kyna.sessions.get(det.session_id)
+    assert record.status == "completed" and record.accepted_frames_total == len(frames)
+
+
+async def test_rejected_frames_are_reported(kyna: AsyncKynasmithClient) -> None:
+    good = generate_squats(0)[:3]
+    async with kyna.detection_session(movespec_id=await squat_spec(kyna), validate=False) as det:
+        ack = await det.send([good[0], bad_frame("missing", frame_seq=2), good[2]])
+    assert isinstance(ack, FrameAck)
+    assert ack.rejected_frame_indexes == [1]
+    assert ack.accepted_frame_count == 2
+
+
+async def test_invalid_frame_is_a_local_error(
+    kyna: AsyncKynasmithClient, emulator: Emulator
+) -> None:
+    async with kyna.detection_session(movespec_id=await squat_spec(kyna)) as det:
+        for kind in ("missing", "duplicate", "unknown", "confidence"):
+            with pytest.raises(PoseFrameError) as err:
+                await det.send([bad_frame(kind)])  # type: ignore[arg-type]
+            assert err.value.index == 0
+        session = emulator.kynasmith.sessions[det.session_id]
+        assert session.accepted_frames_total == 0 and session.last_batch_seq == 0
+
+
+async def test_reconnect_mid_stream_loses_nothing_duplicates_nothing(
+    kyna: AsyncKynasmithClient, emulator: Emulator
+) -> None:
+    frames = generate_squats(3, seed=1)
+    async with kyna.detection_session(movespec_id=await squat_spec(kyna), window=4) as det:
+        emulator.faults.ws_drop_after = 7
+        acks = await stream(det, frames)
+        emulator.faults.ws_drop_after = None
+        done = await det.finalize()
+        items = [item async for item in det.events()]
+        assert det.reconnects >= 1
+    assert acks[-1].accepted_frames_total == len(frames) == done.accepted_frames_total
+    assert sum(isinstance(e, EventCompleted) for e in items) == 3
+    ids = [e.event_id for e in items if hasattr(e, "event_id")]
+    assert len(ids) == len(set(ids))
+
+
+async def test_leaving_without_finalize_cancels(
+    kyna: AsyncKynasmithClient, emulator: Emulator
+) -> None:
+    with pytest.raises(RuntimeError):
+        async with kyna.detection_session(movespec_id=await squat_spec(kyna)) as det:
+            await det.send(generate_squats(1)[:15])
+            raise RuntimeError("boom")
+    assert emulator.kynasmith.sessions[det.session_id].status == "cancelled"
+
+
+async def test_errors_are_typed_with_codes(kyna: AsyncKynasmithClient) -> None:
+    with pytest.raises(ValueError):
+        await kyna.sessions.create()
+    with pytest.raises(NotFoundError) as err:
+        await kyna.sessions.create(movespec_id="ms_nope")
+    assert err.value.code == "not_found" and err.value.request_id
+    spec = await squat_spec(kyna)
+    with pytest.raises(ConflictError) as conflict:
+        await kyna.sessions.create(movespec_id=spec, contract_major=2)
+    assert conflict.value.code == "contract_version_unsupported"
+    assert conflict.value.details == {"supported_contract_major": 1}
+    assert not conflict.value.retryable
+
+
+async def test_rate_limit_headers_and_error() -> None:
+    async with (
+        Emulator(kynasmith_limits={"movespecs": 3}) as emu,
+        AsyncKynasmithClient(
+            emu.kynasmith_api_key, base_url=emu.kynasmith_url, max_retries=0
+        ) as client,
+    ):
+        spec = await squat_spec(client)
+        await client.movespecs.get(spec)
+        await client.movespecs.get(spec)
+        with pytest.raises(RateLimitError) as err:
+            await client.movespecs.get(spec)
+    assert err.value.code == "rate_limited" and err.value.retryable
+    assert err.value.retry_after is not None and err.value.retry_after > 0
+
+
+async def test_movespec_authoring_flow(kyna: AsyncKynasmithClient) -> None:
+    spec = await kyna.movespecs.create("my squat", description="test")
+    draft = await kyna.movespecs.put_draft(spec.movespec_id, SQUAT_YAML)
+    assert draft.yaml_source == SQUAT_YAML
+    assert (await kyna.movespecs.validate(spec.movespec_id)).ok
+    version = await kyna.movespecs.create_version(spec.movespec_id)
+    assert version.version_number == 1
+    assert version.content_hash == hashlib.sha256(SQUAT_YAML.encode()).hexdigest()
+    released = await kyna.movespecs.release(spec.movespec_id, version.movespec_version_id)
+    assert released.current_released_version_id == version.movespec_version_id
+    assert [v.movespec_version_id for v in await kyna.movespecs.versions(spec.movespec_id)] == [
+        version.movespec_version_id
+    ]
+    renamed = await kyna.movespecs.update(spec.movespec_id, name="renamed")
+    assert renamed.name == "renamed"
+    fork = await kyna.movespecs.fork(spec.movespec_id, name="forked", idempotency_key="f1")
+    again = await kyna.movespecs.fork(spec.movespec_id, name="forked", idempotency_key="f1")
+    assert fork.movespec_id == again.movespec_id
+    assert (await kyna.movespecs.get_draft(fork.movespec_id)).yaml_source == SQUAT_YAML
+    frames = generate_squats(2)
+    async with kyna.detection_session(movespec_version_id=version.movespec_version_id) as det:
+        await stream(det, frames)
+        done = await det.finalize()
+        reps = [e async for e in det.events() if isinstance(e, EventCompleted)]
+    assert done.status == "completed" and len(reps) == 2
+
+
+async def test_bad_yaml_reported_with_its_line(kyna: AsyncKynasmithClient) -> None:
+    spec = await kyna.movespecs.create("broken")
+    broken = SQUAT_YAML.replace(
+        "sequence: [standing, bottom, standing]", "sequence: [standing, bottom, sitting]"
+    )
+    await kyna.movespecs.put_draft(spec.movespec_id, broken)
+    result = await kyna.movespecs.validate(spec.movespec_id)
+    assert not result.ok
+    (issue,) = result.errors
+    assert issue.code == "unknown_phase"
+    assert issue.line == broken.splitlines().index("    sequence: [standing, bottom, sitting]") + 1
+    await kyna.movespecs.put_draft(spec.movespec_id, "name: [unclosed\n")
+    result = await kyna.movespecs.validate(spec.movespec_id)
+    assert result.errors[0].code == "yaml_syntax_error" and result.errors[0].line == 2
+
+
+def test_unknown_event_type_is_kept() -> None:
+    known = decode_detection_event(
+        b'{"type":"shape_enter","event_id":"e","session_id":"s","ts_ms":1,'
+        b'"payload":{"shape_key":"standing","confidence":0.9}}'
+    )
+    unknown = decode_detection_event(b'{"type":"new_kind","event_id":"e2","x":1}')
+    assert isinstance(known, ShapeEnter)
+    assert isinstance(unknown, UnknownEvent) and unknown.raw["x"] == 1
