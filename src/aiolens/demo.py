@@ -30,7 +30,7 @@ from aiolens.archetype.events import InferenceResult
 from aiolens.archetype.session import LensSession
 from aiolens.errors import ConfigurationError
 
-__all__ = ["add_parser", "run_lens_demo"]
+__all__ = ["add_parser", "run_kynasmith_demo", "run_lens_demo"]
 
 console = Console()
 
@@ -173,7 +173,64 @@ def _print_summary(result: DemoResult) -> None:
     console.print(table)
 
 
+async def run_kynasmith_demo(
+    *, reps: int = 10, window: int = 8, quiet: bool = False
+) -> tuple[int, int, float]:
+    """Stream ``reps`` generated squats to the emulated Kynasmith API.
+
+    Returns:
+        (repetitions counted by the server, frames accepted, frames per second).
+    """
+    from aiolens.emulator import Emulator
+    from aiolens.kynasmith import AsyncKynasmithClient
+    from aiolens.kynasmith.models import EventCompleted
+    from aiolens.kynasmith.synthetic import generate_squats
+
+    frames = generate_squats(reps, seed=7)
+    batches = [frames[i : i + 15] for i in range(0, len(frames), 15)]
+    async with (
+        Emulator() as emu,
+        AsyncKynasmithClient(emu.kynasmith_api_key, base_url=emu.kynasmith_url) as client,
+    ):
+        specs = await client.movespecs.list(visibility="public")
+        squat = next(s.movespec_id for s in specs if s.name == "squat")
+        async with client.detection_session(movespec_id=squat, window=window) as det:
+            with Progress(
+                TextColumn("[bold]streaming squats[/]"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=console,
+                disable=quiet,
+                transient=True,
+            ) as progress:
+                task = progress.add_task("frames", total=len(frames))
+                started = time.perf_counter()
+
+                async def send(batch: list[Any]) -> None:
+                    await det.send(batch)
+                    progress.advance(task, len(batch))
+
+                await asyncio.gather(*(send(b) for b in batches))
+                done = await det.finalize()
+                seconds = time.perf_counter() - started
+            counted = [e async for e in det.events() if isinstance(e, EventCompleted)]
+    rate = done.accepted_frames_total / seconds if seconds else 0.0
+    if not quiet:
+        table = Table(title="aiolens demo — Kynasmith Detection API (emulated)", show_header=False)
+        table.add_row("squats generated", str(reps))
+        table.add_row("repetitions counted", str(len(counted)))
+        table.add_row("frames accepted", f"{done.accepted_frames_total} in {len(batches)} batches")
+        table.add_row("frames/s (with acks)", f"{rate:,.0f}")
+        table.add_row("session", f"{det.session_id} → {done.status}")
+        console.print(table)
+    return len(counted), done.accepted_frames_total, rate
+
+
 async def _run(args: argparse.Namespace) -> int:
+    if args.target == "kynasmith":
+        await run_kynasmith_demo(reps=args.reps)
+        return 0
     await run_lens_demo(lenses=args.lenses, live=args.live)
     return 0
 
@@ -181,7 +238,8 @@ async def _run(args: argparse.Namespace) -> int:
 def add_parser(sub: Any) -> None:
     """Register the ``demo`` subcommand on the CLI's subparsers."""
     demo = sub.add_parser("demo", help="run the pipeline end to end against the emulator")
-    demo.add_argument("target", nargs="?", choices=["lens"], default="lens")
+    demo.add_argument("target", nargs="?", choices=["lens", "kynasmith"], default="lens")
+    demo.add_argument("--reps", type=int, default=10, help="squats to stream (kynasmith)")
     demo.add_argument("--lenses", type=int, default=1, help="sessions to run concurrently")
     demo.add_argument("--live", action="store_true", help="use the real service (ATAI_API_KEY)")
     demo.set_defaults(run=_run)
