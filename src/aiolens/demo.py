@@ -60,6 +60,18 @@ class DemoResult:
         return self.events / self.seconds if self.seconds else 0.0
 
 
+def _progress(label: str, quiet: bool) -> Progress:
+    return Progress(
+        TextColumn(f"[bold]{label}[/]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=quiet,
+        transient=True,
+    )
+
+
 def _data(name: str) -> bytes:
     return resources.files("aiolens.data").joinpath(name).read_bytes()
 
@@ -136,15 +148,7 @@ async def run_lens_demo(*, lenses: int = 1, live: bool = False, quiet: bool = Fa
             lens_name="aiolens demo: machine state",
         )
         try:
-            with Progress(
-                TextColumn("[bold]streaming[/]"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=console,
-                disable=quiet,
-                transient=True,
-            ) as progress:
+            with _progress("streaming", quiet) as progress:
                 task = progress.add_task("events", total=total)
                 started = time.perf_counter()
                 await asyncio.gather(
@@ -195,15 +199,7 @@ async def run_kynasmith_demo(
         specs = await client.movespecs.list(visibility="public")
         squat = next(s.movespec_id for s in specs if s.name == "squat")
         async with client.detection_session(movespec_id=squat, window=window) as det:
-            with Progress(
-                TextColumn("[bold]streaming squats[/]"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=console,
-                disable=quiet,
-                transient=True,
-            ) as progress:
+            with _progress("streaming squats", quiet) as progress:
                 task = progress.add_task("frames", total=len(frames))
                 started = time.perf_counter()
 

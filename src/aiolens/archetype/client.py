@@ -5,13 +5,13 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import AsyncIterator, Mapping
-from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Final
 
 import aiohttp
 
 from aiolens._core.backoff import Backoff
 from aiolens._core.redact import SecretStr, install_log_redaction
+from aiolens._transport.client_base import ClientBase
 from aiolens._transport.http import HTTPTransport, Timeout
 from aiolens.archetype.resources import Files, Lenses, Sessions
 from aiolens.archetype.session import LensSession
@@ -23,7 +23,7 @@ DEFAULT_BASE_URL: Final = "https://api.u1.archetypeai.app/v0.5"
 _USER_AGENT: Final = "aiolens (archetype)"
 
 
-class AsyncArchetypeClient:
+class AsyncArchetypeClient(ClientBase):
     """An asyncio client for the Archetype AI Lens API.
 
     Use it as an async context manager, or call :meth:`aclose` when done::
@@ -174,26 +174,3 @@ class AsyncArchetypeClient:
             self.base_url,
             _transport=self._http.with_options(**changes),
         )
-
-    @property
-    def closed(self) -> bool:
-        """Whether :meth:`aclose` was called."""
-        return self._http.closed
-
-    async def aclose(self) -> None:
-        """Close the connection pool if this client owns it. Idempotent."""
-        await self._http.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(base_url={self.base_url!r}, api_key={self._api_key!r})"

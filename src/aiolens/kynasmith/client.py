@@ -5,13 +5,13 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import AsyncIterator, Mapping
-from types import TracebackType
-from typing import Any, Final, Literal, Self
+from typing import Any, Final, Literal
 
 import aiohttp
 
 from aiolens._core.backoff import Backoff
 from aiolens._core.redact import SecretStr, install_log_redaction
+from aiolens._transport.client_base import ClientBase
 from aiolens._transport.http import HTTPTransport, Timeout
 from aiolens.errors import APIStatusError, ConfigurationError
 from aiolens.kynasmith.models import CONTRACT_MAJOR_VERSION
@@ -28,7 +28,7 @@ async def _no_auth() -> Mapping[str, str]:
     return {}
 
 
-class AsyncKynasmithClient:
+class AsyncKynasmithClient(ClientBase):
     """An asyncio client for the Kynasmith Detection API.
 
     ::
@@ -135,26 +135,3 @@ class AsyncKynasmithClient:
             yield session
         finally:
             await session.aclose()
-
-    @property
-    def closed(self) -> bool:
-        """Whether :meth:`aclose` was called."""
-        return self._http.closed
-
-    async def aclose(self) -> None:
-        """Close the owned connection pool. Idempotent."""
-        await self._http.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(base_url={self.base_url!r}, api_key={self._api_key!r})"
