@@ -285,3 +285,56 @@ async def test_full_realtime_flow_never_logs_the_key(
             logging.getLogger("aiolens").debug("session info %r", session.info)
     assert caplog.records
     assert key not in caplog.text
+
+
+async def test_silent_stream_is_reconnected_after_liveness_window(
+    client: AsyncArchetypeClient,
+) -> None:
+    from aiolens import APIConnectionError
+
+    async with client.session(IMAGE_QA) as session:
+        events = session.events(liveness_timeout=0.2, max_reconnects=2)
+        first = await events.__anext__()  # sse.stream.start, then silence (no input)
+        assert isinstance(first, SSEStreamStart)
+        with pytest.raises(APIConnectionError):
+            await events.__anext__()
+        assert events.reconnects >= 1
+
+
+async def test_resume_impossible_is_an_error_not_a_silent_restart() -> None:
+    from aiolens import StreamResumeError
+    from aiolens.archetype.session import LensSession
+
+    seen_cursors: list[str | None] = []
+
+    async def consumer(request: web.Request) -> web.StreamResponse:
+        seen_cursors.append(request.headers.get("Last-Event-ID"))
+        if request.headers.get("Last-Event-ID"):
+            return web.json_response(
+                {"errors": [{"code": "resume_unavailable", "message": "gone"}]}, status=409
+            )
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        await response.write(
+            b'data: {"type": "sse.stream.start"}\n\n'
+            b'id: 1\ndata: {"type": "log.info"}\n\n'
+            b'id: 2\ndata: {"type": "log.info"}\n\n'
+        )
+        assert request.transport is not None
+        request.transport.abort()  # drop mid-stream
+        return response
+
+    app = web.Application()
+    app.router.add_get("/lens/sessions/consumer/lsn-x", consumer)
+    async with TestServer(app, host="127.0.0.1") as server:
+        client = AsyncArchetypeClient("k" * 16, str(server.make_url("")))
+        session = LensSession(client, "lsn-x", "ws://unused")
+        events = session.events()
+        received = []
+        with pytest.raises(StreamResumeError):
+            async for event in events:
+                received.append(event)
+        await session.aclose()
+        await client.aclose()
+    assert [e.type for e in received] == ["sse.stream.start", "log.info", "log.info"]
+    assert seen_cursors == [None, "2"]

@@ -68,6 +68,9 @@ class EventStream(Generic[T]):
             :class:`ProtocolError` marks the frame malformed (skipped).
         is_end: whether a decoded event ends the stream (it is still yielded).
         skip: whether a decoded event is consumed silently (heartbeats).
+        outside_sequence: events that belong to a connection, not to the
+            resumable sequence (stream start, heartbeats): they carry no id
+            and do not make a resume unsafe.
         queue_size: bound of the queue between reader and consumer.
         overflow: ``"block"`` or ``"drop_oldest"``.
         liveness_timeout: seconds without any bytes (heartbeats included)
@@ -87,6 +90,7 @@ class EventStream(Generic[T]):
         decode: Callable[[SSEEvent], T],
         is_end: Callable[[T], bool],
         skip: Callable[[T], bool] | None = None,
+        outside_sequence: Callable[[T], bool] | None = None,
         queue_size: int = 1024,
         overflow: Overflow = "block",
         liveness_timeout: float = 30.0,
@@ -100,6 +104,9 @@ class EventStream(Generic[T]):
         self._decode = decode
         self._is_end = is_end
         self._skip = skip
+        self._outside = outside_sequence
+        self._opened = False
+        self._since_id = 0  # sequence events delivered without an id since the last id
         self._queue: asyncio.Queue[Any] = asyncio.Queue(queue_size)
         self._overflow = overflow
         self._liveness = liveness_timeout
@@ -133,6 +140,7 @@ class EventStream(Generic[T]):
     async def __anext__(self) -> T:
         if self._finished:
             raise StopAsyncIteration
+        self.start()
         item = await self._queue.get()
         if item is _END:
             self._finished = True
@@ -163,14 +171,16 @@ class EventStream(Generic[T]):
 
     async def _run(self) -> None:
         failures = 0
+        first = True
         try:
             while True:
-                resuming = bool(self.last_event_id) or self.delivered > 0
-                if resuming and not self.last_event_id:
+                if not first and self._since_id:
                     raise StreamResumeError(
-                        "The event stream dropped and carries no event ids; it cannot be "
-                        "resumed without losing or repeating events"
+                        f"The event stream dropped after {self._since_id} event(s) without "
+                        "ids; it cannot be resumed without losing or repeating events"
                     )
+                resuming = not first and bool(self.last_event_id)
+                first = False
                 before = self.delivered
                 try:
                     ended = await self._read_once()
@@ -226,8 +236,9 @@ class EventStream(Generic[T]):
         async with self._http.stream(
             "GET", self._path, headers=headers, timeout=timeout, max_retries=0
         ) as resp:
-            if self.delivered or self.last_event_id:
+            if self._opened:
                 self.reconnects += 1
+            self._opened = True
             async for chunk in resp.content.iter_any():
                 for raw in parser.feed(chunk):
                     # The last-event-ID persists across frames (WHATWG): only a
@@ -252,6 +263,10 @@ class EventStream(Generic[T]):
         self._remember(event_id)
         if self._skip is not None and self._skip(event):
             return False
+        if event_id:
+            self._since_id = 0
+        elif self._outside is None or not self._outside(event):
+            self._since_id += 1
         self.delivered += 1
         await self._put(event)
         return self._is_end(event)

@@ -440,6 +440,7 @@ class LensSession:
             decode=_decode_sse,
             is_end=_is_sse_end,
             skip=skip,
+            outside_sequence=_outside_sequence,
             queue_size=queue_size,
             overflow=overflow,
             liveness_timeout=liveness_timeout,
@@ -493,6 +494,10 @@ def _interpret(request_type: str, reply: dict[str, Any]) -> Any:
 
 def _decode_sse(raw: SSEEvent) -> LensEvent | UnknownEvent:
     return decode_event(raw.data)
+
+
+def _outside_sequence(event: LensEvent | UnknownEvent) -> bool:
+    return isinstance(event, SSEStreamStart | SSEStreamHeartbeat)
 
 
 def _is_sse_end(event: LensEvent | UnknownEvent) -> bool:

@@ -164,8 +164,8 @@ class _Realtime:
                 except TimeoutError:
                     await response.write(_heartbeat(session, position))
             await response.write_eof()
-        except (ConnectionResetError, asyncio.CancelledError):
-            raise
+        except ConnectionResetError:  # the consumer went away (aiohttp's reset error too)
+            return response
         finally:
             self.streams.discard(stopping)
         return response
