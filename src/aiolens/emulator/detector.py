@@ -1,160 +1,312 @@
-"""Runs a MoveSpec over pose frames for real (the emulator's detection engine).
+"""Runs a MoveSpec over pose frames for real: the emulator's detection engine.
 
-Angles are 3-D, in degrees, at the middle joint: knee = hip–knee–ankle,
-hip = shoulder–hip–knee, elbow = shoulder–elbow–wrist. A criterion without
-``side`` uses the mean of the left and right angles; ``front``/``back`` pick
-the leg (or arm) whose knee (or elbow) is further toward / away from the camera
-(larger / smaller z).
+Angles (PROTOCOL §B.9 [INF]) are 3-D, in degrees, measured at the middle
+landmark of three:
 
-State machine (PROTOCOL §B.9 [INF]): the current phase is the first phase
-whose criteria all hold (none between phases). On a phase change it emits
-``shape_exit`` for the old phase and ``shape_enter`` for the new one. Walking
-the ``sequence`` in order emits ``event_completed``; entering a phase out of
-order after the walk began emits ``event_interrupted`` and restarts the walk.
-Feedback cues fire on entering their phase or on a completed repetition.
+* knee = hip–knee–ankle, hip = shoulder–hip–knee, elbow = shoulder–elbow–wrist,
+  shoulder = hip–shoulder–elbow;
+* each for ``left`` and ``right``; ``front`` / ``back`` are the side whose far
+  landmark of the joint (ankle for knee, knee for hip, wrist for elbow, elbow
+  for shoulder) is closer to / farther from the camera, i.e. has the smaller /
+  larger MediaPipe ``z`` (ties go to ``left`` being front);
+* a criterion **without** ``side`` holds when the **mean** of the left and right
+  angles is in range (chosen over "either side" so that one noisy leg cannot
+  satisfy a two-legged phase alone).
+
+State machine (§B.9 [INF]), one frame at a time:
+
+* The frame's phase is the first phase, in MoveSpec order, whose criteria all
+  hold (range ends included). A frame where no phase holds keeps the current
+  phase: there is no hysteresis band, but events fire only on a phase
+  *change*, so noise inside a phase cannot produce duplicate events.
+* On a change: ``shape_exit`` for the old phase (if any), ``shape_enter`` for
+  the new one, then the feedback cues ``on`` the new phase.
+* The ``sequence`` is walked in order. When its last phase is entered an
+  ``event_completed {event_key: movement name, score}`` is emitted, followed by
+  the ``completed`` cues; ``score`` is the mean frame confidence over the
+  repetition. When the sequence ends where it starts (``[standing, bottom,
+  standing]``), that last phase also starts the next repetition.
+* ``event_interrupted {reason}`` is emitted when a repetition that has left
+  its first phase breaks off: the first phase is entered again before the end
+  (the repetition restarted), a phase out of order is entered, or (when
+  ``rep_timeout_ms`` is set) the repetition takes longer than that.
+
+A partial movement that never reaches the next phase (e.g. a half squat
+between ``standing`` and ``bottom``) changes no phase, so it produces no event.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Mapping
+from typing import Final
 
-from aiolens.emulator.movespec_yaml import Criterion, MoveSpecDefinition
-from aiolens.kynasmith.models import PoseFrame
+from aiolens.emulator.movespec_yaml import MoveSpecDefinition
+from aiolens.kynasmith.models import (
+    CompletedPayload,
+    DetectionEvent,
+    EventCompleted,
+    EventInterrupted,
+    Feedback,
+    FeedbackPayload,
+    InterruptedPayload,
+    PoseFrame,
+    ShapeEnter,
+    ShapeExit,
+    ShapePayload,
+)
 
-__all__ = ["RepetitionDetector", "joint_angles"]
+__all__ = ["JOINT_LANDMARKS", "RepetitionDetector", "angle_at", "joint_angles"]
 
-_JOINTS = {
+Point = tuple[float, float, float]
+
+JOINT_LANDMARKS: Final[dict[str, tuple[str, str, str]]] = {
     "knee": ("hip", "knee", "ankle"),
     "hip": ("shoulder", "hip", "knee"),
     "elbow": ("shoulder", "elbow", "wrist"),
+    "shoulder": ("hip", "shoulder", "elbow"),
 }
+"""Per joint, the landmarks (without side prefix) whose middle one is the vertex."""
+
+_NEEDED: Final = frozenset(
+    f"{side}_{part}"
+    for parts in JOINT_LANDMARKS.values()
+    for part in parts
+    for side in ("left", "right")
+)
 
 
-def _angle(
-    a: tuple[float, float, float], b: tuple[float, float, float], c: tuple[float, float, float]
-) -> float:
-    u = (a[0] - b[0], a[1] - b[1], a[2] - b[2])
-    v = (c[0] - b[0], c[1] - b[1], c[2] - b[2])
-    nu = math.sqrt(u[0] ** 2 + u[1] ** 2 + u[2] ** 2)
-    nv = math.sqrt(v[0] ** 2 + v[1] ** 2 + v[2] ** 2)
-    if nu == 0 or nv == 0:
-        return 0.0
-    cos = (u[0] * v[0] + u[1] * v[1] + u[2] * v[2]) / (nu * nv)
-    return math.degrees(math.acos(max(-1.0, min(1.0, cos))))
+def angle_at(a: Point, vertex: Point, c: Point) -> float:
+    """The angle ``a``–``vertex``–``c`` in degrees (0..180); NaN if a segment has no length."""
+    ux, uy, uz = a[0] - vertex[0], a[1] - vertex[1], a[2] - vertex[2]
+    vx, vy, vz = c[0] - vertex[0], c[1] - vertex[1], c[2] - vertex[2]
+    norms = math.sqrt((ux * ux + uy * uy + uz * uz) * (vx * vx + vy * vy + vz * vz))
+    if norms == 0.0:
+        return math.nan
+    cos = (ux * vx + uy * vy + uz * vz) / norms
+    return math.degrees(math.acos(-1.0 if cos < -1.0 else min(cos, 1.0)))
 
 
-def joint_angles(frame: PoseFrame) -> dict[str, dict[str, float]]:
-    """Angles per joint and side: ``{"knee": {"left", "right", "front", "back", "mean"}}``."""
-    at = {m.name: (m.x, m.y, m.z) for m in frame.landmarks}
+def _angles(at: Mapping[str, Point]) -> dict[str, dict[str, float]]:
     out: dict[str, dict[str, float]] = {}
-    for joint, (a, b, c) in _JOINTS.items():
-        sides = {}
-        for side in ("left", "right"):
-            try:
-                sides[side] = _angle(at[f"{side}_{a}"], at[f"{side}_{b}"], at[f"{side}_{c}"])
-            except KeyError:
-                continue
-        if len(sides) < 2:
-            continue
-        front = "left" if at[f"left_{b}"][2] >= at[f"right_{b}"][2] else "right"
-        back = "right" if front == "left" else "left"
-        sides["front"], sides["back"] = sides[front], sides[back]
-        sides["mean"] = (sides["left"] + sides["right"]) / 2
-        out[joint] = sides
+    for joint, (a, b, c) in JOINT_LANDMARKS.items():
+        try:
+            left = angle_at(at[f"left_{a}"], at[f"left_{b}"], at[f"left_{c}"])
+            right = angle_at(at[f"right_{a}"], at[f"right_{b}"], at[f"right_{c}"])
+            left_front = at[f"left_{c}"][2] <= at[f"right_{c}"][2]
+        except KeyError:
+            continue  # a landmark is missing: the joint has no angle
+        front, back = (left, right) if left_front else (right, left)
+        out[joint] = {
+            "left": left,
+            "right": right,
+            "front": front,
+            "back": back,
+            "mean": (left + right) / 2,
+        }
     return out
 
 
-def _holds(criterion: Criterion, angles: dict[str, dict[str, float]]) -> bool:
-    joint = angles.get(criterion.joint)
-    if joint is None:
-        return False
-    value = joint[criterion.side or "mean"]
-    return criterion.angle_min <= value <= criterion.angle_max
+def joint_angles(frame: PoseFrame) -> dict[str, dict[str, float]]:
+    """The joint angles of one frame.
+
+    Args:
+        frame: a pose frame; joints whose landmarks are missing are left out.
+
+    Returns:
+        ``{joint: {"left", "right", "front", "back", "mean": degrees}}`` for
+        ``knee``, ``hip``, ``elbow`` and ``shoulder``.
+    """
+    at = {m.name: (m.x, m.y, m.z) for m in frame.landmarks if m.name in _NEEDED}
+    return _angles(at)
 
 
 class RepetitionDetector:
-    """Feeds frames through a MoveSpec and returns detection events (wire dicts)."""
+    """Feeds frames through a MoveSpec and returns detection events.
 
-    def __init__(self, definition: MoveSpecDefinition, session_id: str) -> None:
+    One detector serves one detection session; it is not thread-safe and keeps
+    only a few numbers of state, whatever the session's length.
+
+    Attributes:
+        definition: the MoveSpec being run.
+        session_id: put into every event.
+        phase: the current phase (``None`` before the first phase is entered).
+        completed: repetitions counted so far.
+        interrupted: interruptions so far.
+    """
+
+    def __init__(
+        self,
+        definition: MoveSpecDefinition,
+        session_id: str,
+        *,
+        event_id_prefix: str | None = None,
+        rep_timeout_ms: float | None = None,
+    ) -> None:
+        """Create a detector.
+
+        Args:
+            definition: a validated MoveSpec.
+            session_id: the session the events belong to.
+            event_id_prefix: event ids are this prefix plus a counter from 1;
+                the default is ``f"evt_{session_id}_"`` (unique per session).
+            rep_timeout_ms: interrupt a repetition that has left its first
+                phase and does not complete within this many milliseconds of
+                frame time; ``None`` (default) never times out.
+
+        Raises:
+            ValueError: the sequence is shorter than two phases.
+        """
+        if len(definition.sequence) < 2:
+            raise ValueError("the MoveSpec sequence must list at least two phases")
         self.definition = definition
         self.session_id = session_id
         self.phase: str | None = None
-        self.progress = 0
         self.completed = 0
+        self.interrupted = 0
+        self._prefix = f"evt_{session_id}_" if event_id_prefix is None else event_id_prefix
+        self._timeout = rep_timeout_ms
         self._next_id = 0
+        self._progress = 0  # how many sequence steps are matched
+        self._started_ms = 0.0  # when the walk left its first phase
+        self._confidence_sum = 0.0
+        self._confidence_frames = 0
+        self._wrap = definition.sequence[-1] == definition.sequence[0]
+        self._criteria = [
+            (
+                phase.name,
+                [(c.joint, c.side or "mean", c.angle_min, c.angle_max) for c in phase.criteria],
+            )
+            for phase in definition.phases
+        ]
+        self._cues: dict[str, list[tuple[str, str]]] = {}
+        for cue in definition.feedback:
+            self._cues.setdefault(cue.on, []).append((cue.level, cue.message))
 
-    def _event(self, kind: str, ts_ms: float, payload: dict[str, Any]) -> dict[str, Any]:
+    @property
+    def progress(self) -> int:
+        """How many steps of the sequence the current repetition has matched."""
+        return self._progress
+
+    def _id(self) -> str:
         self._next_id += 1
-        return {
-            "type": kind,
-            "event_id": f"evt_{self.session_id}_{self._next_id}",
-            "session_id": self.session_id,
-            "ts_ms": ts_ms,
-            "payload": payload,
-        }
+        return f"{self._prefix}{self._next_id}"
 
-    def process(self, frame: PoseFrame) -> list[dict[str, Any]]:
-        """Events caused by one (valid) frame, in order."""
-        angles = joint_angles(frame)
-        current = next(
-            (p.name for p in self.definition.phases if all(_holds(c, angles) for c in p.criteria)),
-            None,
-        )
-        if current is None or current == self.phase:
-            return []
+    def _match(self, angles: dict[str, dict[str, float]]) -> str | None:
+        for name, criteria in self._criteria:
+            for joint, side, lo, hi in criteria:
+                sides = angles.get(joint)
+                if sides is None or not lo <= sides[side] <= hi:  # NaN never holds
+                    break
+            else:
+                return name
+        return None
+
+    def process(self, frame: PoseFrame) -> list[DetectionEvent]:
+        """The events one frame causes, in order.
+
+        Args:
+            frame: a frame that passed :func:`~aiolens.kynasmith.models.validate_frame`;
+                frames must come in time order.
+
+        Returns:
+            The new events, usually none; ``ts_ms`` is the frame's timestamp.
+        """
         ts = frame.timestamp_ms
-        events = []
+        events: list[DetectionEvent] = []
+        if self._progress > 0:
+            self._confidence_sum += frame.confidence
+            self._confidence_frames += 1
+        if (
+            self._timeout is not None
+            and self._progress >= 2
+            and ts - self._started_ms > self._timeout
+        ):
+            self._interrupt(events, ts, f"repetition took longer than {self._timeout:g} ms")
+        current = self._match(joint_angles(frame))
+        if current is None or current == self.phase:
+            return events
+        confidence = frame.confidence
         if self.phase is not None:
             events.append(
-                self._event(
-                    "shape_exit", ts, {"shape_key": self.phase, "confidence": frame.confidence}
+                ShapeExit(
+                    event_id=self._id(),
+                    session_id=self.session_id,
+                    ts_ms=ts,
+                    payload=ShapePayload(self.phase, confidence),
                 )
             )
         self.phase = current
         events.append(
-            self._event("shape_enter", ts, {"shape_key": current, "confidence": frame.confidence})
-        )
-        events.extend(self._cues(current, ts))
-        sequence = self.definition.sequence
-        if current == sequence[self.progress]:
-            self.progress += 1
-            if self.progress == len(sequence):
-                self.completed += 1
-                events.append(
-                    self._event(
-                        "event_completed",
-                        ts,
-                        {
-                            "event_key": self.definition.movement_name,
-                            "score": round(frame.confidence, 3),
-                        },
-                    )
-                )
-                events.extend(self._cues("completed", ts))
-                self.progress = 1 if sequence[-1] == sequence[0] else 0
-        elif current == sequence[0]:
-            if self.progress > 1:
-                events.append(
-                    self._event(
-                        "event_interrupted",
-                        ts,
-                        {"reason": f"returned to {current!r} before finishing the sequence"},
-                    )
-                )
-            self.progress = 1
-        elif self.progress > 0:
-            events.append(
-                self._event(
-                    "event_interrupted", ts, {"reason": f"phase {current!r} out of sequence"}
-                )
+            ShapeEnter(
+                event_id=self._id(),
+                session_id=self.session_id,
+                ts_ms=ts,
+                payload=ShapePayload(current, confidence),
             )
-            self.progress = 0
+        )
+        self._feedback(events, current, ts)
+        self._step(events, current, ts, confidence)
         return events
 
-    def _cues(self, on: str, ts: float) -> list[dict[str, Any]]:
-        return [
-            self._event("feedback", ts, {"level": level, "message": message})
-            for cue_on, level, message in self.definition.feedback
-            if cue_on == on
-        ]
+    def _step(self, events: list[DetectionEvent], current: str, ts: float, conf: float) -> None:
+        sequence = self.definition.sequence
+        if current == sequence[self._progress]:
+            if self._progress == 0:
+                self._begin(conf)
+            elif self._progress == 1:
+                self._started_ms = ts
+            self._progress += 1
+            if self._progress < len(sequence):
+                return
+            self.completed += 1
+            score = self._confidence_sum / max(1, self._confidence_frames)
+            events.append(
+                EventCompleted(
+                    event_id=self._id(),
+                    session_id=self.session_id,
+                    ts_ms=ts,
+                    payload=CompletedPayload(self.definition.movement_name, round(score, 4)),
+                )
+            )
+            self._feedback(events, "completed", ts)
+            self._progress = 0
+            if self._wrap:  # the last phase is the next repetition's first
+                self._begin(conf)
+                self._progress = 1
+        elif current == sequence[0]:
+            if self._progress > 1:
+                self._interrupt(events, ts, f"returned to {current!r} before the repetition ended")
+            self._begin(conf)
+            self._progress = 1
+        elif self._progress > 1:
+            self._interrupt(events, ts, f"phase {current!r} entered out of sequence")
+        else:
+            self._progress = 0
+
+    def _begin(self, confidence: float) -> None:
+        self._confidence_sum = confidence
+        self._confidence_frames = 1
+
+    def _interrupt(self, events: list[DetectionEvent], ts: float, reason: str) -> None:
+        self.interrupted += 1
+        self._progress = 0
+        events.append(
+            EventInterrupted(
+                event_id=self._id(),
+                session_id=self.session_id,
+                ts_ms=ts,
+                payload=InterruptedPayload(reason),
+            )
+        )
+
+    def _feedback(self, events: list[DetectionEvent], on: str, ts: float) -> None:
+        for level, message in self._cues.get(on, ()):
+            events.append(
+                Feedback(
+                    event_id=self._id(),
+                    session_id=self.session_id,
+                    ts_ms=ts,
+                    payload=FeedbackPayload(level, message),
+                )
+            )

@@ -1,13 +1,33 @@
 """msgspec models of the Kynasmith Detection API (PROTOCOL Part B, contract v1).
 
-Unknown fields are ignored everywhere, so a newer server never breaks an old
-client. The realtime messages are tagged unions on ``type`` decoded by one
-reused decoder per direction.
+These structs are the single definition of the wire format: the client decodes
+and encodes with them, and the emulator answers with them.
+
+Tolerance rules:
+
+* Unknown fields are ignored everywhere (msgspec's default), so a newer server
+  never breaks an old client.
+* Fields whose value set may grow (session ``status``, ``mode``, feedback
+  ``level`` …) are typed ``str``; the documented values are given as
+  ``Literal`` aliases (:data:`SessionStatus`, :data:`FeedbackLevel`) for callers
+  who want them.
+* Detection events arrive as ``list[msgspec.Raw]`` inside an
+  :class:`EventBatch` and are decoded one by one with
+  :func:`decode_detection_event`, so an event type this client does not know
+  becomes an :class:`UnknownEvent` instead of failing the whole batch.
+
+Realtime messages are tagged unions on ``type``, decoded by one reused decoder
+per direction (:data:`server_message_decoder`, :data:`client_message_decoder`)
+and encoded by the shared :data:`encoder`.
+
+Structs sent by the client (frames, landmarks, batches) always encode every
+field, defaults included: the contract does not say which fields the server
+may default, so ``pose_schema``, ``confidence`` and null ``visibility`` are
+always on the wire.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any, Final, Literal
 
 import msgspec
@@ -17,20 +37,28 @@ __all__ = [
     "INPUT_SCHEMA_VERSION",
     "LANDMARK_NAMES",
     "OUTPUT_SCHEMA_VERSION",
+    "SESSION_STATUSES",
     "TERMINAL_STATUSES",
     "AccessToken",
     "Cancel",
     "ClientMessage",
+    "CompletedPayload",
     "DetectionEvent",
     "DetectionSessionCreated",
     "DetectionSessionRecord",
     "ErrorDetail",
     "ErrorMessage",
     "EventBatch",
+    "EventCompleted",
+    "EventInterrupted",
+    "Feedback",
+    "FeedbackLevel",
+    "FeedbackPayload",
     "Finalize",
     "FrameAck",
     "FrameBatch",
     "FrameSource",
+    "InterruptedPayload",
     "Landmark",
     "MoveSpec",
     "MoveSpecDraft",
@@ -40,17 +68,29 @@ __all__ = [
     "PoseFrame",
     "ServerMessage",
     "SessionDone",
+    "SessionStatus",
     "SessionUpdate",
+    "ShapeEnter",
+    "ShapeExit",
+    "ShapePayload",
+    "UnknownEvent",
     "ValidationIssue",
     "ValidationResult",
+    "client_message_decoder",
+    "decode_detection_event",
+    "encoder",
+    "server_message_decoder",
     "validate_frame",
 ]
 
 CONTRACT_MAJOR_VERSION: Final = 1
+"""The only runtime-contract major version the API supports (§B.11)."""
 INPUT_SCHEMA_VERSION: Final = "mediapipe_pose_landmarker/v1"
+"""The value every pose frame's ``pose_schema`` must have (§B.7.1)."""
 OUTPUT_SCHEMA_VERSION: Final = "kynasmith_detection_events/v1"
+"""The schema of the detection events the server returns (§B.7.2)."""
 
-LANDMARK_NAMES: Final = (
+LANDMARK_NAMES: Final[tuple[str, ...]] = (
     "nose", "left_eye_inner", "left_eye", "left_eye_outer", "right_eye_inner", "right_eye",
     "right_eye_outer", "left_ear", "right_ear", "mouth_left", "mouth_right", "left_shoulder",
     "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_pinky",
@@ -58,17 +98,43 @@ LANDMARK_NAMES: Final = (
     "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle", "left_heel",
     "right_heel", "left_foot_index", "right_foot_index",
 )  # fmt: skip
+"""The 33 canonical landmark names in MediaPipe index order (§B.7.1)."""
+
 _NAME_SET: Final = frozenset(LANDMARK_NAMES)
+_LANDMARK_COUNT: Final = len(LANDMARK_NAMES)
 
 SessionStatus = Literal["created", "streaming", "finalizing", "completed", "failed", "cancelled"]
-TERMINAL_STATUSES: Final = frozenset({"completed", "failed", "cancelled"})
+"""The documented detection-session states (§B.5.2)."""
+SESSION_STATUSES: Final[tuple[str, ...]] = (
+    "created",
+    "streaming",
+    "finalizing",
+    "completed",
+    "failed",
+    "cancelled",
+)
+TERMINAL_STATUSES: Final[frozenset[str]] = frozenset({"completed", "failed", "cancelled"})
+"""States a session never leaves (§B.5.6)."""
+
+FeedbackLevel = Literal["info", "coaching", "success"]
+"""The documented feedback levels (§B.7.2); decoding accepts any string."""
 
 
 # ---- pose frames ------------------------------------------------------------------------
 
 
-class Landmark(msgspec.Struct, gc=False, omit_defaults=True):
-    """One landmark in world coordinates (metres)."""
+class Landmark(msgspec.Struct, gc=False):
+    """One pose landmark in world coordinates.
+
+    Attributes:
+        name: one of :data:`LANDMARK_NAMES`.
+        x: metres (MediaPipe world convention: origin between the hips,
+            ``x`` toward the image right, ``y`` down, ``z`` away from the camera).
+        y: metres.
+        z: metres.
+        visibility: 0..1, or ``None`` when the detector gives none.
+        presence: 0..1, or ``None`` when the detector gives none.
+    """
 
     name: str
     x: float
@@ -79,15 +145,24 @@ class Landmark(msgspec.Struct, gc=False, omit_defaults=True):
 
 
 class FrameSource(msgspec.Struct, gc=False):
-    """Where a frame came from."""
+    """Where a frame came from (``kind`` is ``camera``, ``stream`` or ``upload``)."""
 
-    kind: Literal["camera", "stream", "upload"]
+    kind: str
     frame_width: int
     frame_height: int
 
 
-class PoseFrame(msgspec.Struct, gc=False, kw_only=True, omit_defaults=True):
-    """One pose frame (``RealtimePoseFrameV1`` when ``frame_seq`` is set)."""
+class PoseFrame(msgspec.Struct, gc=False, kw_only=True):
+    """One pose frame: ``PoseFrameV1``, or ``RealtimePoseFrameV1`` when ``frame_seq`` is set.
+
+    Attributes:
+        timestamp_ms: milliseconds; fractions are kept.
+        landmarks: exactly 33, each canonical name once (see :func:`validate_frame`).
+        confidence: frame-level confidence, 0..1.
+        pose_schema: must be :data:`INPUT_SCHEMA_VERSION`.
+        source: the camera/stream/upload the frame came from, if known.
+        frame_seq: ≥ 1 and increasing across the whole session (realtime only).
+    """
 
     timestamp_ms: float
     landmarks: list[Landmark]
@@ -97,39 +172,65 @@ class PoseFrame(msgspec.Struct, gc=False, kw_only=True, omit_defaults=True):
     frame_seq: int | None = None
 
 
-def _unit(value: float | None) -> bool:
-    return value is None or 0.0 <= value <= 1.0
-
-
 def validate_frame(frame: PoseFrame) -> list[str]:
-    """Problems that make ``frame`` invalid under contract v1 (``[]`` when valid)."""
+    """Check one frame against contract v1 (§B.7.1).
+
+    The client calls this on every frame it sends, so the common case (33
+    landmarks in MediaPipe order, every value in range) is one inlined pass
+    that allocates nothing but the returned empty list; only an invalid frame
+    pays for the detailed diagnosis. Landmarks in another order are valid too.
+
+    Args:
+        frame: the frame to check.
+
+    Returns:
+        Human-readable problems, ``[]`` when the frame is valid. Landmark-set
+        problems name the missing, duplicate and unknown landmarks.
+    """
     problems: list[str] = []
     if frame.pose_schema != INPUT_SCHEMA_VERSION:
-        problems.append(f"pose_schema must be {INPUT_SCHEMA_VERSION!r}")
-    if not (0.0 <= frame.confidence <= 1.0):
-        problems.append(f"confidence {frame.confidence} is outside 0..1")
-    if not math.isfinite(frame.timestamp_ms):
-        problems.append("timestamp_ms is not finite")
+        problems.append(f"pose_schema is {frame.pose_schema!r}, expected {INPUT_SCHEMA_VERSION!r}")
+    confidence = frame.confidence
+    if not 0.0 <= confidence <= 1.0:  # also catches NaN
+        problems.append(f"confidence {confidence} is outside 0..1")
+    timestamp = frame.timestamp_ms
+    if timestamp - timestamp != 0.0:  # NaN or ±inf
+        problems.append(f"timestamp_ms {timestamp} is not finite")
+    if frame.frame_seq is not None and frame.frame_seq < 1:
+        problems.append(f"frame_seq {frame.frame_seq} is below 1")
     marks = frame.landmarks
-    names = [m.name for m in marks]
-    if len(marks) != 33 or set(names) != _NAME_SET:
-        seen = set(names)
-        missing = [n for n in LANDMARK_NAMES if n not in seen]
-        unknown = sorted(seen - _NAME_SET)
-        duplicate = sorted({n for n in names if names.count(n) > 1})
-        if missing:
-            problems.append(f"missing landmarks: {', '.join(missing)}")
-        if unknown:
-            problems.append(f"unknown landmarks: {', '.join(unknown)}")
-        if duplicate:
-            problems.append(f"duplicate landmarks: {', '.join(duplicate)}")
-        if not (missing or unknown or duplicate):
-            problems.append(f"expected 33 landmarks, got {len(marks)}")
-    for m in marks:
-        if not (math.isfinite(m.x) and math.isfinite(m.y) and math.isfinite(m.z)):
-            problems.append(f"{m.name}: coordinates are not finite")
-        if not (_unit(m.visibility) and _unit(m.presence)):
-            problems.append(f"{m.name}: visibility/presence outside 0..1")
+    in_order = len(marks) == _LANDMARK_COUNT
+    names = LANDMARK_NAMES  # indexed only while in_order, i.e. len(marks) == 33
+    for i, mark in enumerate(marks):
+        if in_order and mark.name != names[i]:
+            in_order = False
+        x, y, z = mark.x, mark.y, mark.z
+        if x - x + y - y + z - z != 0.0:  # NaN when any coordinate is NaN or ±inf
+            problems.append(f"{mark.name}: coordinates ({x}, {y}, {z}) are not finite")
+        v, p = mark.visibility, mark.presence
+        if (v is not None and not 0.0 <= v <= 1.0) or (p is not None and not 0.0 <= p <= 1.0):
+            problems.append(f"{mark.name}: visibility {v} / presence {p} outside 0..1")
+    if not in_order:
+        problems.extend(_landmark_set_problems(marks))
+    return problems
+
+
+def _landmark_set_problems(marks: list[Landmark]) -> list[str]:
+    counts: dict[str, int] = {}
+    for mark in marks:
+        counts[mark.name] = counts.get(mark.name, 0) + 1
+    missing = [name for name in LANDMARK_NAMES if name not in counts]
+    duplicate = [name for name, n in counts.items() if n > 1]
+    unknown = [name for name in counts if name not in _NAME_SET]
+    problems = []
+    if missing:
+        problems.append(f"missing landmarks: {', '.join(missing)}")
+    if duplicate:
+        problems.append(f"duplicate landmarks: {', '.join(duplicate)}")
+    if unknown:
+        problems.append(f"unknown landmarks: {', '.join(repr(n) for n in unknown)}")
+    if len(marks) != _LANDMARK_COUNT:
+        problems.append(f"expected {_LANDMARK_COUNT} landmarks, got {len(marks)}")
     return problems
 
 
@@ -143,7 +244,7 @@ class _Event(msgspec.Struct, tag_field="type", kw_only=True, gc=False):
 
 
 class ShapePayload(msgspec.Struct, gc=False):
-    """A movement phase and the detector's confidence."""
+    """A movement phase (``shape_key``, the MoveSpec phase name) and a confidence."""
 
     shape_key: str
     confidence: float = 1.0
@@ -156,13 +257,13 @@ class ShapeEnter(_Event, tag="shape_enter"):
 
 
 class ShapeExit(_Event, tag="shape_exit"):
-    """A phase was left."""
+    """A phase of the movement was left."""
 
     payload: ShapePayload
 
 
 class CompletedPayload(msgspec.Struct, gc=False):
-    """A completed repetition of ``event_key``."""
+    """One completed repetition of ``event_key`` (the movement name)."""
 
     event_key: str
     score: float | None = None
@@ -187,9 +288,9 @@ class EventInterrupted(_Event, tag="event_interrupted"):
 
 
 class FeedbackPayload(msgspec.Struct, gc=False):
-    """A feedback cue."""
+    """A feedback cue: ``level`` is one of :data:`FeedbackLevel` (any string decodes)."""
 
-    level: Literal["info", "coaching", "success"]
+    level: str
     message: str
 
 
@@ -200,20 +301,32 @@ class Feedback(_Event, tag="feedback"):
 
 
 class UnknownEvent(msgspec.Struct, gc=False):
-    """A detection event of a type this client does not know; ``raw`` keeps it whole."""
+    """A detection event this client cannot decode (new type or unexpected shape).
+
+    Attributes:
+        type: the event's ``type`` (``""`` when absent or not a string).
+        raw: the whole JSON object.
+    """
 
     type: str
     raw: dict[str, Any]
 
+    @property
+    def event_id(self) -> str | None:
+        """The event's ``event_id`` if it has a string one."""
+        value = self.raw.get("event_id")
+        return value if isinstance(value, str) else None
+
 
 DetectionEvent = ShapeEnter | ShapeExit | EventCompleted | EventInterrupted | Feedback
+"""The detection events of schema ``kynasmith_detection_events/v1`` (§B.7.2)."""
 
 
 # ---- realtime messages ------------------------------------------------------------------
 
 
 class ErrorDetail(msgspec.Struct, gc=False):
-    """The Kynasmith error object."""
+    """The Kynasmith error object (§B.2.1); ``details`` values are scalars."""
 
     code: str
     message: str = ""
@@ -221,31 +334,39 @@ class ErrorDetail(msgspec.Struct, gc=False):
     details: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
-class FrameBatch(msgspec.Struct, tag_field="type", tag="frame_batch", gc=False):
-    """Client → server: pose frames."""
+class _Message(msgspec.Struct, tag_field="type", gc=False):
+    pass
+
+
+class FrameBatch(_Message, tag="frame_batch"):
+    """Client → server: pose frames; ``batch_seq`` ≥ 1 increases per session."""
 
     batch_seq: int
     frames: list[PoseFrame]
 
 
-class Finalize(msgspec.Struct, tag_field="type", tag="finalize"):
+class Finalize(_Message, tag="finalize"):
     """Client → server: the last frame was sent."""
 
 
-class Cancel(msgspec.Struct, tag_field="type", tag="cancel"):
+class Cancel(_Message, tag="cancel"):
     """Client → server: cancel the session."""
 
 
-class Ping(msgspec.Struct, tag_field="type", tag="ping"):
-    """Keepalive, either direction."""
+class Ping(_Message, tag="ping"):
+    """Keepalive, either direction; the receiver answers :class:`Pong`."""
 
 
-class Pong(msgspec.Struct, tag_field="type", tag="pong"):
-    """Answer to a ping, either direction."""
+class Pong(_Message, tag="pong"):
+    """Answer to a :class:`Ping`, either direction."""
 
 
-class FrameAck(msgspec.Struct, tag_field="type", tag="frame_ack", gc=False):
-    """Server → client: a batch was processed."""
+class FrameAck(_Message, tag="frame_ack"):
+    """Server → client: batch ``batch_seq`` was processed.
+
+    ``rejected_frame_indexes`` are zero-based indexes into that batch;
+    ``accepted_frames_total`` is the authoritative running total.
+    """
 
     batch_seq: int
     accepted_frame_count: int
@@ -253,15 +374,19 @@ class FrameAck(msgspec.Struct, tag_field="type", tag="frame_ack", gc=False):
     rejected_frame_indexes: list[int] = msgspec.field(default_factory=list)
 
 
-class EventBatch(msgspec.Struct, tag_field="type", tag="event_batch", gc=False):
-    """Server → client: detection events of a batch (raw, decoded one by one)."""
+class EventBatch(_Message, tag="event_batch"):
+    """Server → client: the detection events of batch ``batch_seq``.
+
+    ``events`` stay raw JSON; decode each with :func:`decode_detection_event` so
+    that one unknown event does not spoil the others.
+    """
 
     batch_seq: int
     events: list[msgspec.Raw]
 
 
-class SessionUpdate(msgspec.Struct, tag_field="type", tag="session_update"):
-    """Server → client: the session's status changed."""
+class SessionUpdate(_Message, tag="session_update"):
+    """Server → client: the session's status (sent on attach and on every change)."""
 
     session_id: str
     status: str
@@ -269,8 +394,8 @@ class SessionUpdate(msgspec.Struct, tag_field="type", tag="session_update"):
     terminal_outcome: str | None = None
 
 
-class SessionDone(msgspec.Struct, tag_field="type", tag="session_done"):
-    """Server → client: the session reached a terminal state."""
+class SessionDone(_Message, tag="session_done"):
+    """Server → client: the session reached a terminal state; ``error`` is set on failure."""
 
     session_id: str
     status: str
@@ -279,29 +404,48 @@ class SessionDone(msgspec.Struct, tag_field="type", tag="session_done"):
     error: ErrorDetail | None = None
 
 
-class ErrorMessage(msgspec.Struct, tag_field="type", tag="error"):
+class ErrorMessage(_Message, tag="error"):
     """Server → client: an error (the socket may close after it)."""
 
     error: ErrorDetail
 
 
 ServerMessage = FrameAck | EventBatch | SessionUpdate | SessionDone | ErrorMessage | Ping | Pong
+"""Every message the server sends on the realtime socket (§B.6.3)."""
 ClientMessage = FrameBatch | Finalize | Cancel | Ping | Pong
+"""Every message the client sends on the realtime socket (§B.6.2)."""
 
 server_message_decoder: Final = msgspec.json.Decoder(ServerMessage)
+"""Decodes one server → client text frame."""
 client_message_decoder: Final = msgspec.json.Decoder(ClientMessage)
-_event_decoder: Final = msgspec.json.Decoder(DetectionEvent)
-_any_decoder: Final = msgspec.json.Decoder(dict[str, Any])
+"""Decodes one client → server text frame (the emulator's side)."""
 encoder: Final = msgspec.json.Encoder()
+"""The one JSON encoder for every model here."""
+
+_event_decoder: Final = msgspec.json.Decoder(DetectionEvent)
+_object_decoder: Final = msgspec.json.Decoder(dict[str, Any])
 
 
-def decode_detection_event(raw: msgspec.Raw | bytes) -> DetectionEvent | UnknownEvent:
-    """Decode one event; an unknown or ill-shaped one becomes :class:`UnknownEvent`."""
+def decode_detection_event(raw: msgspec.Raw | bytes | str) -> DetectionEvent | UnknownEvent:
+    """Decode one detection event.
+
+    Args:
+        raw: one event's JSON, e.g. an item of :attr:`EventBatch.events`.
+
+    Returns:
+        The typed event, or :class:`UnknownEvent` for a JSON object whose
+        ``type`` is unknown or whose fields do not fit the known type.
+
+    Raises:
+        msgspec.DecodeError: ``raw`` is not valid JSON or not a JSON object
+            (:class:`msgspec.ValidationError` is a subclass).
+    """
     try:
         event: DetectionEvent = _event_decoder.decode(raw)
     except msgspec.ValidationError:
-        obj = _any_decoder.decode(raw)
-        return UnknownEvent(type=str(obj.get("type", "")), raw=obj)
+        obj = _object_decoder.decode(raw)
+        kind = obj.get("type")
+        return UnknownEvent(type=kind if isinstance(kind, str) else "", raw=obj)
     return event
 
 
@@ -309,7 +453,7 @@ def decode_detection_event(raw: msgspec.Raw | bytes) -> DetectionEvent | Unknown
 
 
 class AccessToken(msgspec.Struct, kw_only=True):
-    """The answer of ``POST /api/auth/access-tokens``."""
+    """The answer of ``POST /api/auth/access-tokens`` (§B.1.1); ``repr`` hides the token."""
 
     access_token: str
     token_type: str = "Bearer"
@@ -323,7 +467,7 @@ class AccessToken(msgspec.Struct, kw_only=True):
 
 
 class DetectionSessionCreated(msgspec.Struct, kw_only=True):
-    """The answer of ``POST /api/detection/sessions``."""
+    """The answer of ``POST /api/detection/sessions`` (§B.5.1); ``repr`` hides the token."""
 
     session_id: str
     project_id: str
@@ -343,7 +487,10 @@ class DetectionSessionCreated(msgspec.Struct, kw_only=True):
 
 
 class DetectionSessionRecord(msgspec.Struct, kw_only=True):
-    """The stored session (``GET /api/detection/sessions/{id}``)."""
+    """The stored session of ``GET /api/detection/sessions/{id}`` (§B.5.2).
+
+    Datetimes are kept as the server's ISO-8601 strings.
+    """
 
     session_id: str
     project_id: str
@@ -360,7 +507,7 @@ class DetectionSessionRecord(msgspec.Struct, kw_only=True):
 
 
 class MoveSpec(msgspec.Struct, kw_only=True):
-    """A MoveSpec (both documented variants decode)."""
+    """A MoveSpec (§B.8); both documented variants decode (most fields optional)."""
 
     movespec_id: str
     name: str
@@ -372,11 +519,13 @@ class MoveSpec(msgspec.Struct, kw_only=True):
     created_at: str | None = None
     updated_at: str | None = None
     archived_at: str | None = None
+    created_by: str | None = None
+    updated_by: str | None = None
     star_count: int = 0
 
 
 class MoveSpecDraft(msgspec.Struct, kw_only=True):
-    """A MoveSpec's mutable draft."""
+    """A MoveSpec's mutable draft (§B.8)."""
 
     draft_id: str
     movespec_id: str
@@ -386,7 +535,7 @@ class MoveSpecDraft(msgspec.Struct, kw_only=True):
 
 
 class MoveSpecVersion(msgspec.Struct, kw_only=True):
-    """An immutable MoveSpec version."""
+    """An immutable MoveSpec version (§B.8); ``content_hash`` is the YAML's SHA-256."""
 
     movespec_version_id: str
     movespec_id: str
@@ -398,18 +547,21 @@ class MoveSpecVersion(msgspec.Struct, kw_only=True):
 
 
 class ValidationIssue(msgspec.Struct, kw_only=True):
-    """One validation problem, with its place in the YAML (1-based)."""
+    """One validation problem; ``line`` and ``column`` are 1-based (§B.8)."""
 
     code: str
     message: str
-    severity: Literal["error", "warning"] = "error"
+    severity: str = "error"
     path: str | None = None
     line: int | None = None
     column: int | None = None
 
 
 class ValidationResult(msgspec.Struct, kw_only=True):
-    """The answer of ``POST /api/movespecs/{id}/draft/validate``."""
+    """The answer of ``POST /api/movespecs/{id}/draft/validate`` (§B.8).
+
+    Errors block a release; warnings do not.
+    """
 
     ok: bool
     target_type: str
