@@ -56,11 +56,8 @@ async def _emulate(args: argparse.Namespace) -> int:
     console.print(f"[bold green]aiolens emulator[/] listening on {emu.base_url}")
     console.print(f"  Lens API        ATAI_API_ENDPOINT={emu.lens_url}")
     console.print(f"  Lens API key    ATAI_API_KEY={emu.api_key}")
-    kyna_url = getattr(emu, "kynasmith_url", None)
-    kyna_key = getattr(emu, "kynasmith_api_key", None)
-    if kyna_url and kyna_key:
-        console.print(f"  Kynasmith API   KYNASMITH_BASE_URL={kyna_url}")
-        console.print(f"  Kynasmith key   KYNASMITH_API_KEY={kyna_key}")
+    console.print(f"  Kynasmith API   KYNASMITH_BASE_URL={emu.kynasmith_url}")
+    console.print(f"  Kynasmith key   KYNASMITH_API_KEY={emu.kynasmith_api_key}")
     console.print("Press Ctrl-C to stop.")
     try:
         await stop.wait()
