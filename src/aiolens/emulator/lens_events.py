@@ -3,6 +3,19 @@
 One function, :func:`handle_event`, answers a session event; the WebSocket
 route and ``POST /lens/sessions/events/process`` both use it, so a session
 behaves the same over either channel.
+
+* Replies: ``{"type": "<type>.response", "event_data": ...}`` (``null`` when
+  there is nothing to say); ``session.status`` answers the bare session
+  record; failures answer ``{"type": "error", "message": ...}``.
+* The first event of a session (like its first WebSocket or SSE connection,
+  see :func:`start_session`) marks it RUNNING and starts the input streams its
+  ``lens_config`` already names.
+* ``session.modify`` merges into ``model_parameters``, which the lens engine
+  reads over the pipeline's ``processor_config``: the next ``input_stream.set``
+  runs with the new ``input_n_shot``, ``csv_configs``, window sizes ...; a
+  stream already running keeps the settings it started with.
+* ``session.destroy`` answers, then the session is DESTROYED: its input
+  stops, its SSE streams get ``sse.stream.end`` and its WebSockets close.
 """
 
 from __future__ import annotations
@@ -15,7 +28,7 @@ from aiolens.emulator.lens_engine import LensEngineError
 from aiolens.emulator.lens_runtime import runtime_for
 from aiolens.emulator.lens_store import LensStore, SessionRecord
 
-__all__ = ["EventContext", "handle_event"]
+__all__ = ["EventContext", "destroy", "handle_event", "start_session"]
 
 MODEL_QUERY_PROCESSORS = frozenset({"lens_model_query_processor", "lens_noop_processor"})
 
@@ -60,6 +73,8 @@ def handle_event(
     """
     if not session.active and event_type != "session.status":
         return _error(f"Unknown session id: {session.session_id}")
+    if session.active:
+        start_session(ctx.store, session)
     session.num_events += 1
     session.touch()
     data = event_data if isinstance(event_data, dict) else {}
@@ -72,7 +87,7 @@ def handle_event(
     if event_type == "session.get":
         return _reply(event_type, dict(_parameters(session)))
     if event_type == "session.modify":
-        _parameters(session).update(data)
+        _modify(session, data)
         session.num_updates += 1
         return _reply(event_type, {"is_valid": True, **_parameters(session)})
     if event_type == "session.update":
@@ -110,6 +125,19 @@ def handle_event(
     if event_type == "model.query":
         return _model_query(session, data)
     return _error(f"Unknown event type: {event_type}")
+
+
+def start_session(store: LensStore, session: SessionRecord) -> None:
+    """Mark the session RUNNING and start the input streams its lens names."""
+    session.start()
+    if session.active and session.lens_config.get("input_streams"):
+        runtime_for(store, session).autostart()
+
+
+def _modify(session: SessionRecord, data: dict[str, Any]) -> None:
+    # The lens engine reads model_parameters (and model_parameters["csv_configs"])
+    # over the pipeline's processor_config, so this is where changes take effect.
+    _parameters(session).update(data)
 
 
 def destroy(session: SessionRecord) -> None:

@@ -427,5 +427,5 @@ def lens_app(store: LensStore, faults: Faults) -> web.Application:
     app[STORE_KEY] = store
     app[FAULTS_KEY] = faults
     app.add_routes(routes)
-    add_realtime_routes(app, store, faults)
+    add_realtime_routes(app, store, faults, ws_base_url)
     return app

@@ -233,7 +233,9 @@ class LensStore:
     event_interval: float = 0.001
     """Seconds between the events an input stream produces (0: as fast as possible)."""
     sse_heartbeat_interval: float = 5.0
-    """Seconds between SSE heartbeats on an idle stream."""
+    """Seconds between SSE heartbeats."""
+    max_session_events: int = 1_000_000
+    """Per session: events kept in the SSE log (resumable) and in the mailbox."""
     lenses: dict[str, LensRecord] = field(default_factory=dict)
     sessions: dict[str, SessionRecord] = field(default_factory=dict)
     files: dict[str, FileRecord] = field(default_factory=dict)

@@ -36,7 +36,11 @@ class Emulator:
         max_upload_bytes: the Files API upload limit.
         event_interval: seconds between the events a running input stream
             produces (``0``: as fast as possible).
-        sse_heartbeat_interval: seconds between SSE heartbeats when idle.
+        sse_heartbeat_interval: seconds between SSE heartbeats (heartbeats
+            carry no ``id:`` line).
+        max_session_events: per session, how many events the SSE log (the
+            ``Last-Event-ID`` resume window) and the mailbox keep; older ones
+            are evicted.
         kynasmith_api_key: the ``<key_id>:<key_secret>`` Kynasmith credential
             to accept; random when omitted.
         kynasmith_token_ttl: lifetime of Kynasmith access tokens in seconds.
@@ -62,6 +66,7 @@ class Emulator:
         max_upload_bytes: int = 512 * 1024 * 1024,
         event_interval: float = 0.001,
         sse_heartbeat_interval: float = 5.0,
+        max_session_events: int = 1_000_000,
         kynasmith_api_key: str | None = None,
         kynasmith_token_ttl: float = 900.0,
         kynasmith_limits: dict[str, int] | None = None,
@@ -76,6 +81,7 @@ class Emulator:
             max_upload_bytes=max_upload_bytes,
             event_interval=event_interval,
             sse_heartbeat_interval=sse_heartbeat_interval,
+            max_session_events=max_session_events,
         )
         self.kynasmith_api_key = (
             kynasmith_api_key or f"kid_{secrets.token_hex(6)}:{secrets.token_hex(16)}"
