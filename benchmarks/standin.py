@@ -49,7 +49,7 @@ except ImportError:  # pragma: no cover
 
 __all__ = ["main", "sse_body", "sse_event"]
 
-_GUID: Final = b"258EAFA5-E914-47DA-95CA-C5AB0DC11B65"
+_GUID: Final = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _CHUNK: Final = 64 * 1024
 _COUNT = re.compile(rb"-n(\d+)$")
 
@@ -328,10 +328,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args(argv)
     raise_fd_limit()
-    try:
-        import uvloop  # noqa: F401  # not used: the stand-in runs on the stock loop
-    except ImportError:
-        pass
     asyncio.run(_serve(args.host, args.port))
 
 

@@ -50,7 +50,7 @@ def reply_request_type(message: Mapping[str, Any]) -> str | None:
         (it answers whichever request is oldest), for any other ``type``, for a
         ``type`` that is not a string, and for a message that is not a mapping.
     """
-    if not isinstance(message, Mapping):
+    if type(message) is not dict and not isinstance(message, Mapping):  # dict: skip the ABC
         return None
     kind = message.get("type", _MISSING)
     if kind is _MISSING:
@@ -93,7 +93,8 @@ class Correlator(Generic[W]):
         """Create an empty correlator."""
         self._by_type: dict[str, deque[_Entry[W]]] = {}
         self._order: deque[_Entry[W]] = deque()
-        self._by_id: dict[int, list[_Entry[W]]] = {}  # id(waiter) -> its live entries
+        # id(waiter) -> its live entry, or a list of them (a waiter added more than once)
+        self._by_id: dict[int, _Entry[W] | list[_Entry[W]]] = {}
         self._live = 0
         self._slots = 0  # entries held by all queues, dead or alive
 
@@ -120,11 +121,14 @@ class Correlator(Generic[W]):
         else:
             queue.append(entry)
         self._order.append(entry)
-        entries = self._by_id.get(id(waiter))
-        if entries is None:
-            self._by_id[id(waiter)] = [entry]
+        key = id(waiter)
+        held = self._by_id.get(key)
+        if held is None:
+            self._by_id[key] = entry
+        elif type(held) is list:
+            held.append(entry)
         else:
-            entries.append(entry)
+            self._by_id[key] = [held, entry]  # type: ignore[list-item]
         self._live += 1
         self._slots += 2
 
@@ -144,11 +148,11 @@ class Correlator(Generic[W]):
             ``True`` if it was pending, ``False`` if not (already routed, discarded or
             drained, or never added).
         """
-        entries = self._by_id.get(id(waiter))
-        if entries is None:
+        held = self._by_id.get(id(waiter))
+        if held is None:
             return False
-        entry = entries[0]
-        self._kill(entry)
+        entry = held[0] if type(held) is list else held
+        self._kill(entry)  # type: ignore[arg-type]
         self._maybe_compact()
         return True
 
@@ -182,7 +186,8 @@ class Correlator(Generic[W]):
         if request_type is not None and not queue:
             del self._by_type[request_type]
         self._kill(entry)
-        self._maybe_compact()
+        if self._slots > 4 * self._live + _COMPACT_SLACK:  # _maybe_compact(), inlined
+            self._maybe_compact()
         return entry.waiter, entry.request_type
 
     def drain(self) -> list[W]:
@@ -223,11 +228,14 @@ class Correlator(Generic[W]):
         entry.alive = False
         self._live -= 1
         key = id(entry.waiter)
-        entries = self._by_id[key]
-        if len(entries) == 1:
+        held = self._by_id[key]
+        if held is entry:
             del self._by_id[key]
         else:
-            entries.remove(entry)
+            assert type(held) is list
+            held.remove(entry)
+            if len(held) == 1:
+                self._by_id[key] = held[0]
 
     def _maybe_compact(self) -> None:
         """Rebuild the queues without dead entries once those dominate."""

@@ -165,7 +165,11 @@ def decode_event(data: str | bytes) -> LensEvent | UnknownEvent:
         raise ProtocolError(f"Malformed event JSON: {exc}") from None
     else:
         return event
-    return event_from_object(_fallback.decode(data))
+    try:
+        obj = _fallback.decode(data)
+    except msgspec.ValidationError:  # valid JSON, but not an object
+        raise ProtocolError(f"Event without a string 'type': {str(data)[:200]}") from None
+    return event_from_object(obj)
 
 
 def event_from_object(obj: Any) -> LensEvent | UnknownEvent:

@@ -22,6 +22,7 @@ import anyio
 import msgspec
 
 from aiolens._core.correlator import Correlator
+from aiolens._core.deadlines import Deadlines
 from aiolens._core.redact import get_logger
 from aiolens._core.sse import SSEEvent
 from aiolens._transport.sse import EventStream, Overflow
@@ -55,6 +56,17 @@ log = get_logger("session")
 _encoder: Final = msgspec.json.Encoder()
 _reply_decoder: Final = msgspec.json.Decoder(dict[str, Any])
 _QUERY_TIMED_OUT: Final = "timed out"
+_OUTSIDE_SEQUENCE: Final = frozenset({SSEStreamStart, SSEStreamHeartbeat})
+_CONNECTION_EVENTS: Final = frozenset(
+    cls.__struct_config__.tag for cls in (SSEStreamStart, SSEStreamHeartbeat, SSEStreamEnd)
+)
+
+
+class _Tag(msgspec.Struct, gc=False):
+    type: str
+
+
+_tag_decoder: Final = msgspec.json.Decoder(_Tag)
 
 
 class Validation(msgspec.Struct):
@@ -115,6 +127,7 @@ class LensSession:
         self._on_reconnect_hook = on_reconnect
         self._correlator: Correlator[asyncio.Future[dict[str, Any]]] = Correlator()
         self._slots = asyncio.Semaphore(max_in_flight)
+        self._deadlines = Deadlines()
         self._channel = WebSocketChannel(
             self._target,
             on_message=self._on_message,
@@ -191,6 +204,7 @@ class LensSession:
             self._fail_pending(ConnectionLostError("The session was closed"))
             if self._tasks:
                 await asyncio.gather(*self._tasks, return_exceptions=True)
+            self._deadlines.close()
             if self.destroy_on_close:
                 await self._destroy_quietly()
 
@@ -306,19 +320,29 @@ class LensSession:
         if event_data is not None:
             message["event_data"] = event_data
         frame = _encoder.encode(message)
-        loop = asyncio.get_running_loop()
         limit = self.request_timeout if timeout is None else timeout
+        channel = self._channel
         try:
-            async with asyncio.timeout(limit):
-                async with self._slots:
-                    await self._channel.wait_connected(None)
-                    waiter: asyncio.Future[dict[str, Any]] = loop.create_future()
+            # The same bound as ``asyncio.timeout(limit)``, on one timer for all requests.
+            with self._deadlines.scope(limit):
+                slots = self._slots
+                await slots.acquire()
+                try:
+                    if not channel.connected:
+                        await channel.wait_connected(None)
+                    waiter: asyncio.Future[dict[str, Any]] = (
+                        asyncio.get_running_loop().create_future()
+                    )
                     # add() and the frame's queuing happen with no suspension in
-                    # between, so registration order is wire order.
+                    # between, so registration order is wire order. A request with
+                    # none other in flight is written at once, others together.
+                    alone = not self._correlator
                     self._correlator.add(type, waiter)
                     self._last_activity = time.monotonic()
-                    await self._channel.send(frame, text=True)
+                    await channel.send(frame, text=True, flush=alone)
                     reply = await waiter
+                finally:
+                    slots.release()
         except TimeoutError:
             raise APITimeoutError(f"No reply to {type} within {limit}s") from None
         return _interpret(type, reply)
@@ -430,9 +454,10 @@ class LensSession:
         """
 
         def skip(event: LensEvent | UnknownEvent) -> bool:
-            if isinstance(event, SSEStreamStart):  # one per connection: yield the first only
+            kind = type(event)  # decoded events are of these exact classes
+            if kind is SSEStreamStart:  # one per connection: yield the first only
                 return stream.reconnects > 0
-            return not include_heartbeats and isinstance(event, SSEStreamHeartbeat)
+            return kind is SSEStreamHeartbeat and not include_heartbeats
 
         stream: EventStream[LensEvent | UnknownEvent] = EventStream(
             self.client._http,
@@ -441,6 +466,7 @@ class LensSession:
             is_end=_is_sse_end,
             skip=skip,
             outside_sequence=_outside_sequence,
+            ordinary=_ordinary_sse,
             queue_size=queue_size,
             overflow=overflow,
             liveness_timeout=liveness_timeout,
@@ -496,9 +522,24 @@ def _decode_sse(raw: SSEEvent) -> LensEvent | UnknownEvent:
     return decode_event(raw.data)
 
 
+def _ordinary_sse(raw: SSEEvent) -> bool:
+    """Whether a frame is a lens event (not a connection event); see ``EventStream``.
+
+    It reads only the ``type``: a JSON object with a string ``type`` always
+    decodes (into its class, or :class:`UnknownEvent`), and only the three
+    ``sse.stream.*`` classes are skipped, outside the sequence or the end.
+    """
+    try:
+        kind = _tag_decoder.decode(raw.data).type
+    except msgspec.DecodeError:
+        decode_event(raw.data)  # raises the ProtocolError a full decode raises
+        return False  # it decoded after all: let the reader decode it
+    return kind not in _CONNECTION_EVENTS
+
+
 def _outside_sequence(event: LensEvent | UnknownEvent) -> bool:
-    return isinstance(event, SSEStreamStart | SSEStreamHeartbeat)
+    return type(event) in _OUTSIDE_SEQUENCE
 
 
 def _is_sse_end(event: LensEvent | UnknownEvent) -> bool:
-    return isinstance(event, SSEStreamEnd)
+    return type(event) is SSEStreamEnd

@@ -291,10 +291,11 @@ class DetectionSession:
                     seq = self._batch_seq
                     payload = encoder.encode(FrameBatch(batch_seq=seq, frames=numbered))
                     future: asyncio.Future[FrameAck] = asyncio.get_running_loop().create_future()
+                    alone = not self._pending  # nothing else in flight: write it at once
                     self._pending[seq] = (future, payload)
                     await self._channel.wait_connected(None)
-                    with contextlib.suppress(ConnectionLostError):
-                        await self._channel.send(payload, text=True)  # resent on reconnect
+                    with contextlib.suppress(ConnectionLostError):  # resent on reconnect
+                        await self._channel.send(payload, text=True, flush=alone)
                     return await asyncio.shield(future)
         except TimeoutError:
             raise APITimeoutError(f"No frame_ack within {self.ack_timeout}s") from None

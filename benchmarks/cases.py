@@ -1,0 +1,428 @@
+"""The measured code of every case: one call measures one variant once.
+
+Each function returns a :class:`Sample`. Servers run in other processes
+(see :mod:`benchmarks.run`); only the client side runs here, so ``cpu`` is
+the client's own CPU time (``time.process_time()``, all its threads).
+
+``python -m benchmarks.cases scale ...`` runs case 4 for one session count in
+a fresh process (so that its RSS figures start from a clean heap) and prints
+its :class:`Sample` as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import json
+import resource
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, Final
+
+import aiohttp
+import msgspec
+from websockets.asyncio.client import connect
+
+from aiolens import AsyncArchetypeClient
+from aiolens.archetype.events import InferenceResult, LensEvent, SSEStreamEnd
+from benchmarks.standin import raise_fd_limit
+
+__all__ = [
+    "Sample",
+    "kyna_stream",
+    "pipelined",
+    "round_trips",
+    "scale",
+    "sse_aiolens",
+    "sse_floor",
+]
+
+API_KEY: Final = "atai-bench-" + "0" * 16
+VALIDATE: Final = b'{"type":"session.validate","event_data":{}}'
+"""The frame both WebSocket clients send; aiolens encodes the same bytes."""
+
+# What aiolens's WebSocketChannel passes to websockets.connect, so that the raw
+# client differs from aiolens only in what aiolens adds on top.
+WS_OPTIONS: Final[dict[str, Any]] = {
+    "compression": None,
+    "max_queue": None,
+    "ping_interval": 20.0,
+    "ping_timeout": 20.0,
+    "max_size": 16 * 1024 * 1024,
+    "proxy": None,
+}
+
+
+@dataclass
+class Sample:
+    """One measurement of one variant."""
+
+    ops: int
+    """Operations completed (round trips, requests, events, frames)."""
+    wall: float
+    """Seconds of wall-clock time for them."""
+    cpu: float
+    """Seconds of client CPU time for them."""
+    lost: int = 0
+    """Operations that should have completed and did not (events lost ...)."""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class _Clock:
+    """Wall and CPU time of a block, and the part of it the garbage collector took."""
+
+    def __enter__(self) -> _Clock:
+        gc.collect()
+        self.gc = 0.0
+        self.gc_runs = [0, 0, 0]
+        self._gc_start = 0.0
+        gc.callbacks.append(self._on_gc)
+        self.wall0 = time.perf_counter()
+        self.cpu0 = time.process_time()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall = time.perf_counter() - self.wall0
+        self.cpu = time.process_time() - self.cpu0
+        gc.callbacks.remove(self._on_gc)
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._gc_start = time.perf_counter()
+        else:
+            self.gc += time.perf_counter() - self._gc_start
+            self.gc_runs[info["generation"]] += 1
+
+    def sample(self, ops: int, lost: int = 0, **extra: Any) -> Sample:
+        extra["gc_s"] = self.gc
+        extra["gc_runs"] = self.gc_runs
+        return Sample(ops, self.wall, self.cpu, lost, extra)
+
+
+def lens_base(port: int) -> str:
+    """The stand-in's Lens API base URL."""
+    return f"http://127.0.0.1:{port}/v0.5"
+
+
+def ws_url(port: int, session_id: str) -> str:
+    """The stand-in's WebSocket URL for ``session_id``."""
+    return f"ws://127.0.0.1:{port}/v0.5/lens/sessions/{session_id}"
+
+
+# ---- cases 1 and 2: requests over one WebSocket ---------------------------------------------
+#
+# Both clients stay connected for the whole measurement and take turns, in blocks, so that
+# the machine's drift (other tenants, frequency changes) hits both alike: the sample of
+# each is the sum of its blocks.
+
+
+class _Tally:
+    def __init__(self) -> None:
+        self.wall = self.cpu = self.gc = 0.0
+        self.gc_runs = [0, 0, 0]
+
+    def add(self, clock: _Clock) -> None:
+        self.wall += clock.wall
+        self.cpu += clock.cpu
+        self.gc += clock.gc
+        self.gc_runs = [a + b for a, b in zip(self.gc_runs, clock.gc_runs, strict=True)]
+
+    def sample(self, ops: int, lost: int = 0) -> Sample:
+        extra = {"gc_s": self.gc, "gc_runs": self.gc_runs}
+        return Sample(ops, self.wall, self.cpu, lost, extra)
+
+
+async def _take_turns(
+    blocks: int,
+    first: Callable[[], Awaitable[None]],
+    second: Callable[[], Awaitable[None]],
+    only_second: bool = False,
+) -> tuple[_Tally, _Tally]:
+    tallies = (_Tally(), _Tally())
+    runs = (first, second)
+    for block in range(blocks):
+        order = (0, 1) if block % 2 == 0 else (1, 0)
+        for which in (1,) if only_second else order:
+            with _Clock() as clock:
+                await runs[which]()
+            tallies[which].add(clock)
+    return tallies
+
+
+async def round_trips(
+    port: int, n: int, blocks: int = 10, *, only_aiolens: bool = False
+) -> tuple[Sample, Sample]:
+    """Case 1, one request in flight: (bare websockets, aiolens), ``n`` round trips each.
+
+    Bare websockets sends the frame and awaits the reply; aiolens awaits
+    ``session.request("session.validate", {})``, which sends the same bytes.
+    ``only_aiolens`` skips the bare client's turns (for profiling).
+    """
+    per_block = max(1, n // blocks)
+    async with (
+        connect(ws_url(port, "lsn-rtt-raw"), **WS_OPTIONS) as ws,
+        AsyncArchetypeClient(API_KEY, lens_base(port)) as client,
+        client.attach("lsn-rtt", ws_url(port, "lsn-rtt")) as session,
+    ):
+
+        async def raw(count: int = per_block) -> None:
+            for _ in range(count):
+                await ws.send(VALIDATE, text=True)
+                await ws.recv()
+
+        async def aiolens(count: int = per_block) -> None:
+            for _ in range(count):
+                await session.request("session.validate", {})
+
+        await raw(min(n, 50))  # warm-up
+        await aiolens(min(n, 50))
+        tally_raw, tally_aiolens = await _take_turns(blocks, raw, aiolens, only_aiolens)
+        lost = session.unmatched_replies
+    ops = per_block * blocks
+    return tally_raw.sample(ops), tally_aiolens.sample(ops, lost)
+
+
+async def pipelined(
+    port: int, n: int, in_flight: int, blocks: int = 10, *, only_aiolens: bool = False
+) -> tuple[Sample, Sample]:
+    """Case 2, ``in_flight`` requests at once on one socket: (bare websockets, aiolens).
+
+    Bare websockets, one task: send ``in_flight`` frames, read as many replies,
+    repeat. aiolens: ``in_flight`` tasks share one session, each awaiting
+    ``request()`` in a loop. ``only_aiolens`` skips the bare client's turns.
+    """
+    per_block = max(in_flight, n // blocks)
+    async with (
+        connect(ws_url(port, "lsn-pipe-raw"), **WS_OPTIONS) as ws,
+        AsyncArchetypeClient(API_KEY, lens_base(port)) as client,
+        client.attach("lsn-pipe", ws_url(port, "lsn-pipe"), max_in_flight=in_flight) as session,
+    ):
+
+        async def raw(count: int = per_block) -> None:
+            done = 0
+            while done < count:
+                batch = min(in_flight, count - done)
+                for _ in range(batch):
+                    await ws.send(VALIDATE, text=True)
+                for _ in range(batch):
+                    await ws.recv()
+                done += batch
+
+        async def aiolens(count: int = per_block) -> None:
+            left = count
+
+            async def worker() -> None:
+                nonlocal left
+                while left > 0:
+                    left -= 1
+                    await session.request("session.validate", {})
+
+            await asyncio.gather(*(worker() for _ in range(in_flight)))
+
+        await raw(in_flight * 4)  # warm-up
+        await aiolens(in_flight * 4)
+        tally_raw, tally_aiolens = await _take_turns(blocks, raw, aiolens, only_aiolens)
+        lost = session.unmatched_replies
+    ops = per_block * blocks
+    return tally_raw.sample(ops), tally_aiolens.sample(ops, lost)
+
+
+# ---- case 3: SSE events -----------------------------------------------------------------------
+
+
+async def sse_aiolens(port: int, n: int) -> Sample:
+    """aiolens: ``async for event in session.events()``, counting ``InferenceResult``."""
+    session_id = f"lsn-sse-n{n}"
+    results = 0
+    ended = False
+    async with (
+        AsyncArchetypeClient(API_KEY, lens_base(port)) as client,
+        client.attach(session_id, ws_url(port, session_id), heartbeat_interval=None) as session,
+    ):
+        with _Clock() as clock:
+            async for event in session.events():
+                if type(event) is InferenceResult:
+                    results += 1
+                elif type(event) is SSEStreamEnd:
+                    ended = True
+    return clock.sample(results, n - results + (not ended))
+
+
+_floor_decoder: Final = msgspec.json.Decoder(LensEvent)
+
+
+async def sse_floor(port: int, n: int) -> Sample:
+    """The floor: aiohttp chunks, split on blank lines, msgspec-decode each ``data:`` line.
+
+    It decodes into the same typed events as aiolens but ignores everything
+    the WHATWG rules say about line ends, comments, ids and multi-line data.
+    """
+    session_id = f"lsn-sse-n{n}"
+    url = f"{lens_base(port)}/lens/sessions/consumer/{session_id}"
+    results = 0
+    ended = False
+    headers = {"Authorization": f"Bearer {API_KEY}", "Accept": "text/event-stream"}
+    async with aiohttp.ClientSession() as http:
+        with _Clock() as clock:
+            async with http.get(url, headers=headers) as resp:
+                rest = b""
+                async for chunk in resp.content.iter_any():
+                    *frames, rest = (rest + chunk).split(b"\n\n")
+                    for frame in frames:
+                        for line in frame.split(b"\n"):
+                            if line.startswith(b"data: "):
+                                event = _floor_decoder.decode(line[6:])
+                                if type(event) is InferenceResult:
+                                    results += 1
+                                elif type(event) is SSEStreamEnd:
+                                    ended = True
+    return clock.sample(results, n - results + (not ended))
+
+
+# ---- case 4: many sessions --------------------------------------------------------------------
+
+
+def rss_kib() -> tuple[int, int]:
+    """(VmRSS, VmHWM) of this process in KiB; (ru_maxrss, ru_maxrss) without /proc."""
+    try:
+        with open("/proc/self/status") as status:
+            fields = dict(line.split(":", 1) for line in status if ":" in line)
+        return int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0])
+    except (OSError, KeyError, ValueError):
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak, peak
+
+
+async def scale(port: int, sessions: int, events: int, requests: int) -> Sample:
+    """``sessions`` sessions, each with a WebSocket and an SSE stream, in this process.
+
+    Each session attaches (WebSocket), then consumes an SSE stream of
+    ``events`` ``inference.result`` events while it makes ``requests``
+    sequential requests on its WebSocket. ``ops`` counts events and replies;
+    ``wall`` spans the streaming (connecting is reported separately).
+    """
+    raise_fd_limit()
+    gc.collect()
+    rss0, _ = rss_kib()
+    received = 0
+    replies = 0
+    errors = 0
+    unfinished = 0
+    gate = asyncio.Semaphore(64)  # handshakes at once
+
+    async with (
+        AsyncArchetypeClient(API_KEY, lens_base(port), timeout=120) as client,
+        contextlib.AsyncExitStack() as stack,
+    ):
+        opened = []
+        t0 = time.perf_counter()
+
+        async def attach(i: int) -> None:
+            session_id = f"lsn-scale{i}-n{events}"
+            async with gate:
+                opened.append(
+                    await stack.enter_async_context(
+                        client.attach(session_id, ws_url(port, session_id))
+                    )
+                )
+
+        await asyncio.gather(*(attach(i) for i in range(sessions)))
+        connect_wall = time.perf_counter() - t0
+        rss_connected, _ = rss_kib()
+
+        async def consume(session: Any) -> None:
+            nonlocal received, unfinished
+            count = 0
+            ended = False
+            async with session.events() as stream:
+                async for event in stream:
+                    if type(event) is InferenceResult:
+                        count += 1
+                    elif type(event) is SSEStreamEnd:
+                        ended = True
+            received += count
+            unfinished += not ended
+
+        async def ask(session: Any) -> None:
+            nonlocal replies, errors
+            for _ in range(requests):
+                try:
+                    await session.request("session.validate", {})
+                    replies += 1
+                except Exception:
+                    errors += 1
+
+        with _Clock() as clock:
+            await asyncio.gather(*(consume(s) for s in opened), *(ask(s) for s in opened))
+        rss_end, hwm = rss_kib()
+    expected = sessions * events
+    return clock.sample(
+        received + replies,
+        expected - received + unfinished + errors,
+        sessions=sessions,
+        events=received,
+        replies=replies,
+        connect_s=connect_wall,
+        rss_connected_kib_per_session=(rss_connected - rss0) / sessions,
+        rss_peak_kib_per_session=(hwm - rss0) / sessions,
+        rss_end_kib_per_session=(rss_end - rss0) / sessions,
+    )
+
+
+# ---- case 5: Kynasmith pose frames ------------------------------------------------------------
+
+
+async def kyna_stream(
+    base_url: str, api_key: str, frames: list[Any], *, window: int, batch: int = 15
+) -> Sample:
+    """Stream ``frames`` in batches of ``batch`` with up to ``window`` unacknowledged.
+
+    Every batch is a ``send()`` call started at once (``asyncio.gather``);
+    the session's window lets ``window`` of them await their acks together.
+    ``window=1`` is stop-and-wait. Timing ends with the last ack; then the
+    session is finalized and its frame count checked.
+    """
+    from aiolens.kynasmith import AsyncKynasmithClient
+
+    chunks = [frames[i : i + batch] for i in range(0, len(frames), batch)]
+    async with AsyncKynasmithClient(api_key, base_url=base_url) as client:
+        specs = await client.movespecs.list(visibility="public")
+        spec = next(s.movespec_id for s in specs if s.name == "squat")
+        async with client.detection_session(movespec_id=spec, window=window) as det:
+            with _Clock() as clock:
+                acks = await asyncio.gather(*(det.send(c) for c in chunks))
+            done = await det.finalize()
+    accepted = sum(a.accepted_frame_count for a in acks)
+    lost = len(frames) - accepted + (len(frames) - done.accepted_frames_total)
+    return clock.sample(accepted, lost, batches=len(chunks))
+
+
+# ---- child-process entry point ----------------------------------------------------------------
+
+
+def _run(coro: Callable[[], Awaitable[Sample]]) -> Sample:
+    async def main() -> Sample:
+        return await coro()
+
+    return asyncio.run(main())
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m benchmarks.cases scale --port P --sessions N --events E --requests R``."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.cases")
+    parser.add_argument("case", choices=["scale"])
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--sessions", type=int, required=True)
+    parser.add_argument("--events", type=int, required=True)
+    parser.add_argument("--requests", type=int, required=True)
+    args = parser.parse_args(argv)
+    sample = _run(lambda: scale(args.port, args.sessions, args.events, args.requests))
+    sys.stdout.write(json.dumps(asdict(sample)) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,624 @@
+"""Run the benchmarks: ``python -m benchmarks`` (or ``python benchmarks/run.py``).
+
+Servers run in their own processes: the stand-in (:mod:`benchmarks.standin`)
+for the transport figures (cases 1-4) and the emulator
+(:mod:`benchmarks.emulator_server`) for Kynasmith (case 5). The clients run in
+this process, except case 4, which runs each measurement in a fresh process
+so its RSS figures start from a clean heap, and the official SDK, which runs
+in the interpreter that has it installed (:mod:`benchmarks.sdk_worker`).
+
+Every case runs ``--repeat`` times; within a repeat the variants run one
+after the other, in an order that rotates from repeat to repeat, so drift on
+a noisy machine hits them alike (cases 1 and 2 go further: both clients stay
+connected and take turns in ten blocks). The table shows medians, the spread
+(min-max), the client's CPU time per operation, the share of wall time spent
+in the garbage collector, and the ratio to the baseline measured in the same
+run: the median of the per-repeat ratios (variant / baseline; for latency,
+lower is better, for throughput higher).
+
+Options: ``--quick`` (tiny sizes), ``--repeat N``, ``--cases 1,3``,
+``--json PATH`` (``-`` for stdout, the table then goes to stderr),
+``--sdk-python PATH`` / ``--no-sdk``, ``--profile CASE`` (cProfile the aiolens
+variant of one case and print the hottest functions).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import cProfile
+import datetime
+import io
+import json
+import os
+import platform
+import pstats
+import statistics
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any, Final
+
+if __package__ in (None, ""):  # run as a script: python benchmarks/run.py
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks import cases
+from benchmarks.cases import Sample
+from benchmarks.standin import raise_fd_limit
+
+__all__ = ["main"]
+
+ROOT: Final = Path(__file__).resolve().parent.parent
+SDK_WORKER: Final = Path(__file__).resolve().parent / "sdk_worker.py"
+MEASURE_TIMEOUT: Final = 600.0
+
+SIZES: Final[dict[str, dict[str, Any]]] = {
+    "full": {
+        "rtt": 5000,
+        "rtt_sdk": 20,
+        "pipelined": 20_000,
+        "in_flight": 64,
+        "sse": 100_000,
+        "scale": [1, 10, 100, 1000],
+        "scale_events": 100,
+        "scale_requests": 10,
+        "kyna_reps": 200,
+    },
+    "quick": {
+        "rtt": 300,
+        "rtt_sdk": 5,
+        "pipelined": 1000,
+        "in_flight": 64,
+        "sse": 10_000,
+        "scale": [1, 10, 50],
+        "scale_events": 20,
+        "scale_requests": 5,
+        "kyna_reps": 10,
+    },
+    "smoke": {  # the test suite's: just enough to run every code path
+        "rtt": 10,
+        "rtt_sdk": 2,
+        "pipelined": 100,
+        "in_flight": 8,
+        "sse": 200,
+        "scale": [1, 3],
+        "scale_events": 5,
+        "scale_requests": 2,
+        "kyna_reps": 1,
+    },
+}
+
+
+# ---- servers --------------------------------------------------------------------------------
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    return env
+
+
+@contextlib.contextmanager
+def server(module: str) -> Iterator[str]:
+    """Start ``python -m <module> --port 0`` and yield the first line it prints."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", module, "--port", "0"],
+        stdout=subprocess.PIPE,
+        cwd=ROOT,
+        env=_env(),
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().decode().strip()
+        if not line:
+            raise RuntimeError(f"{module} did not start (exit status {proc.wait(10)})")
+        yield line
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+# ---- results --------------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    """One line of the table: one variant of one case, all its repeats."""
+
+    case: str
+    variant: str
+    metric: str  # "latency" (µs per op, lower is better) or "throughput" (ops/s)
+    unit: str
+    samples: list[Sample] = field(default_factory=list)
+    baseline: str | None = None  # variant key of the baseline row
+    skipped: str | None = None
+    target: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.case}/{self.variant}"
+
+    def values(self) -> list[float]:
+        if self.metric == "latency":
+            return [s.wall / s.ops * 1e6 for s in self.samples if s.ops]
+        return [s.ops / s.wall for s in self.samples if s.wall > 0]
+
+    def median(self) -> float | None:
+        values = self.values()
+        return statistics.median(values) if values else None
+
+    def cpu_per_op(self) -> float | None:
+        values = [s.cpu / s.ops * 1e6 for s in self.samples if s.ops]
+        return statistics.median(values) if values else None
+
+    def lost(self) -> int:
+        return sum(s.lost for s in self.samples)
+
+    def gc_share(self) -> float | None:
+        values = [s.extra["gc_s"] / s.wall for s in self.samples if "gc_s" in s.extra and s.wall]
+        return statistics.median(values) if values else None
+
+    def extra_median(self, name: str) -> float | None:
+        values = [s.extra[name] for s in self.samples if name in s.extra]
+        return statistics.median(values) if values else None
+
+
+class Results:
+    def __init__(self) -> None:
+        self.rows: dict[str, Row] = {}
+
+    def row(self, case: str, variant: str, metric: str, unit: str, **kw: Any) -> Row:
+        key = f"{case}/{variant}"
+        if key not in self.rows:
+            self.rows[key] = Row(case, variant, metric, unit, **kw)
+        return self.rows[key]
+
+    def ratio(self, row: Row) -> float | None:
+        """The median of the per-repeat ratios to the baseline (measured side by side)."""
+        if row.baseline is None:
+            return None
+        base = self.rows.get(f"{row.case}/{row.baseline}")
+        if base is None or not base.samples:
+            return None
+        mine, theirs = row.values(), base.values()
+        if len(mine) == len(theirs) and all(theirs):
+            return statistics.median(a / b for a, b in zip(mine, theirs, strict=True))
+        m, t = row.median(), base.median()  # not paired (a row failed a repeat)
+        return m / t if m is not None and t else None
+
+
+# ---- the cases ------------------------------------------------------------------------------
+
+Measure = Callable[[], Awaitable[Any]]
+"""Measures once: a Sample, or a tuple of them (one per row of a paired entry)."""
+Entry = tuple[tuple["Row", ...], Measure]
+
+
+async def _measure(fn: Measure) -> Any:
+    async with asyncio.timeout(MEASURE_TIMEOUT):
+        return await fn()
+
+
+def _rotate(items: list[Any], shift: int) -> list[Any]:
+    shift %= len(items)
+    return items[shift:] + items[:shift]
+
+
+def _sdk_sample(sdk_python: str, args: list[str]) -> Sample:
+    out = subprocess.run(
+        [sdk_python, str(SDK_WORKER), *args],
+        capture_output=True,
+        timeout=MEASURE_TIMEOUT,
+        check=True,
+        cwd=ROOT,
+    )
+    data = json.loads(out.stdout.decode().strip().splitlines()[-1])
+    return Sample(int(data["ops"]), float(data["wall"]), float(data["cpu"]), int(data["lost"]))
+
+
+async def _sdk(sdk_python: str, args: list[str]) -> Sample:
+    return await asyncio.to_thread(_sdk_sample, sdk_python, args)
+
+
+def _scale_sample(port: int, sessions: int, events: int, requests: int) -> Sample:
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.cases",
+            "scale",
+            f"--port={port}",
+            f"--sessions={sessions}",
+            f"--events={events}",
+            f"--requests={requests}",
+        ],
+        capture_output=True,
+        timeout=MEASURE_TIMEOUT,
+        cwd=ROOT,
+        env=_env(),
+    )
+    if out.returncode:
+        raise RuntimeError(f"case 4 ({sessions} sessions) failed:\n{out.stderr.decode()}")
+    data = json.loads(out.stdout.decode().strip().splitlines()[-1])
+    return Sample(**data)
+
+
+async def run_cases(
+    selected: set[int],
+    sizes: dict[str, Any],
+    repeat: int,
+    sdk: tuple[str | None, str],
+    results: Results,
+    log: Callable[[str], None],
+) -> None:
+    with contextlib.ExitStack() as stack:
+        port = 0
+        if selected & {1, 2, 3, 4}:
+            port = int(stack.enter_context(server("benchmarks.standin")).split()[1])
+        emu: dict[str, str] = {}
+        if 5 in selected:
+            emu = json.loads(stack.enter_context(server("benchmarks.emulator_server")))
+        plan = _plan(selected, sizes, sdk, results, port, emu)
+        if 3 in selected:  # the stand-in encodes an event stream on first use: not timed
+            await _measure(partial(cases.sse_floor, port, sizes["sse"]))
+        for r in range(repeat):
+            log(f"repeat {r + 1}/{repeat}")
+            for group in plan:
+                await _run_variants(group, r)
+
+
+def _plan(
+    selected: set[int],
+    sizes: dict[str, Any],
+    sdk: tuple[str | None, str],
+    results: Results,
+    port: int,
+    emu: dict[str, str],
+) -> list[list[Entry]]:
+    """The groups of entries to measure; a group's entries run one after the other.
+
+    An entry is a measurement and the rows its samples go to: one row, or two for
+    the paired measurements of cases 1 and 2 (both clients in turns, see
+    :func:`benchmarks.cases.round_trips`).
+    """
+    sdk_python, sdk_reason = sdk
+    base = cases.lens_base(port)
+    plan: list[list[Entry]] = []
+    row = results.row
+
+    if 1 in selected:
+        case = "1 WS round trip, 1 in flight"
+        raw = row(case, "raw websockets", "latency", "µs/req")
+        mine = row(case, "aiolens request()", "latency", "µs/req", baseline=raw.variant)
+        mine.target = "≤ 1.3"
+        group: list[Entry] = [((raw, mine), partial(cases.round_trips, port, sizes["rtt"]))]
+        sdk_row = row(case, "archetypeai sessions.write", "latency", "µs/req", baseline=raw.variant)
+        if sdk_python:
+            args = ["rtt", f"--base={base}", f"--n={sizes['rtt_sdk']}"]
+            group.append(((sdk_row,), partial(_sdk, sdk_python, args)))
+        else:
+            sdk_row.skipped = sdk_reason
+        plan.append(group)
+
+    if 2 in selected:
+        n, k = sizes["pipelined"], sizes["in_flight"]
+        case = f"2 WS pipelined, {k} in flight"
+        raw = row(case, "raw websockets", "throughput", "req/s")
+        mine = row(case, f"aiolens, {k} tasks", "throughput", "req/s", baseline=raw.variant)
+        mine.target = "≥ 0.9"
+        plan.append([((raw, mine), partial(cases.pipelined, port, n, k))])
+
+    if 3 in selected:
+        n = sizes["sse"]
+        case = "3 SSE typed events"
+        floor = row(case, "naive split+msgspec", "throughput", "events/s")
+        mine = row(case, "aiolens events()", "throughput", "events/s", baseline=floor.variant)
+        mine.target = "≥ 0.6"
+        group = [
+            ((floor,), partial(cases.sse_floor, port, n)),
+            ((mine,), partial(cases.sse_aiolens, port, n)),
+        ]
+        sdk_row = row(
+            case, "archetypeai SSE reader", "throughput", "events/s", baseline=floor.variant
+        )
+        if sdk_python:
+            args = ["sse", f"--base={base}", f"--n={n}"]
+            group.append(((sdk_row,), partial(_sdk, sdk_python, args)))
+        else:
+            sdk_row.skipped = sdk_reason
+        plan.append(group)
+
+    if 4 in selected:
+        case = "4 sessions, WS+SSE each"
+        events, requests = sizes["scale_events"], sizes["scale_requests"]
+        first = _sessions_label(sizes["scale"][0])
+        group = []
+        for count in sizes["scale"]:
+            label = _sessions_label(count)
+            baseline = None if label == first else first
+            measure = partial(asyncio.to_thread, _scale_sample, port, count, events, requests)
+            group.append(((row(case, label, "throughput", "msgs/s", baseline=baseline),), measure))
+        plan.append(group)
+
+    if 5 in selected:
+        from aiolens.kynasmith.synthetic import generate_squats
+
+        frames = generate_squats(sizes["kyna_reps"], seed=1)
+        case = "5 Kynasmith frames, 15/batch"
+        url, key = emu["kynasmith_url"], emu["kynasmith_api_key"]
+        one = row(case, "stop-and-wait (window 1)", "throughput", "frames/s")
+        eight = row(case, "pipelined (window 8)", "throughput", "frames/s", baseline=one.variant)
+        plan.append(
+            [
+                ((one,), partial(cases.kyna_stream, url, key, frames, window=1)),
+                ((eight,), partial(cases.kyna_stream, url, key, frames, window=8)),
+            ]
+        )
+    return plan
+
+
+def _sessions_label(count: int) -> str:
+    return f"{count} session{'s' if count != 1 else ''}"
+
+
+async def _run_variants(entries: list[Entry], repeat: int) -> None:
+    for rows, fn in _rotate(entries, repeat):
+        result = await _measure(fn)
+        samples = result if isinstance(result, tuple) else (result,)
+        for target_row, sample in zip(rows, samples, strict=True):
+            target_row.samples.append(sample)
+
+
+# ---- reporting ------------------------------------------------------------------------------
+
+
+def _fmt(value: float | None, digits: int = 0) -> str:
+    if value is None:
+        return "-"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.{digits}f}"
+
+
+def table(results: Results) -> str:
+    header = [
+        "case",
+        "variant",
+        "median",
+        "unit",
+        "min..max",
+        "CPU µs/op",
+        "GC %",
+        "ratio",
+        "target",
+        "lost",
+    ]
+    lines = [header]
+    for row in results.rows.values():
+        if row.skipped:
+            lines.append([row.case, row.variant, row.skipped, *[""] * (len(header) - 3)])
+            continue
+        values = row.values()
+        spread = f"{_fmt(min(values), 1)}..{_fmt(max(values), 1)}" if values else "-"
+        ratio = results.ratio(row)
+        unit = row.unit
+        rss = row.extra_median("rss_peak_kib_per_session")
+        if rss is not None:
+            idle = row.extra_median("rss_connected_kib_per_session") or 0.0
+            unit += f"; RSS/session {idle:.0f} KiB WS open, {rss:.0f} KiB peak"
+        gc_share = row.gc_share()
+        lines.append(
+            [
+                row.case,
+                row.variant,
+                _fmt(row.median(), 1),
+                unit,
+                spread,
+                _fmt(row.cpu_per_op(), 1),
+                f"{gc_share * 100:.0f}" if gc_share is not None else "-",
+                f"{ratio:.2f}×"
+                if ratio is not None
+                else "baseline"
+                if row.baseline is None
+                else "-",
+                row.target,
+                str(row.lost()),
+            ]
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    out = []
+    for i, line in enumerate(lines):
+        out.append("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
+        if i == 0:
+            out.append("  ".join("-" * w for w in widths))
+    return "\n".join(out)
+
+
+def machine() -> dict[str, Any]:
+    cpu = platform.processor() or "unknown"
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as info:
+        for line in info:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    versions = {}
+    for name in ("aiolens", "websockets", "aiohttp", "msgspec"):
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            versions[name] = None
+    return {
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "cpus": os.cpu_count(),
+        "cpu_model": cpu,
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "versions": versions,
+    }
+
+
+def to_json(results: Results, info: dict[str, Any], args: dict[str, Any]) -> dict[str, Any]:
+    rows = []
+    for row in results.rows.values():
+        rows.append(
+            {
+                "case": row.case,
+                "variant": row.variant,
+                "metric": row.metric,
+                "unit": row.unit,
+                "median": row.median(),
+                "values": row.values(),
+                "cpu_us_per_op": row.cpu_per_op(),
+                "gc_share": row.gc_share(),
+                "baseline": row.baseline,
+                "ratio": results.ratio(row),
+                "target": row.target or None,
+                "lost": row.lost(),
+                "skipped": row.skipped,
+                "samples": [asdict(s) for s in row.samples],
+            }
+        )
+    return {"machine": info, "args": args, "rows": rows}
+
+
+# ---- the SDK --------------------------------------------------------------------------------
+
+
+def find_sdk(option: str | None, disabled: bool) -> tuple[str | None, str]:
+    """The interpreter that has ``archetypeai``, or ``None`` and why it is skipped."""
+    if disabled:
+        return None, "skipped: --no-sdk"
+    candidates = (
+        [option] if option else [sys.executable, str(ROOT / ".venv-sdk" / "bin" / "python")]
+    )
+    for python in candidates:
+        if not python or not Path(python).exists():
+            continue
+        probe = subprocess.run(
+            [python, str(SDK_WORKER), "version"], capture_output=True, timeout=60, cwd=ROOT
+        )
+        if probe.returncode == 0:
+            return python, json.loads(probe.stdout)["version"]
+    return None, (
+        "skipped: archetypeai not installed (it pins websockets<16; install it in its own "
+        "venv, .venv-sdk, and/or pass --sdk-python)"
+    )
+
+
+# ---- profiling ------------------------------------------------------------------------------
+
+
+async def profile_case(case: int, sizes: dict[str, Any]) -> str:
+    """cProfile the aiolens variant of ``case`` once; the hottest functions, as text."""
+    with contextlib.ExitStack() as stack:
+        if case == 5:
+            emu = json.loads(stack.enter_context(server("benchmarks.emulator_server")))
+            from aiolens.kynasmith.synthetic import generate_squats
+
+            frames = generate_squats(sizes["kyna_reps"], seed=1)
+            url, key = emu["kynasmith_url"], emu["kynasmith_api_key"]
+            fn: Measure = partial(cases.kyna_stream, url, key, frames, window=8)
+        else:
+            port = int(stack.enter_context(server("benchmarks.standin")).split()[1])
+            fns: dict[int, Measure] = {
+                1: partial(cases.round_trips, port, sizes["rtt"], only_aiolens=True),
+                2: partial(
+                    cases.pipelined,
+                    port,
+                    sizes["pipelined"],
+                    sizes["in_flight"],
+                    only_aiolens=True,
+                ),
+                3: partial(cases.sse_aiolens, port, sizes["sse"]),
+                4: partial(
+                    cases.scale,
+                    port,
+                    sizes["scale"][-1],
+                    sizes["scale_events"],
+                    sizes["scale_requests"],
+                ),
+            }
+            fn = fns[case]
+        await fn()  # warm-up
+        profiler = cProfile.Profile()
+        profiler.enable()
+        result = await fn()
+        profiler.disable()
+    sample = result[-1] if isinstance(result, tuple) else result
+    text = io.StringIO()
+    stats = pstats.Stats(profiler, stream=text)
+    stats.sort_stats("tottime").print_stats(30)
+    return f"case {case}: {sample}\n{text.getvalue()}"
+
+
+# ---- entry point ----------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", description="aiolens side by side with its baselines"
+    )
+    parser.add_argument("--repeat", type=int, default=5, help="runs per case (default 5)")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes")
+    parser.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--cases", default="1,2,3,4,5", help="which cases, e.g. 1,3")
+    parser.add_argument("--json", metavar="PATH", help="also write JSON ('-': stdout)")
+    parser.add_argument("--sdk-python", metavar="PATH", help="interpreter with archetypeai")
+    parser.add_argument("--no-sdk", action="store_true", help="skip the official SDK rows")
+    parser.add_argument("--profile", type=int, metavar="CASE", help="cProfile one case")
+    args = parser.parse_args(argv)
+
+    sizes = SIZES["smoke" if args.smoke else "quick" if args.quick else "full"]
+    selected = {int(c) for c in args.cases.split(",") if c.strip()}
+    raise_fd_limit()
+    to_stdout = args.json == "-"
+    out = sys.stderr if to_stdout else sys.stdout
+
+    def log(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    if args.profile:
+        print(asyncio.run(profile_case(args.profile, sizes)), file=out)
+        return 0
+
+    info = machine()
+    needs_sdk = bool(selected & {1, 3})
+    sdk = find_sdk(args.sdk_python, args.no_sdk or not needs_sdk)
+    if sdk[0]:
+        info["versions"]["archetypeai"] = sdk[1]
+    results = Results()
+    asyncio.run(run_cases(selected, sizes, args.repeat, sdk, results, log))
+
+    print(
+        f"{info['date']}  {info['cpus']} CPUs  {info['cpu_model']}  "
+        f"Python {info['python']}  repeat={args.repeat}"
+        f"{'  (quick)' if args.quick else ''}",
+        file=out,
+    )
+    print(table(results), file=out)
+    if args.json:
+        data = json.dumps(to_json(results, info, vars(args)), indent=2)
+        if to_stdout:
+            print(data)
+        else:
+            Path(args.json).write_text(data + "\n")
+    lost = sum(row.lost() for row in results.rows.values())
+    if lost:
+        print(f"LOST: {lost} operations did not complete", file=out)
+    return 1 if lost else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

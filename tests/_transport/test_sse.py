@@ -1,0 +1,179 @@
+"""EventStream over crafted event streams: decoding, malformed frames, ids, backpressure."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from aiolens import AsyncArchetypeClient
+from aiolens.archetype.events import (
+    InferenceResult,
+    LogInfo,
+    SSEStreamEnd,
+    SSEStreamStart,
+    UnknownEvent,
+)
+from aiolens.archetype.session import LensSession
+
+START = b'data: {"type": "sse.stream.start", "event_data": {"session_id": "lsn-x"}}\n\n'
+END = b'data: {"type": "sse.stream.end"}\n\n'
+Body = Callable[[web.Request], list[bytes]]
+
+
+def result(i: int, ident: str | None = None) -> bytes:
+    head = b"event: message\n" + (f"id: {ident}\n".encode() if ident is not None else b"")
+    return head + (
+        b'data: {"type": "inference.result", "event_data": {"response": ["r%d"], '
+        b'"query_id": "q%d"}}\n\n' % (i, i)
+    )
+
+
+@pytest.fixture
+async def serve() -> AsyncIterator[Callable[[Body], asyncio.Future[LensSession]]]:
+    servers: list[TestServer] = []
+    clients: list[AsyncArchetypeClient] = []
+    sessions: list[LensSession] = []
+
+    async def start(body: Body) -> LensSession:
+        async def consumer(request: web.Request) -> web.StreamResponse:
+            response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+            await response.prepare(request)
+            for part in body(request):
+                if part == b"DROP":
+                    assert request.transport is not None
+                    request.transport.abort()
+                    return response
+                await response.write(part)
+            return response
+
+        app = web.Application()
+        app.router.add_get("/lens/sessions/consumer/lsn-x", consumer)
+        server = TestServer(app, host="127.0.0.1")
+        await server.start_server()
+        servers.append(server)
+        client = AsyncArchetypeClient("k" * 16, str(server.make_url("")))
+        clients.append(client)
+        session = LensSession(client, "lsn-x", "ws://unused")
+        sessions.append(session)
+        return session
+
+    yield start  # type: ignore[misc]
+    for session in sessions:
+        await session.aclose()
+    for client in clients:
+        await client.aclose()
+    for server in servers:
+        await server.close()
+
+
+async def test_events_are_typed_unknown_types_kept_and_bad_connection_events_not_obeyed(
+    serve: Callable[[Body], asyncio.Future[LensSession]],
+) -> None:
+    session = await serve(
+        lambda _r: [
+            START,
+            result(1, "1"),
+            b'id: 2\ndata: {"type": "log.info", "event_data": {"line": "hello"}}\n\n',
+            b'id: 3\ndata: {"type": "brand.new", "event_data": {"x": 1}}\n\n',
+            b'id: 4\ndata: {"type": "inference.result", "timestamp": "not a number"}\n\n',
+            # An end event whose fields do not fit: an UnknownEvent, and not the end.
+            b'data: {"type": "sse.stream.end", "timestamp": "soon"}\n\n',
+            result(5, "5"),
+            END,
+        ]
+    )
+    received = [event async for event in session.events()]
+    assert [type(e) for e in received] == [
+        SSEStreamStart,
+        InferenceResult,
+        LogInfo,
+        UnknownEvent,
+        UnknownEvent,
+        UnknownEvent,
+        InferenceResult,
+        SSEStreamEnd,
+    ]
+    first = received[1]
+    assert isinstance(first, InferenceResult) and first.text == "r1" and first.query_id == "q1"
+    assert [e.type for e in received[3:6]] == ["brand.new", "inference.result", "sse.stream.end"]
+
+
+async def test_frames_that_are_not_json_objects_are_skipped_and_the_stream_goes_on(
+    serve: Callable[[Body], asyncio.Future[LensSession]],
+) -> None:
+    session = await serve(
+        lambda _r: [
+            START,
+            b"id: 1\ndata: [1, 2]\n\n",
+            b"id: 2\ndata: 42\n\n",
+            b'id: 3\ndata: {"type": 7}\n\n',
+            b"id: 4\ndata: {not json\n\n",
+            result(5, "5"),
+            END,
+        ]
+    )
+    events = session.events()
+    received = await asyncio.wait_for(_collect(events), 5)
+    assert [type(e) for e in received] == [SSEStreamStart, InferenceResult, SSEStreamEnd]
+    assert events.malformed == 4
+
+
+async def test_resume_with_non_numeric_ids_repeats_nothing(
+    serve: Callable[[Body], asyncio.Future[LensSession]],
+) -> None:
+    cursors: list[str | None] = []
+
+    def body(request: web.Request) -> list[bytes]:
+        cursors.append(request.headers.get("Last-Event-ID"))
+        if len(cursors) == 1:
+            return [START, result(1, "a"), result(2, "b"), b"DROP"]
+        # A server that replays from further back than asked: repeats are dropped.
+        return [START, result(1, "a"), result(2, "b"), result(3, "c"), END]
+
+    session = await serve(body)
+    events = session.events()
+    received = await asyncio.wait_for(_collect(events), 10)
+    results = [e for e in received if isinstance(e, InferenceResult)]
+    assert [e.query_id for e in results] == ["q1", "q2", "q3"]
+    assert cursors == [None, "b"]
+    assert events.last_event_id == "c"
+    assert sum(isinstance(e, SSEStreamStart) for e in received) == 1
+
+
+async def test_ids_of_non_ascii_digits_are_names_not_numbers(
+    serve: Callable[[Body], asyncio.Future[LensSession]],
+) -> None:
+    # "\u00b2" (superscript two) and "\u0663" (Arabic-Indic three) pass str.isdigit() but
+    # int() refuses them: they must be treated as opaque ids, not crash the reader.
+    session = await serve(
+        lambda _r: [START, result(1, "\u00b2"), result(2, "\u0663"), result(3, "4"), END]
+    )
+    events = session.events()
+    received = await asyncio.wait_for(_collect(events), 5)
+    results = [e for e in received if isinstance(e, InferenceResult)]
+    assert [e.query_id for e in results] == ["q1", "q2", "q3"]
+    assert events.last_event_id == "4"
+
+
+async def test_a_full_queue_holds_the_reader_back_and_loses_nothing(
+    serve: Callable[[Body], asyncio.Future[LensSession]],
+) -> None:
+    count = 300
+    session = await serve(lambda _r: [START, *(result(i, str(i)) for i in range(count)), END])
+    events = session.events(queue_size=2)
+    received = []
+    async for event in events:
+        received.append(event)
+        if len(received) % 50 == 0:
+            await asyncio.sleep(0.01)  # a slow consumer
+    results = [e for e in received if isinstance(e, InferenceResult)]
+    assert [e.query_id for e in results] == [f"q{i}" for i in range(count)]
+    assert events.dropped == 0 and events.delivered == count + 2
+
+
+async def _collect(events: AsyncIterator[object]) -> list[object]:
+    return [event async for event in events]
