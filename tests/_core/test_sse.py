@@ -17,7 +17,7 @@ from aiolens._core.sse import SSEEvent, SSEParser
 
 BOM = b"\xef\xbb\xbf"
 
-Outcome = tuple[list[SSEEvent], str, int | None]
+Outcome = tuple[list[SSEEvent], str, str, int | None]
 
 
 # ---- a straightforward reference implementation of the spec --------------------------------
@@ -26,7 +26,8 @@ Outcome = tuple[list[SSEEvent], str, int | None]
 def reference(stream: bytes) -> Outcome:
     """Parse a whole stream the way the spec text reads, with no attention to speed.
 
-    Returns the dispatched events, the last-event-ID buffer and the retry value.
+    Returns the dispatched events, the last-event-ID buffer, the event source's last event
+    ID string (set from the buffer at every blank line) and the retry value.
     """
     text = stream.decode("utf-8", "replace")
     if text.startswith("\ufeff"):
@@ -37,9 +38,11 @@ def reference(stream: bytes) -> Outcome:
     data = ""
     event_type = ""
     last_id = ""
+    dispatched_id = ""
     retry: int | None = None
     for line in lines:
         if line == "":
+            dispatched_id = last_id
             if data == "":
                 event_type = ""
                 continue
@@ -66,7 +69,7 @@ def reference(stream: bytes) -> Outcome:
                 last_id = value
         elif field == "retry" and value and all(c in "0123456789" for c in value):
             retry = int(value)
-    return events, last_id, retry
+    return events, last_id, dispatched_id, retry
 
 
 def parse(chunks: Iterable[bytes | bytearray]) -> Outcome:
@@ -76,7 +79,7 @@ def parse(chunks: Iterable[bytes | bytearray]) -> Outcome:
     for chunk in chunks:
         events.extend(parser.feed(chunk))
     parser.close()
-    return events, parser.last_event_id, parser.retry
+    return events, parser.last_event_id, parser.dispatched_id, parser.retry
 
 
 def split_at(stream: bytes, cuts: Iterable[int]) -> list[bytes]:
@@ -136,8 +139,8 @@ def test_partial_bom_is_decoded_as_invalid_bytes() -> None:
 
 
 def test_stream_shorter_than_a_bom() -> None:
-    assert parse([b"\xef\xbb"]) == ([], "", None)
-    assert parse([b"\n"]) == ([], "", None)
+    assert parse([b"\xef\xbb"]) == ([], "", "", None)
+    assert parse([b"\n"]) == ([], "", "", None)
 
 
 @pytest.mark.parametrize("eol", [b"\n", b"\r", b"\r\n"])
@@ -239,7 +242,7 @@ def test_id_persists_across_events_and_resets_when_empty() -> None:
 
 def test_id_containing_null_is_ignored() -> None:
     stream = b"id: 1\ndata: a\n\nid: 2\x00\ndata: b\n\nid:\x003\ndata: c\n\n"
-    events, last_id, _ = parse([stream])
+    events, last_id, _, _ = parse([stream])
     assert [e.id for e in events] == ["1", "1", "1"]
     assert last_id == "1"
 
@@ -255,7 +258,19 @@ def test_last_event_id_is_updated_when_the_id_line_completes() -> None:
     parser = SSEParser()
     assert parser.feed(b"data: a\nid: 9\n") == []
     assert parser.last_event_id == "9"
+    assert parser.dispatched_id == ""  # the frame is not finished
     assert parser.feed(b"\n") == [SSEEvent("a", "message", "9")]
+    assert parser.dispatched_id == "9"
+
+
+def test_dispatched_id_follows_every_blank_line_with_or_without_data() -> None:
+    parser = SSEParser()
+    parser.feed(b"id: 1\ndata: a\n\nid: 2\n\nid: 3\n")
+    assert (parser.last_event_id, parser.dispatched_id) == ("3", "2")
+    parser.feed(b": comment\n\n")
+    assert parser.dispatched_id == "3"
+    parser.close()  # an unfinished frame at EOF does not move it
+    assert parser.dispatched_id == "3"
 
 
 def test_id_value_is_not_trimmed() -> None:
@@ -351,9 +366,9 @@ def test_bytearray_chunks_are_accepted() -> None:
 
 
 def test_partial_event_at_end_of_stream_is_dropped() -> None:
-    assert parse([b"data: a\n"]) == ([], "", None)
-    assert parse([b"data: a\n\ndata: b"]) == ([SSEEvent("a")], "", None)
-    assert parse([b"data: a\n\ndata: b\n"]) == ([SSEEvent("a")], "", None)
+    assert parse([b"data: a\n"]) == ([], "", "", None)
+    assert parse([b"data: a\n\ndata: b"]) == ([SSEEvent("a")], "", "", None)
+    assert parse([b"data: a\n\ndata: b\n"]) == ([SSEEvent("a")], "", "", None)
 
 
 def test_close_keeps_last_event_id_and_retry() -> None:

@@ -144,6 +144,28 @@ async def test_resume_with_non_numeric_ids_repeats_nothing(
     assert sum(isinstance(e, SSEStreamStart) for e in received) == 1
 
 
+async def test_a_frame_with_only_an_id_moves_the_resume_cursor(
+    serve: Callable[[Body], asyncio.Future[LensSession]],
+) -> None:
+    cursors: list[str | None] = []
+
+    def body(request: web.Request) -> list[bytes]:
+        cursors.append(request.headers.get("Last-Event-ID"))
+        if len(cursors) == 1:
+            # Events without ids, then a data-less frame that sets the id (WHATWG: it is
+            # the last event ID from then on), an unfinished frame's id, then a drop.
+            return [START, result(1), result(2), b"id: 7\n\n", b"id: 99\n", b"DROP"]
+        return [START, result(3, "8"), END]
+
+    session = await serve(body)
+    events = session.events()
+    received = await asyncio.wait_for(_collect(events), 10)
+    results = [e for e in received if isinstance(e, InferenceResult)]
+    assert [e.query_id for e in results] == ["q1", "q2", "q3"]
+    assert cursors == [None, "7"]
+    assert events.last_event_id == "8"
+
+
 async def test_ids_of_non_ascii_digits_are_names_not_numbers(
     serve: Callable[[Body], asyncio.Future[LensSession]],
 ) -> None:

@@ -65,7 +65,12 @@ class SSEParser:
         last_event_id: the last-event-ID buffer: the value of the most recent valid ``id``
             field, ``""`` if none (or an empty ``id`` reset it). It is updated as soon as
             the ``id`` line is complete, before the event is dispatched, and is kept after
-            :meth:`close` so a caller can resume from it.
+            :meth:`close`.
+        dispatched_id: the event source's "last event ID string": the last-event-ID
+            buffer as it was at the most recent blank line, whether or not that blank line
+            dispatched an event (a frame with an ``id`` and no ``data`` moves it too). This
+            is the value a client sends as ``Last-Event-ID`` when it reconnects; unlike
+            :attr:`last_event_id` it never reflects an ``id`` line of an unfinished frame.
         retry: the most recent valid ``retry`` value in milliseconds, or ``None`` if the
             stream sent none. Values with more digits than Python will convert
             (:func:`sys.get_int_max_str_digits`, 4300 by default, leading zeros aside)
@@ -79,6 +84,7 @@ class SSEParser:
         "_cr_pending",
         "_data",
         "_event",
+        "dispatched_id",
         "last_event_id",
         "retry",
     )
@@ -92,6 +98,7 @@ class SSEParser:
         self._data: list[str] = []  # data buffer, one item per data field
         self._event = ""  # event type buffer
         self.last_event_id = ""
+        self.dispatched_id = ""
         self.retry: int | None = None
 
     def feed(self, chunk: bytes | bytearray) -> list[SSEEvent]:
@@ -156,6 +163,7 @@ class SSEParser:
         data = self._data
         event = self._event
         last_id = self.last_event_id
+        dispatched = self.dispatched_id
         for line in lines:
             # Fast paths first, for the lines of a typical frame; the general case below
             # gives the same result for them.
@@ -166,6 +174,7 @@ class SSEParser:
                     events.append(SSEEvent("\n".join(data), event or "message", last_id))
                     data.clear()
                 event = ""
+                dispatched = last_id
             elif line[:7] == "event: ":
                 event = line[7:]
             elif line[:4] == "id: " and "\x00" not in line:
@@ -187,13 +196,15 @@ class SSEParser:
                     self._set_retry(value)
         self._event = event
         self.last_event_id = last_id
+        self.dispatched_id = dispatched
         return events
 
     def close(self) -> None:
         """End of stream: drop the event in progress, if any, per the spec.
 
         An incomplete last line and a data buffer that no blank line dispatched are
-        discarded. :attr:`last_event_id` and :attr:`retry` keep their values. Closing
+        discarded. :attr:`last_event_id`, :attr:`dispatched_id` and :attr:`retry` keep
+        their values. Closing
         twice is allowed; :meth:`feed` after closing raises :class:`RuntimeError`.
         """
         self._closed = True

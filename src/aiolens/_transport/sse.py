@@ -311,6 +311,11 @@ class EventStream(Generic[T]):
                         await self._put(event)
                     if event is not raw and is_end(event):
                         return True
+                if parser.dispatched_id != previous_id:
+                    # A frame with an id and no data (not an event) moved the cursor.
+                    previous_id = parser.dispatched_id
+                    if previous_id:
+                        self._advance(previous_id)
         parser.close()
         return False
 
@@ -350,6 +355,22 @@ class EventStream(Generic[T]):
         elif self._outside is None or not self._outside(event):
             self._since_id += 1
         return event
+
+    def _advance(self, event_id: str) -> None:
+        """Move the resume cursor to the id of a frame that carried no event.
+
+        WHATWG: such a frame still sets the last event ID, so a resume starts after it.
+        An id at or below the cursor, or already seen, changes nothing.
+        """
+        number: int | None = None
+        if event_id.isascii() and event_id.isdigit():
+            number = int(event_id)
+            if self._last_number is not None and number <= self._last_number:
+                return
+        elif self._seen_name(event_id):
+            return
+        self._remember(event_id, number)
+        self._since_id = 0
 
     def _seen_name(self, event_id: str) -> bool:
         """Whether a non-numeric id is among the last ``_RECENT_IDS`` ids remembered."""
