@@ -25,9 +25,12 @@ async def main() -> None:
         AsyncArchetypeClient(api_key=emu.api_key, base_url=emu.lens_url) as client,
     ):
         started = time.perf_counter()
-        counts = await asyncio.gather(*(worker(client, n) for n in range(SESSIONS)))
+        # A TaskGroup, not gather: after an error or Ctrl-C it waits until every
+        # session has been destroyed, before the client closes.
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(worker(client, n)) for n in range(SESSIONS)]
         elapsed = time.perf_counter() - started
-        print(f"{SESSIONS} sessions, {sum(counts)} requests in {elapsed:.2f}s")
+        print(f"{SESSIONS} sessions, {sum(t.result() for t in tasks)} requests in {elapsed:.2f}s")
         print("sessions left running:", len(await client.sessions.metadata()))
 
 

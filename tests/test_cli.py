@@ -12,11 +12,12 @@ from aiolens.emulator import Emulator
 IMAGE_QA = "lns-fd669361822b07e2-237ab3ffd79199b0"
 
 
-async def run_cli(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("ATAI_")}
-    full_env.update(env or {})
+async def start_cli(*args: str, env: dict[str, str] | None = None) -> asyncio.subprocess.Process:
+    """``python -m aiolens *args`` with the caller's ``ATAI_*`` / ``KYNASMITH_*`` unset."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("ATAI_", "KYNASMITH_"))}
     full_env["COLUMNS"] = "200"
-    proc = await asyncio.create_subprocess_exec(
+    full_env.update(env or {})
+    return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "aiolens",
@@ -25,6 +26,10 @@ async def run_cli(*args: str, env: dict[str, str] | None = None) -> tuple[int, s
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
+
+
+async def run_cli(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    proc = await start_cli(*args, env=env)
     out, err = await asyncio.wait_for(proc.communicate(), 120)
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()

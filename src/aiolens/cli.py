@@ -1,7 +1,10 @@
 """The ``aiolens`` command: ``demo``, ``emulate``, ``sessions``.
 
-Errors print as one line (what failed, what to do) and exit with status 1;
-``--debug`` shows the traceback and DEBUG logs instead.
+Errors print as one line on stderr (what failed, what to do) and exit with
+status 1; ``--debug`` shows the traceback and DEBUG logs instead. Bad
+arguments exit with status 2 (argparse). Ctrl-C cancels the running command,
+which closes what it opened (sessions are destroyed), prints ``interrupted``
+and exits with status 130.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import re
 import signal
 import sys
@@ -18,15 +22,25 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, NoReturn
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from aiolens import AiolensError, AsyncArchetypeClient
-from aiolens.errors import APIConnectionError, AuthenticationError, ConfigurationError
+from aiolens import AiolensError, AsyncArchetypeClient, __version__
+from aiolens.errors import (
+    APIConnectionError,
+    AuthenticationError,
+    ConfigurationError,
+    InternalServerError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+)
 
 __all__ = ["main"]
 
 console = Console()
-err_console = Console(stderr=True)
+# soft_wrap: an error stays one line, never folded at the terminal width.
+err_console = Console(stderr=True, soft_wrap=True, highlight=False)
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 _UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -40,10 +54,42 @@ def parse_duration(text: str) -> float:
     return float(match.group(1)) * _UNIT[match.group(2)]
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: an integer ≥ 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a port (0..65535; 0 picks a free one)")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, not {text}")
+    return value
+
+
 # ---- emulate -----------------------------------------------------------------------------
 
 
 async def _emulate(args: argparse.Namespace) -> int:
+    """Serve until SIGINT/SIGTERM, then stop the server (closing its connections)."""
     from aiolens.emulator import Emulator
 
     emu = Emulator(host=args.host, port=args.port, api_key=args.api_key)
@@ -53,13 +99,18 @@ async def _emulate(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
-    console.print(f"[bold green]aiolens emulator[/] listening on {emu.base_url}")
-    console.print(f"  Lens API        ATAI_API_ENDPOINT={emu.lens_url}")
-    console.print(f"  Lens API key    ATAI_API_KEY={emu.api_key}")
-    console.print(f"  Kynasmith API   KYNASMITH_BASE_URL={emu.kynasmith_url}")
-    console.print(f"  Kynasmith key   KYNASMITH_API_KEY={emu.kynasmith_api_key}")
-    console.print("Press Ctrl-C to stop.")
     try:
+        console.print(f"[bold green]aiolens emulator[/] listening on {emu.base_url}")
+        console.print("In another shell, export these (Lens API, then Kynasmith API):")
+        for line in (
+            f"export ATAI_API_ENDPOINT={emu.lens_url}",
+            f"export ATAI_API_KEY={emu.api_key}",
+            f"export KYNASMITH_BASE_URL={emu.kynasmith_url}",
+            f"export KYNASMITH_API_KEY={emu.kynasmith_api_key}",
+        ):
+            # one line each, never folded: they are copied into a shell
+            console.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
+        console.print("Press Ctrl-C to stop.")
         await stop.wait()
     finally:
         await emu.stop()
@@ -71,7 +122,11 @@ async def _emulate(args: argparse.Namespace) -> int:
 
 
 def _client(args: argparse.Namespace) -> AsyncArchetypeClient:
-    return AsyncArchetypeClient(api_key=args.api_key, base_url=args.base_url)
+    if not (args.api_key or os.environ.get("ATAI_API_KEY")):
+        raise ConfigurationError(
+            "no API key: set ATAI_API_KEY (`aiolens emulate` prints one) or pass --api-key"
+        )
+    return AsyncArchetypeClient(api_key=args.api_key, base_url=args.base_url, timeout=args.timeout)
 
 
 def _age(summary: Any, now: float) -> float:
@@ -82,10 +137,32 @@ def _age(summary: Any, now: float) -> float:
     return 0.0
 
 
+def _status(summary: Any) -> str:
+    return str(summary.session_status).removeprefix("SESSION_STATUS_")
+
+
 def _sessions_table(rows: Sequence[Any], now: float) -> Table:
-    table = Table("session_id", "lens_id", "status", "age")
+    # Ids are never truncated: they are what `show` and `destroy` take.
+    longest = max(len(s.session_id) for s in rows)
+    table = Table(title=f"{len(rows)} active session(s)")
+    table.add_column("session_id", no_wrap=True, min_width=longest)
+    table.add_column("lens_id", overflow="fold")
+    table.add_column("status", overflow="fold")
+    table.add_column("age", no_wrap=True)
     for s in rows:
-        table.add_row(s.session_id, s.lens_id or "", s.status.value, _fmt_age(_age(s, now)))
+        table.add_row(s.session_id, s.lens_id or "", _status(s), _fmt_age(_age(s, now)))
+    return table
+
+
+def _session_details(summary: Any, now: float) -> Table:
+    table = Table(show_header=False, title=summary.session_id)
+    table.add_column(no_wrap=True)
+    table.add_column(overflow="fold")
+    table.add_row("session_id", summary.session_id)
+    table.add_row("lens_id", summary.lens_id or "")
+    table.add_row("status", summary.session_status)
+    table.add_row("age", _fmt_age(_age(summary, now)))
+    table.add_row("endpoint", summary.session_endpoint or "")
     return table
 
 
@@ -98,6 +175,7 @@ def _fmt_age(seconds: float) -> str:
 
 
 async def _sessions(args: argparse.Namespace) -> int:
+    """Run one ``sessions`` action; the client (and its connections) close on exit or cancel."""
     async with _client(args) as client:
         now = time.time()
         if args.action == "list":
@@ -110,12 +188,15 @@ async def _sessions(args: argparse.Namespace) -> int:
         if args.action == "show":
             found = await client.sessions.metadata(args.session_id)
             if not found:
-                raise AiolensError(f"session {args.session_id} not found")
-            console.print(_sessions_table(found, now))
+                raise AiolensError(
+                    f"session {args.session_id} is not active"
+                    " — `aiolens sessions list` shows the active sessions"
+                )
+            console.print(_session_details(found[0], now))
             return 0
         if args.action == "destroy":
             done = await client.sessions.destroy(args.session_id)
-            console.print(f"destroyed {done.session_id} ({done.status.value})")
+            console.print(f"destroyed {done.session_id} ({done.session_status})")
             return 0
         # reap
         rows = [s for s in await client.sessions.metadata() if _age(s, now) >= args.older_than]
@@ -131,7 +212,7 @@ async def _sessions(args: argparse.Namespace) -> int:
         )
         failed = [(s, r) for s, r in zip(rows, results, strict=True) if isinstance(r, Exception)]
         for s, r in failed:
-            err_console.print(f"[red]could not destroy {s.session_id}:[/] {r}")
+            err_console.print(f"[red]could not destroy {s.session_id}:[/] {escape(_describe(r))}")
         console.print(f"destroyed {len(rows) - len(failed)} of {len(rows)} session(s)")
         return 1 if failed else 0
 
@@ -145,25 +226,30 @@ def build_parser() -> argparse.ArgumentParser:
         prog="aiolens",
         description="asyncio client, demo and local emulator for real-time inference APIs",
     )
+    parser.add_argument("--version", action="version", version=f"aiolens {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and DEBUG logs")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     emulate = sub.add_parser("emulate", help="serve the emulated Lens and Kynasmith APIs")
-    emulate.add_argument("--host", default="127.0.0.1")
-    emulate.add_argument("--port", type=int, default=8765)
+    emulate.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
+    emulate.add_argument("--port", type=_port, default=8765, help="0 picks a free one")
     emulate.add_argument("--api-key", default=None, help="Lens API key to accept (random)")
     emulate.set_defaults(run=_emulate)
 
     sessions = sub.add_parser("sessions", help="list, show, destroy or reap Lens sessions")
-    sessions.add_argument("--api-key", default=None, help="default: $ATAI_API_KEY")
-    sessions.add_argument("--base-url", default=None, help="default: $ATAI_API_ENDPOINT")
-    actions = sessions.add_subparsers(dest="action", required=True)
-    actions.add_parser("list", help="active sessions")
-    show = actions.add_parser("show", help="one session")
+    _connection_options(sessions)
+    actions = sessions.add_subparsers(dest="action", required=True, metavar="ACTION")
+    # The connection options are accepted after the action too (`sessions list --api-key K`).
+    after = argparse.ArgumentParser(add_help=False)
+    _connection_options(after, suppress=True)
+    actions.add_parser("list", help="active sessions", parents=[after])
+    show = actions.add_parser("show", help="one session", parents=[after])
     show.add_argument("session_id")
-    destroy = actions.add_parser("destroy", help="destroy one session")
+    destroy = actions.add_parser("destroy", help="destroy one session", parents=[after])
     destroy.add_argument("session_id")
-    reap = actions.add_parser("reap", help="destroy sessions older than a duration")
+    reap = actions.add_parser(
+        "reap", help="destroy sessions older than a duration", parents=[after]
+    )
     reap.add_argument("--older-than", type=parse_duration, required=True, metavar="DURATION")
     reap.add_argument("--dry-run", action="store_true", help="only list what would go")
     sessions.set_defaults(run=_sessions)
@@ -172,24 +258,54 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _connection_options(parser: argparse.ArgumentParser, *, suppress: bool = False) -> None:
+    """``--api-key``, ``--base-url``, ``--timeout``; with ``suppress``, absent ones set nothing."""
+
+    def default(value: Any) -> Any:
+        return argparse.SUPPRESS if suppress else value
+
+    parser.add_argument("--api-key", default=default(None), help="default: $ATAI_API_KEY")
+    parser.add_argument("--base-url", default=default(None), help="default: $ATAI_API_ENDPOINT")
+    parser.add_argument(
+        "--timeout", type=_seconds, default=default(30.0), help="seconds per HTTP attempt (30)"
+    )
+
+
 def _add_demo(sub: Any) -> None:
     from aiolens.demo import add_parser
 
     add_parser(sub)
 
 
-def _hint(exc: BaseException) -> str:
-    if isinstance(exc, ConfigurationError):
-        return " — set ATAI_API_KEY or pass --api-key"
-    if isinstance(exc, AuthenticationError):
-        return " — check the API key"
+def _hint(exc: BaseException, command: str) -> str:
+    """What to do about ``exc``, as `` — ...`` (empty when the message says it)."""
+    endpoint = "--base-url / ATAI_API_ENDPOINT" if command == "sessions" else "ATAI_API_ENDPOINT"
+    if isinstance(exc, AuthenticationError | PermissionDeniedError):
+        return " — check the API key (ATAI_API_KEY or --api-key)"
+    if isinstance(exc, NotFoundError) and command == "sessions":
+        return " — `aiolens sessions list` shows the active sessions"
+    if isinstance(exc, RateLimitError):
+        return " — too many requests or sessions; wait, or reap old sessions"
+    if isinstance(exc, InternalServerError):
+        return " — the service failed; try again later"
     if isinstance(exc, APIConnectionError):
-        return " — check --base-url / ATAI_API_ENDPOINT and your network"
-    return ""
+        return f" — check {endpoint} and your network"
+    if isinstance(exc, AiolensError):
+        return ""
+    if isinstance(exc, OSError) and command == "emulate":
+        return " — try another --port (0 picks a free one) or --host"
+    return " — run with --debug for the traceback"
+
+
+def _describe(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())  # one line, whatever the message holds
+    if isinstance(exc, AiolensError | OSError):
+        return text or type(exc).__name__
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _fail(message: str) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    err_console.print(f"[bold red]error:[/] {escape(message)}")
     raise SystemExit(1)
 
 
@@ -205,11 +321,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return asyncio.run(run(args))
     except KeyboardInterrupt:
+        err_console.print("interrupted")
         return 130
-    except (AiolensError, OSError, ValueError) as exc:
+    except Exception as exc:
         if args.debug:
             raise
-        _fail(f"{args.command}: {exc}{_hint(exc)}")
+        _fail(f"{args.command}: {_describe(exc)}{_hint(exc, args.command)}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -16,7 +16,7 @@ import os
 import statistics
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
@@ -54,6 +54,7 @@ class DemoResult:
     round_trips_ms: list[float] = field(default_factory=list)
     states: Counter[str] = field(default_factory=Counter)
     timeline: list[str] = field(default_factory=list)
+    live: bool = False
 
     @property
     def events_per_second(self) -> float:
@@ -82,12 +83,16 @@ def _expected_windows(csv_bytes: bytes) -> int:
 
 
 @contextlib.asynccontextmanager
-async def _target(live: bool) -> AsyncIterator[tuple[str, str]]:
+async def _target(live: bool) -> AsyncIterator[tuple[str, str | None]]:
+    """The API key and base URL to use: the real service's, or an embedded emulator's."""
     if live:
         key = os.environ.get("ATAI_API_KEY")
         if not key:
-            raise ConfigurationError("--live needs ATAI_API_KEY (and optionally ATAI_API_ENDPOINT)")
-        yield key, os.environ.get("ATAI_API_ENDPOINT", "")
+            raise ConfigurationError(
+                "--live needs an API key: set ATAI_API_KEY (and ATAI_API_ENDPOINT for "
+                "another endpoint), or drop --live to use the embedded emulator"
+            )
+        yield key, None  # the client reads ATAI_API_ENDPOINT itself
         return
     from aiolens.emulator import Emulator
 
@@ -96,24 +101,40 @@ async def _target(live: bool) -> AsyncIterator[tuple[str, str]]:
 
 
 async def _one_session(
-    client: AsyncArchetypeClient, lens_id: str, result: DemoResult, advance: Any
+    client: AsyncArchetypeClient,
+    lens_id: str,
+    file_id: str,
+    result: DemoResult,
+    advance: Callable[[], None],
+    *,
+    windows: int,
+    timeline: bool,
 ) -> None:
+    """One session: measure round trips, bind output then input, consume until the end.
+
+    It stops at the end of the SSE stream or after ``windows`` results. Leaving
+    (also by cancel) destroys the session.
+    """
     async with client.session(lens_id) as session:
         result.round_trips_ms.extend(await _round_trips(session))
         events = session.events()
         events.start()
         await session.set_output_stream("server_sent_events_writer")
         await session.set_input_stream(
-            "csv_file_reader", file_id=DEMO_FILE, window_size=WINDOW, step_size=STEP
+            "csv_file_reader", file_id=file_id, window_size=WINDOW, step_size=STEP
         )
+        seen = 0
         async for event in events:
             if isinstance(event, InferenceResult):
                 state = event.text or "?"
+                seen += 1
                 result.events += 1
                 result.states[state] += 1
-                if not result.timeline or result.timeline[-1] != state:
+                if timeline and (not result.timeline or result.timeline[-1] != state):
                     result.timeline.append(state)
                 advance()
+                if seen >= windows:
+                    break
 
 
 async def _round_trips(session: LensSession, count: int = 20) -> list[float]:
@@ -126,20 +147,33 @@ async def _round_trips(session: LensSession, count: int = 20) -> list[float]:
 
 
 async def run_lens_demo(*, lenses: int = 1, live: bool = False, quiet: bool = False) -> DemoResult:
-    """Run the Lens demo pipeline; returns what it measured."""
-    result = DemoResult(sessions=lenses)
+    """Run the Lens demo pipeline with ``lenses`` concurrent sessions; returns what it measured.
+
+    Against the embedded emulator unless ``live`` (then ``ATAI_API_KEY`` and
+    ``ATAI_API_ENDPOINT`` say where; the CSVs are uploaded to your files).
+
+    Cancel (Ctrl-C): every session is closed and destroyed and the demo lens
+    deleted before the cancellation propagates.
+
+    Raises:
+        ConfigurationError: ``live`` without ``ATAI_API_KEY``.
+    """
+    if lenses < 1:
+        raise ValueError("lenses must be at least 1")
+    result = DemoResult(sessions=lenses, live=live)
     demo_csv = _data(DEMO_FILE)
-    total = _expected_windows(demo_csv) * lenses
-    async with _target(live) as (key, url), AsyncArchetypeClient(key, url or None) as client:
-        await client.files.upload(demo_csv, filename=DEMO_FILE)
-        for name in EXAMPLES.values():
-            await client.files.upload(_data(name), filename=name)
+    windows = _expected_windows(demo_csv)
+    async with _target(live) as (key, url), AsyncArchetypeClient(key, url) as client:
+        demo = await client.files.upload(demo_csv, filename=DEMO_FILE)
+        n_shot = {}
+        for state, name in EXAMPLES.items():
+            n_shot[state] = (await client.files.upload(_data(name), filename=name)).file_id
         lens = await client.lenses.register(
             {
                 "model_pipeline": [
                     {
                         "processor_name": "lens_timeseries_state_processor",
-                        "processor_config": {"input_n_shot": EXAMPLES},
+                        "processor_config": {"input_n_shot": n_shot},
                     }
                 ],
                 "model_parameters": {"window_size": WINDOW, "step_size": STEP},
@@ -149,14 +183,23 @@ async def run_lens_demo(*, lenses: int = 1, live: bool = False, quiet: bool = Fa
         )
         try:
             with _progress("streaming", quiet) as progress:
-                task = progress.add_task("events", total=total)
+                task = progress.add_task("events", total=windows * lenses)
                 started = time.perf_counter()
-                await asyncio.gather(
-                    *(
-                        _one_session(client, lens.lens_id, result, lambda: progress.advance(task))
-                        for _ in range(lenses)
-                    )
-                )
+                # A TaskGroup, not gather: on a cancel or an error it waits until every
+                # session has been destroyed before the client closes.
+                async with asyncio.TaskGroup() as group:
+                    for n in range(lenses):
+                        group.create_task(
+                            _one_session(
+                                client,
+                                lens.lens_id,
+                                demo.file_id,
+                                result,
+                                lambda: progress.advance(task),
+                                windows=windows,
+                                timeline=n == 0,
+                            )
+                        )
                 result.seconds = time.perf_counter() - started
         finally:
             await client.lenses.delete(lens.lens_id)
@@ -166,14 +209,15 @@ async def run_lens_demo(*, lenses: int = 1, live: bool = False, quiet: bool = Fa
 
 
 def _print_summary(result: DemoResult) -> None:
-    table = Table(title="aiolens demo — Lens API (emulated)", show_header=False)
+    where = "live" if result.live else "emulated"
+    table = Table(title=f"aiolens demo — Lens API ({where})", show_header=False)
     table.add_row("sessions", str(result.sessions))
     table.add_row("events", str(result.events))
     table.add_row("events/s", f"{result.events_per_second:,.0f}")
     rtt = statistics.median(result.round_trips_ms) if result.round_trips_ms else 0.0
     table.add_row("request round trip (median)", f"{rtt:.2f} ms")
     table.add_row("states found", ", ".join(f"{s} ×{n}" for s, n in result.states.most_common()))
-    table.add_row("state timeline", " → ".join(result.timeline[:12]))
+    table.add_row("state timeline (session 1)", " → ".join(result.timeline[:12]))
     console.print(table)
 
 
@@ -181,6 +225,10 @@ async def run_kynasmith_demo(
     *, reps: int = 10, window: int = 8, quiet: bool = False
 ) -> tuple[int, int, float]:
     """Stream ``reps`` generated squats to the emulated Kynasmith API.
+
+    Batches are pipelined, ``window`` awaiting acks at once. Cancel (Ctrl-C):
+    the pending sends are cancelled and the detection session is cancelled
+    server-side before the cancellation propagates.
 
     Returns:
         (repetitions counted by the server, frames accepted, frames per second).
@@ -207,7 +255,9 @@ async def run_kynasmith_demo(
                     await det.send(batch)
                     progress.advance(task, len(batch))
 
-                await asyncio.gather(*(send(b) for b in batches))
+                async with asyncio.TaskGroup() as group:  # pipelined, `window` in flight
+                    for batch in batches:
+                        group.create_task(send(batch))
                 done = await det.finalize()
                 seconds = time.perf_counter() - started
             counted = [e async for e in det.events() if isinstance(e, EventCompleted)]
@@ -225,6 +275,10 @@ async def run_kynasmith_demo(
 
 async def _run(args: argparse.Namespace) -> int:
     if args.target == "kynasmith":
+        if args.live:
+            raise ConfigurationError(
+                "--live runs the Lens demo only; `aiolens demo kynasmith` uses the emulator"
+            )
         await run_kynasmith_demo(reps=args.reps)
         return 0
     await run_lens_demo(lenses=args.lenses, live=args.live)
@@ -233,9 +287,17 @@ async def _run(args: argparse.Namespace) -> int:
 
 def add_parser(sub: Any) -> None:
     """Register the ``demo`` subcommand on the CLI's subparsers."""
+    from aiolens.cli import positive_int
+
     demo = sub.add_parser("demo", help="run the pipeline end to end against the emulator")
     demo.add_argument("target", nargs="?", choices=["lens", "kynasmith"], default="lens")
-    demo.add_argument("--reps", type=int, default=10, help="squats to stream (kynasmith)")
-    demo.add_argument("--lenses", type=int, default=1, help="sessions to run concurrently")
-    demo.add_argument("--live", action="store_true", help="use the real service (ATAI_API_KEY)")
+    demo.add_argument(
+        "--reps", type=positive_int, default=10, help="squats to stream (kynasmith; 10)"
+    )
+    demo.add_argument(
+        "--lenses", type=positive_int, default=1, help="sessions to run concurrently (1)"
+    )
+    demo.add_argument(
+        "--live", action="store_true", help="run against the real service (needs ATAI_API_KEY)"
+    )
     demo.set_defaults(run=_run)

@@ -320,15 +320,46 @@ def _status_retryable(status: int) -> bool:
     return status in (408, 429) or status >= 500
 
 
-class _Envelope(msgspec.Struct):
-    errors: list[ErrorItem] | None = None
-    error: ErrorItem | str | None = None
-    detail: Any = None
-    message: str | None = None
-    error_messages: list[str] | None = None
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else str(value)
 
 
-_envelope_decoder = msgspec.json.Decoder(_Envelope)
+def _redacted(value: Any) -> Any:
+    """``value`` with every string inside it passed through :func:`redact`."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: _redacted(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redacted(v) for v in value]
+    return value
+
+
+def _item(obj: Any, code: str = "") -> ErrorItem:
+    """One :class:`ErrorItem` from whatever a server put in an error list.
+
+    Lenient on purpose: a ``null`` or a number where a string belongs must not
+    cost the user the whole error. Texts are redacted.
+    """
+    if not isinstance(obj, dict):
+        return ErrorItem(code=code, message=redact(_text(obj)))
+    message = obj.get("message")
+    if message is None:
+        message = obj.get("msg", obj.get("detail"))
+    retryable = obj.get("retryable")
+    details = obj.get("details")
+    suggestion = obj.get("suggestion")
+    error_uid = obj.get("error_uid")
+    return ErrorItem(
+        code=_text(obj.get("code")) or code,
+        message=redact(_text(message)),
+        suggestion=redact(_text(suggestion)) if suggestion is not None else None,
+        error_uid=_text(error_uid) if error_uid is not None else None,
+        retryable=retryable if isinstance(retryable, bool) else None,
+        details=_redacted(details) if isinstance(details, dict) else {},
+    )
 
 
 def parse_error_body(body: bytes) -> list[ErrorItem]:
@@ -337,38 +368,49 @@ def parse_error_body(body: bytes) -> list[ErrorItem]:
     Handles Archetype's ``{"errors": [...]}``, the legacy ``{"detail": ...}``,
     the ``{"error": {code, message, retryable, details}}`` shape (Archetype's
     older docs and Kynasmith's only one), ``{"error_messages": [...]}`` from
-    register, and a bare ``{"message": ...}``.
+    register, and a bare ``{"message": ...}``. Fields of an unexpected type
+    (``null``, numbers) are tolerated. Messages, suggestions and details are
+    redacted.
 
     Returns:
         The errors found, or an empty list when the body is not one of those
         shapes (the caller keeps the raw text).
     """
     try:
-        env = _envelope_decoder.decode(body)
-    except (msgspec.DecodeError, msgspec.ValidationError):
+        env = msgspec.json.decode(body)
+    except msgspec.DecodeError:
         return []
-    if env.errors:
-        return list(env.errors)
-    if isinstance(env.error, ErrorItem):
-        return [env.error]
-    if isinstance(env.error, str):
-        return [ErrorItem(code="error", message=env.error)]
-    if env.detail is not None:
-        if isinstance(env.detail, str):
-            return [ErrorItem(message=env.detail)]
-        if isinstance(env.detail, list):  # FastAPI validation errors
-            return [
-                ErrorItem(code="validation_error", message=str(d.get("msg", d)))
-                if isinstance(d, dict)
-                else ErrorItem(message=str(d))
-                for d in env.detail
-            ]
-        return [ErrorItem(message=str(env.detail))]
-    if env.error_messages:
-        return [ErrorItem(code="invalid", message=m) for m in env.error_messages]
-    if env.message:
-        return [ErrorItem(message=env.message)]
+    if not isinstance(env, dict):
+        return []
+    errors = env.get("errors")
+    if errors:
+        return [_item(e) for e in (errors if isinstance(errors, list) else [errors])]
+    error = env.get("error")
+    if error:
+        return [_item(error, "error")]
+    detail = env.get("detail")
+    if detail is not None:
+        if isinstance(detail, list):  # FastAPI validation errors
+            return [_item(d, "validation_error") for d in detail]
+        return [_item(detail)]
+    messages = env.get("error_messages")
+    if messages:
+        return [
+            _item(m, "invalid") for m in (messages if isinstance(messages, list) else [messages])
+        ]
+    if env.get("message"):
+        return [_item(env)]
     return []
+
+
+def _body_retry_after(errors: Sequence[ErrorItem]) -> float | None:
+    """Seconds to wait from an error's ``details`` (``retry_after`` or ``retry_after_seconds``)."""
+    for error in errors:
+        for key in ("retry_after", "retry_after_seconds"):
+            value = error.details.get(key)
+            if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+                return float(value)
+    return None
 
 
 def make_status_error(
@@ -385,10 +427,13 @@ def make_status_error(
         status: the HTTP status.
         body: the raw response body.
         request_id: the ``X-Request-ID`` header, if any.
-        retry_after: seconds from ``Retry-After``, if any.
+        retry_after: seconds from ``Retry-After``, if any; otherwise the
+            body's ``details.retry_after`` (or ``retry_after_seconds``) is used.
         cls: force a class (used for 2xx answers that report errors).
     """
     errors = parse_error_body(body)
+    if retry_after is None:
+        retry_after = _body_retry_after(errors)
     text = body.decode("utf-8", "replace")
     if errors:
         message = "; ".join(e.message or e.code for e in errors)

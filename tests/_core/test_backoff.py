@@ -25,3 +25,15 @@ def test_retry_after_wins_but_is_capped() -> None:
     b = Backoff(max_retry_after=10)
     assert b.delay(0, 3.0) == 3.0
     assert b.delay(5, 120.0) == 10.0
+
+
+def test_parse_retry_after_obsolete_date_forms() -> None:
+    now = 1_700_000_000.0  # Tue, 14 Nov 2023 22:13:20 GMT
+    assert parse_retry_after("Tue Nov 14 22:13:30 2023", now=now) == 10.0  # asctime: no zone
+    assert parse_retry_after("Tuesday, 14-Nov-23 22:13:30 GMT", now=now) == 10.0  # RFC 850
+
+
+def test_absurd_retry_after_is_capped() -> None:
+    b = Backoff(max_retry_after=30)
+    for value in ("1e400", "inf", "99999999", "Fri, 31 Dec 9999 23:59:59 GMT"):
+        assert b.delay(0, parse_retry_after(value)) == 30

@@ -14,6 +14,8 @@ from aiolens import (
     APIStatusError,
     APITimeoutError,
     AsyncArchetypeClient,
+    AsyncKynasmithClient,
+    ConfigurationError,
     InternalServerError,
     RateLimitError,
 )
@@ -162,3 +164,20 @@ async def test_all_documented_error_shapes() -> None:
     assert second.status == 401 and second.message == "Not authenticated"
     assert third.code == "rate_limited" and third.details == {"retry_after": 60}
     assert fourth.body == "<html>bad gateway</html>" and "bad gateway" in str(fourth)
+
+
+@pytest.mark.parametrize(
+    "base_url",
+    ["notaurl", "ftp://example.com", "http://example.com:99999", "http://", "http://[::1"],
+)
+async def test_a_base_url_that_is_not_http_fails_at_construction(base_url: str) -> None:
+    with pytest.raises(ConfigurationError, match="base URL"):
+        AsyncArchetypeClient("k" * 16, base_url)
+    with pytest.raises(ConfigurationError, match="base URL"):
+        AsyncKynasmithClient("id:secret", base_url=base_url)
+
+
+def test_a_rejected_base_url_never_echoes_its_credentials() -> None:
+    with pytest.raises(ConfigurationError) as err:
+        AsyncArchetypeClient("k" * 16, "ftp://user:hunter2@example.com/")
+    assert "hunter2" not in str(err.value)

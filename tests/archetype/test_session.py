@@ -141,9 +141,13 @@ async def test_session_destroyed_on_exit_after_exception(
     assert emulator.lens.sessions[session.session_id].status == "SESSION_STATUS_DESTROYED"
 
 
+@pytest.mark.parametrize("cancels", [1, 2])
 async def test_session_destroyed_on_exit_after_cancellation(
-    client: AsyncArchetypeClient, emulator: Emulator
+    client: AsyncArchetypeClient, emulator: Emulator, cancels: int
 ) -> None:
+    # With two, the second cancel lands while the destroy call is in flight: anyio's
+    # shield does not stop asyncio's own Task.cancel(), and used to let it abort the
+    # destroy and leave the session running.
     entered = asyncio.Event()
     ids: list[str] = []
 
@@ -155,7 +159,15 @@ async def test_session_destroyed_on_exit_after_cancellation(
 
     task = asyncio.create_task(body())
     await entered.wait()
+    # The destroy call stalls at the server, then is processed.
+    fault = emulator.faults.fail_next(
+        200, path="/lens/sessions/destroy", delay=0.1, after_processing=True
+    )
     task.cancel()
+    if cancels == 2:
+        while fault.count:  # noqa: ASYNC110  (the emulator's state has no event to wait on)
+            await asyncio.sleep(0.005)
+        task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
     assert emulator.lens.sessions[ids[0]].status == "SESSION_STATUS_DESTROYED"

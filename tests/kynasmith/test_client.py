@@ -70,6 +70,26 @@ async def test_concurrent_callers_share_one_mint_and_refresh(emulator: Emulator)
         assert client.tokens.minted == 2
 
 
+async def test_first_create_mints_only_the_token_it_needs(emulator: Emulator) -> None:
+    spec = next(i for i, s in emulator.kynasmith.movespecs.items() if s["name"] == "squat")
+    async with AsyncKynasmithClient(
+        emulator.kynasmith_api_key, base_url=emulator.kynasmith_url
+    ) as client:
+        created = await client.sessions.create(movespec_id=spec)  # project from the token
+        assert created.project_id == emulator.kynasmith.project_id
+        assert client.tokens.minted == 1
+
+
+async def test_tokens_shorter_lived_than_the_margin_are_reused(emulator: Emulator) -> None:
+    emulator.kynasmith.token_ttl = 3.0  # below the default 5 s refresh margin
+    async with AsyncKynasmithClient(
+        emulator.kynasmith_api_key, base_url=emulator.kynasmith_url
+    ) as client:
+        spec = await squat_spec(client)
+        await asyncio.gather(*(client.movespecs.get(spec) for _ in range(10)))
+        assert client.tokens.minted == 1
+
+
 async def test_expired_token_is_reminted(kyna: AsyncKynasmithClient, emulator: Emulator) -> None:
     spec = await squat_spec(kyna)
     for token in emulator.kynasmith.tokens.values():
@@ -112,6 +132,18 @@ async def test_pipelined_batches_acked_and_reps_counted_exactly(
     assert record.status == "completed" and record.accepted_frames_total == len(frames)
 
 
+async def test_events_end_even_when_the_consumer_lagged(kyna: AsyncKynasmithClient) -> None:
+    frames = generate_squats(3)
+    spec = await squat_spec(kyna)
+    async with kyna.detection_session(movespec_id=spec, event_queue_size=4) as det:
+        await stream(det, frames)
+        done = await det.finalize()
+        async with asyncio.timeout(10):  # a lost end of stream would hang here
+            items = [item async for item in det.events()]
+    assert len(items) == 3 and items[-1] is done  # the queue held them and the end
+    assert det.dropped_events > 0
+
+
 async def test_rejected_frames_are_reported(kyna: AsyncKynasmithClient) -> None:
     good = generate_squats(0)[:3]
     async with kyna.detection_session(movespec_id=await squat_spec(kyna), validate=False) as det:
@@ -133,6 +165,18 @@ async def test_invalid_frame_is_a_local_error(
         assert session.accepted_frames_total == 0 and session.last_batch_seq == 0
 
 
+async def test_rejected_batch_leaves_frame_numbering_untouched(
+    kyna: AsyncKynasmithClient, emulator: Emulator
+) -> None:
+    frames = generate_squats(0)[:3]  # frame_seq 1, 2, 3
+    async with kyna.detection_session(movespec_id=await squat_spec(kyna)) as det:
+        with pytest.raises(PoseFrameError) as err:
+            await det.send([frames[0], bad_frame("missing", frame_seq=2)])
+        assert err.value.index == 1
+        ack = await det.send(frames)  # the same numbers again, now all valid
+    assert ack.accepted_frame_count == 3 and ack.rejected_frame_indexes == []
+
+
 async def test_reconnect_mid_stream_loses_nothing_duplicates_nothing(
     kyna: AsyncKynasmithClient, emulator: Emulator
 ) -> None:
@@ -150,6 +194,22 @@ async def test_reconnect_mid_stream_loses_nothing_duplicates_nothing(
     assert len(ids) == len(set(ids))
 
 
+async def test_finalize_survives_a_drop_before_session_done(
+    kyna: AsyncKynasmithClient, emulator: Emulator
+) -> None:
+    async with kyna.detection_session(movespec_id=await squat_spec(kyna)) as det:
+        await det.send(generate_squats(1)[:15])
+        session = emulator.kynasmith.sessions[det.session_id]
+        # attach update + streaming update + the batch's replies, then drop right
+        # after session_update(finalizing): session_done is never delivered.
+        emulator.faults.ws_drop_after = 2 + len(session.replies[1]) + 1
+        done = await det.finalize(timeout=10)
+        assert det.reconnects == 1
+        assert await det.finalize() is done
+    assert done.status == "completed" and done.accepted_frames_total == 15
+    assert session.status == "completed"
+
+
 async def test_leaving_without_finalize_cancels(
     kyna: AsyncKynasmithClient, emulator: Emulator
 ) -> None:
@@ -158,6 +218,52 @@ async def test_leaving_without_finalize_cancels(
             await det.send(generate_squats(1)[:15])
             raise RuntimeError("boom")
     assert emulator.kynasmith.sessions[det.session_id].status == "cancelled"
+
+
+@pytest.mark.parametrize("cancels", [1, 2])
+async def test_cancelled_block_still_cancels_the_session(
+    kyna: AsyncKynasmithClient, emulator: Emulator, cancels: int
+) -> None:
+    # With two, the second cancel lands while the cancel request is in flight: anyio's
+    # shield does not stop asyncio's own Task.cancel(), and used to let it abort the
+    # request and leave the session streaming.
+    spec = await squat_spec(kyna)
+    sent = asyncio.Event()
+    ids: list[str] = []
+
+    async def body() -> None:
+        async with kyna.detection_session(movespec_id=spec) as det:
+            ids.append(det.session_id)
+            await det.send(generate_squats(1)[:15])
+            sent.set()
+            await asyncio.Event().wait()
+
+    task = asyncio.create_task(body())
+    await sent.wait()
+    # The cancel request stalls at the server, then is processed.
+    fault = emulator.faults.fail_next(200, path="/cancel", delay=0.1, after_processing=True)
+    task.cancel()
+    if cancels == 2:
+        while fault.count:  # noqa: ASYNC110  (the emulator's state has no event to wait on)
+            await asyncio.sleep(0.005)
+        task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert emulator.kynasmith.sessions[ids[0]].status == "cancelled"
+
+
+async def test_a_bad_session_option_leaves_no_session_behind(
+    kyna: AsyncKynasmithClient, emulator: Emulator
+) -> None:
+    spec = await squat_spec(kyna)
+    with pytest.raises(ValueError, match="window"):
+        async with kyna.detection_session(movespec_id=spec, window=0):
+            pass
+    with pytest.raises(TypeError):
+        async with kyna.detection_session(movespec_id=spec, windw=4):
+            pass
+    statuses = [s.status for s in emulator.kynasmith.sessions.values()]
+    assert statuses == ["cancelled", "cancelled"]
 
 
 async def test_errors_are_typed_with_codes(kyna: AsyncKynasmithClient) -> None:

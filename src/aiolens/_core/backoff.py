@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import email.utils
 import random
 import time
@@ -13,9 +14,11 @@ __all__ = ["Backoff", "parse_retry_after"]
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
     """Seconds to wait according to a ``Retry-After`` (or ``RateLimit-Reset``) value.
 
-    Accepts delta-seconds (``"2"``, ``"1.5"``) and HTTP dates
-    (``"Wed, 21 Oct 2026 07:28:00 GMT"``). Returns ``None`` for a missing or
-    unparseable value; a date in the past gives ``0.0``.
+    Accepts delta-seconds (``"2"``, ``"1.5"``) and HTTP dates in all three
+    forms of RFC 9110 (``"Wed, 21 Oct 2026 07:28:00 GMT"``, RFC 850, asctime).
+    Returns ``None`` for a missing or unparseable value; a date in the past
+    gives ``0.0``. Absurdly long waits are not capped here but by
+    :attr:`Backoff.max_retry_after`.
     """
     if value is None:
         return None
@@ -32,8 +35,8 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
         parsed = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
         return None
-    if parsed.tzinfo is None:
-        return None
+    if parsed.tzinfo is None:  # asctime form, which has no zone: HTTP dates are GMT
+        parsed = parsed.replace(tzinfo=datetime.UTC)
     current = time.time() if now is None else now
     return max(0.0, parsed.timestamp() - current)
 

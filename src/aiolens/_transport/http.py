@@ -29,6 +29,7 @@ from typing import Any, Final, TypeVar
 
 import aiohttp
 import msgspec
+import yarl
 
 from aiolens._core.backoff import Backoff, parse_retry_after
 from aiolens._core.redact import get_logger
@@ -37,6 +38,7 @@ from aiolens.errors import (
     APIResponseValidationError,
     APIStatusError,
     APITimeoutError,
+    ConfigurationError,
     RejectedRequestError,
     make_status_error,
 )
@@ -48,6 +50,22 @@ T = TypeVar("T")
 log = get_logger("http")
 
 AuthHeaders = Callable[[], Awaitable[Mapping[str, str]]]
+
+
+def _checked_base_url(base_url: str) -> str:
+    """``base_url`` without trailing slashes, or :class:`ConfigurationError`."""
+    expected = "expected http(s)://host[:port][/path]"
+    try:
+        url = yarl.URL(base_url)
+        url.port  # noqa: B018  (validates it)
+    except ValueError as exc:
+        raise ConfigurationError(f"Invalid base URL: {exc}; {expected}") from None
+    if url.scheme not in ("http", "https") or not url.host:
+        shown = url.with_user(None) if url.absolute else url  # never echo credentials
+        raise ConfigurationError(f"Invalid base URL {str(shown)!r}: {expected}")
+    return base_url.rstrip("/")
+
+
 """Returns the auth headers for one attempt (called again on every retry)."""
 
 Timeout = float | aiohttp.ClientTimeout
@@ -150,9 +168,14 @@ class HTTPTransport:
         session: aiohttp.ClientSession | None = None,
         **kwargs: Any,
     ) -> HTTPTransport:
-        """Build a transport; ``session`` is borrowed, never closed."""
+        """Build a transport; ``session`` is borrowed, never closed.
+
+        Raises:
+            ConfigurationError: ``base_url`` is not an ``http(s)://host[:port][/path]``
+                URL (a typo fails here, once, instead of as retried connection errors).
+        """
         holder = _SessionHolder(session, owned=session is None)
-        return cls(base_url.rstrip("/"), auth, _holder=holder, **kwargs)
+        return cls(_checked_base_url(base_url), auth, _holder=holder, **kwargs)
 
     def with_options(self, **changes: Any) -> HTTPTransport:
         """A copy with other settings that shares this transport's aiohttp session.
@@ -222,8 +245,10 @@ class HTTPTransport:
             APIResponseValidationError: a 2xx body of an unexpected shape.
 
         Cancelling the call cancels the attempt in flight; nothing is retried.
+        Reading the answer's body is part of the attempt: a reset or a timeout
+        while it arrives is retried like one before the headers.
         """
-        async with self._send(
+        resp, body = await self._send(
             method,
             path,
             json=json,
@@ -234,16 +259,8 @@ class HTTPTransport:
             timeout=timeout,
             max_retries=max_retries,
             auth=auth,
-        ) as (resp, started):
-            body = await resp.read()
-            log.debug(
-                "%s %s -> %d (%d bytes, %.1f ms)",
-                method,
-                resp.url.path,
-                resp.status,
-                len(body),
-                (time.perf_counter() - started) * 1000,
-            )
+            read_body=True,
+        )
         check = self.check_bodies if check_body is None else check_body
         return self._decode(resp, body, response_type, check_body=check, dec_hook=dec_hook)
 
@@ -261,9 +278,12 @@ class HTTPTransport:
         """Open a request and yield the live response (status already checked).
 
         Retries happen only until the response headers arrive; the body is the
-        caller's to read. Leaving the block releases the connection.
+        caller's to read. A reset, a truncated body or a timeout while the
+        block reads the body is raised as :class:`APIConnectionError` /
+        :class:`APITimeoutError`. Leaving the block (also by cancellation)
+        releases the connection.
         """
-        async with self._send(
+        resp, _ = await self._send(
             method,
             path,
             params=params,
@@ -271,10 +291,29 @@ class HTTPTransport:
             timeout=timeout,
             max_retries=max_retries,
             idempotent=True,
-        ) as (resp, _):
+            read_body=False,
+        )
+        try:
             yield resp
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise _connection_error(exc, method, str(resp.url), sent=True) from exc
+        finally:
+            resp.release()
 
-    @asynccontextmanager
+    def idle_timeout(self, timeout: Timeout | None = None) -> aiohttp.ClientTimeout:
+        """A timeout for long transfers: ``timeout`` seconds without receiving data.
+
+        Unlike :func:`as_timeout` it sets no limit on the whole transfer, so a
+        large download that keeps making progress never times out. An
+        :class:`aiohttp.ClientTimeout` passes through unchanged.
+        """
+        value = self.timeout if timeout is None else timeout
+        if isinstance(value, aiohttp.ClientTimeout):
+            return value
+        return aiohttp.ClientTimeout(
+            total=None, connect=min(value, _DEFAULT_CONNECT), sock_read=value
+        )
+
     async def _send(
         self,
         method: str,
@@ -288,7 +327,13 @@ class HTTPTransport:
         timeout: Timeout | None,
         max_retries: int | None,
         auth: AuthHeaders | None = None,
-    ) -> AsyncIterator[tuple[aiohttp.ClientResponse, float]]:
+        read_body: bool,
+    ) -> tuple[aiohttp.ClientResponse, bytes]:
+        """Run the attempts; return a 2xx/3xx response and, with ``read_body``, its body.
+
+        Without ``read_body`` the response is returned unread and open: the
+        caller must release it.
+        """
         session = await self._holder.get()
         if idempotent is None:
             idempotent = method.upper() in ("GET", "HEAD", "PUT", "DELETE", "OPTIONS")
@@ -317,21 +362,25 @@ class HTTPTransport:
                     headers=hdrs,
                     timeout=client_timeout,
                 )
-            except aiohttp.ConnectionTimeoutError as exc:
-                error = APITimeoutError(f"Timed out connecting to {url}: {exc}", sent=False)
-            except aiohttp.ClientConnectorError as exc:
-                error = APIConnectionError(f"Cannot connect to {url}: {exc}", sent=False)
-            except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
-                error = APITimeoutError(f"{method} {url} timed out: {exc or 'no answer'}")
-            except aiohttp.ClientError as exc:
-                error = APIConnectionError(f"{method} {url} failed: {exc!r}")
-            else:
                 if resp.status < 400:
+                    if not read_body:
+                        return resp, b""
                     try:
-                        yield resp, started
+                        body = await resp.read()
                     finally:
                         resp.release()
-                    return
+                    log.debug(
+                        "%s %s -> %d (%d bytes, %.1f ms)",
+                        method,
+                        resp.url.path,
+                        resp.status,
+                        len(body),
+                        (time.perf_counter() - started) * 1000,
+                    )
+                    return resp, body
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                error = _connection_error(exc, method, url)
+            else:
                 try:
                     body = await resp.read()
                 except (aiohttp.ClientError, TimeoutError):
@@ -423,6 +472,25 @@ def _rejected(body: bytes) -> bool:
     except (msgspec.DecodeError, msgspec.ValidationError):
         return False
     return info.is_valid is False or bool(info.errors)
+
+
+def _connection_error(
+    exc: aiohttp.ClientError | TimeoutError, method: str, url: str, *, sent: bool | None = None
+) -> APIConnectionError:
+    """The typed error for a transport failure; ``sent`` is guessed from its kind.
+
+    Only a failure to connect proves the request never left; anything later
+    may have reached the server.
+    """
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return APITimeoutError(f"Timed out connecting to {url}: {exc}", sent=bool(sent))
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return APIConnectionError(f"Cannot connect to {url}: {exc}", sent=bool(sent))
+    if isinstance(exc, TimeoutError):
+        return APITimeoutError(
+            f"{method} {url} timed out: {exc or 'no answer'}", sent=sent is not False
+        )
+    return APIConnectionError(f"{method} {url} failed: {exc!r}", sent=sent is not False)
 
 
 def _should_retry(error: APIStatusError | APIConnectionError, idempotent: bool) -> bool:

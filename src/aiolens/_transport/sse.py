@@ -14,6 +14,9 @@ each event and puts it on a bounded queue that the consumer iterates.
   If the server cannot resume (it answers 4xx to the resume request), or the
   stream carries no ids after events were delivered, the consumer gets a
   :class:`~aiolens.errors.StreamResumeError`: events are never silently lost.
+  A 429 or 5xx answer (to the first request or a resume) is retried the same
+  way, after the server's ``Retry-After`` when it gives one; after
+  ``max_reconnects`` failures in a row the consumer gets the last error.
 * **Malformed frames** are logged at WARNING, counted in
   :attr:`EventStream.malformed`, and skipped; the stream goes on.
 * **Decoding where the event is used**: with ``ordinary`` set, the reader only
@@ -235,6 +238,8 @@ class EventStream(Generic[T]):
                 resuming = not first and bool(self.last_event_id)
                 first = False
                 before = self.delivered
+                retry_after: float | None = None
+                error: BaseException | None = None
                 try:
                     ended = await self._read_once()
                 except StreamResumeError:
@@ -245,34 +250,38 @@ class EventStream(Generic[T]):
                             f"The server cannot resume after event {self.last_event_id!r}: "
                             f"HTTP {exc.status} {exc.message}"
                         ) from exc
-                    raise
+                    if not exc.retryable:
+                        raise
+                    # 429 / 5xx: come back later (after Retry-After, when given).
+                    error, retry_after = exc, exc.retry_after
                 except (APIConnectionError, aiohttp.ClientError, TimeoutError) as exc:
-                    failures = 1 if self.delivered > before else failures + 1
-                    if failures > self._max_reconnects:
-                        raise APIConnectionError(
-                            f"Event stream {self._path} lost and not resumed after "
-                            f"{self._max_reconnects} attempts: {exc}"
-                        ) from exc
-                    delay = self._backoff.delay(failures - 1)
-                    log.info(
-                        "event stream %s dropped (%s); resuming after id %r in %.2fs",
-                        self._path,
-                        type(exc).__name__,
-                        self.last_event_id,
-                        delay,
-                    )
-                    await asyncio.sleep(delay)
-                    continue
-                if ended:
-                    await self._put(_END)
-                    return
-                # EOF before the end event: the server went away; resume.
+                    error = exc
+                else:
+                    if ended:
+                        await self._put(_END)
+                        return
+                    # EOF before the end event: the server went away; resume.
                 failures = 1 if self.delivered > before else failures + 1
                 if failures > self._max_reconnects:
+                    if isinstance(error, APIStatusError):
+                        raise error
+                    if error is None:
+                        raise APIConnectionError(
+                            f"Event stream {self._path} kept closing before its end event"
+                        )
                     raise APIConnectionError(
-                        f"Event stream {self._path} kept closing before its end event"
-                    )
-                await asyncio.sleep(self._backoff.delay(failures - 1))
+                        f"Event stream {self._path} lost and not resumed after "
+                        f"{self._max_reconnects} attempts: {error}"
+                    ) from error
+                delay = self._backoff.delay(failures - 1, retry_after)
+                log.info(
+                    "event stream %s dropped (%s); resuming after id %r in %.2fs",
+                    self._path,
+                    "EOF" if error is None else type(error).__name__,
+                    self.last_event_id,
+                    delay,
+                )
+                await asyncio.sleep(delay)
         except asyncio.CancelledError:
             raise
         except (AiolensError, aiohttp.ClientError, OSError) as exc:

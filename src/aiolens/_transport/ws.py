@@ -10,7 +10,9 @@ backoff and awaits ``on_reconnect``.
 Recoverable: a dropped TCP connection (no close frame, 1006), 1001 going
 away, 1011 internal error, 1012 service restart, 1013 try again later,
 1014 bad gateway. A normal close (1000), a policy violation (1008, e.g. bad
-auth) and other codes end the channel.
+auth) and other codes end the channel. A reconnect attempt that the server
+answers 429 or 5xx is retried (after its ``Retry-After``, when given); one
+answered with another status (401, 404 ...) ends the channel.
 
 Writes are coalesced: the frames :meth:`WebSocketChannel.send` queues during
 one pass of the event loop go to the socket together, in order, in one
@@ -34,10 +36,11 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketExce
 from websockets.protocol import State
 from websockets.typing import Subprotocol
 
-from aiolens._core.backoff import Backoff
+from aiolens._core.backoff import Backoff, parse_retry_after
 from aiolens._core.redact import get_logger, install_log_redaction
 from aiolens.errors import (
     APIConnectionError,
+    APIStatusError,
     APITimeoutError,
     ConnectionLostError,
     make_status_error,
@@ -64,7 +67,9 @@ class WebSocketChannel:
             is skipped.
         on_lost: called with a :class:`ConnectionLostError` when the connection
             goes down, before any reconnect.
-        on_reconnect: awaited after a successful reconnect.
+        on_reconnect: awaited after a successful reconnect, in the reader
+            task: no message is read until it returns, so it must not wait
+            for replies (spawn a task for that).
         on_final: called once when the channel ends for good without
             :meth:`aclose` (an unrecoverable close, or reconnects ran out).
         reconnect: whether to reconnect after a recoverable close.
@@ -176,6 +181,7 @@ class WebSocketChannel:
                 resp.status_code,
                 bytes(resp.body or b""),
                 request_id=resp.headers.get("X-Request-ID"),
+                retry_after=parse_retry_after(resp.headers.get("Retry-After")),
             ) from None
         except TimeoutError:
             raise APITimeoutError(f"Timed out opening {self.name}", sent=False) from None
@@ -315,8 +321,9 @@ class WebSocketChannel:
             return
 
     async def _reconnect(self, lost: ConnectionLostError) -> bool:
+        retry_after: float | None = None
         for attempt in range(self.max_reconnects):
-            delay = self._backoff.delay(attempt)
+            delay = self._backoff.delay(attempt, retry_after)
             log.info("%s: reconnecting in %.2fs (attempt %d)", self.name, delay, attempt + 1)
             await asyncio.sleep(delay)
             if self._closing:
@@ -325,9 +332,17 @@ class WebSocketChannel:
                 self._ws = await self._open()
             except APIConnectionError as exc:
                 log.info("%s: reconnect failed: %s", self.name, exc)
+                retry_after = None
                 continue
-            except Exception as exc:  # an HTTP refusal: do not hammer the server
+            except APIStatusError as exc:
+                if exc.retryable:  # 429, 5xx: try again, after Retry-After when given
+                    log.info("%s: reconnect refused for now: %s", self.name, exc)
+                    retry_after = exc.retry_after
+                    continue
                 log.warning("%s: reconnect refused: %s", self.name, exc)
+                break  # 401, 404 ...: do not hammer the server
+            except Exception as exc:
+                log.warning("%s: reconnect failed: %r", self.name, exc)
                 break
             self.reconnects += 1
             self._connected.set()

@@ -182,11 +182,33 @@ class SessionsInfo(msgspec.Struct, kw_only=True):
 
 
 class EventResponse(msgspec.Struct, kw_only=True):
-    """The answer of ``/lens/sessions/events/process`` (and a WebSocket reply)."""
+    """The answer of ``/lens/sessions/events/process`` (and a WebSocket reply).
+
+    An ``api_key`` anywhere in ``event_data`` (``session.status`` answers with
+    the session record, which echoes the caller's key) is held in a
+    :class:`~aiolens._core.redact.SecretStr`, so it never shows in a repr.
+    """
 
     type: str
     event_data: Any = None
     message: str | None = None
+
+    def __post_init__(self) -> None:
+        _mask_api_keys(self.event_data)
+
+
+def _mask_api_keys(value: Any) -> None:
+    """Replace, in place, every string under an ``api_key`` key by a :class:`SecretStr`."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "api_key" and isinstance(item, str):
+                value[key] = SecretStr(item)
+            elif isinstance(item, dict | list):
+                _mask_api_keys(item)
+    elif isinstance(value, list):
+        for item in value:
+            if isinstance(item, dict | list):
+                _mask_api_keys(item)
 
 
 class UploadedFile(msgspec.Struct, kw_only=True):

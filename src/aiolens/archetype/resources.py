@@ -20,6 +20,7 @@ from urllib.parse import quote
 import aiohttp
 import anyio
 
+from aiolens._core.shielded import run_to_completion
 from aiolens._transport.http import HTTPTransport, Timeout
 from aiolens.archetype.models import (
     DestroyedSession,
@@ -320,6 +321,12 @@ class Files(_Resource):
             filename: the name to store; defaults to the path's basename. It
                 becomes the ``file_id`` and replaces any file of that name.
             content_type: MIME type; derived from the extension by default.
+            timeout: seconds for the whole upload and the answer (an attempt);
+                give large files a larger one, or an :class:`aiohttp.ClientTimeout`.
+
+        Retried only when the request never left or on 429/503. After a
+        timeout, a reset or a cancellation the file may or may not be stored
+        (check with :meth:`metadata`); the local file is always closed.
 
         Raises:
             PayloadTooLargeError: over the server's limit (512 MB).
@@ -436,28 +443,42 @@ class Files(_Resource):
     ) -> Path:
         """Stream a file to ``destination`` (``GET /files/download/{file_id}``).
 
-        The body is written as it arrives into ``<destination>.part`` and renamed
-        when complete, so a cancelled or failed download leaves no partial
-        file at ``destination``.
+        The body is written as it arrives into ``<destination>.part`` and moved
+        to ``destination`` (replacing any file there) when complete, so a
+        cancelled or failed download leaves no partial file behind.
+
+        Args:
+            file_id: the file.
+            destination: where to write it.
+            chunk_size: bytes read and written at a time.
+            timeout: seconds without receiving data before the download fails
+                (the whole transfer may take longer); defaults to the client's
+                timeout. An :class:`aiohttp.ClientTimeout` is used as given.
 
         Returns:
             The destination path.
+
+        Raises:
+            NotFoundError: no such file.
+            APIConnectionError: the connection broke mid-transfer
+                (``APITimeoutError`` when it stalled).
         """
         dest = Path(destination)
         part = dest.with_name(dest.name + ".part")
         try:
             async with (
                 self._http.stream(
-                    "GET", f"/files/download/{_quote(file_id)}", timeout=timeout
+                    "GET",
+                    f"/files/download/{_quote(file_id)}",
+                    timeout=self._http.idle_timeout(timeout),
                 ) as resp,
                 await anyio.open_file(part, "wb") as out,
             ):
                 async for chunk in resp.content.iter_chunked(chunk_size):
                     await out.write(chunk)
-            await anyio.Path(part).rename(dest)
+            await anyio.Path(part).replace(dest)
         except BaseException:
-            with anyio.CancelScope(shield=True):
-                await anyio.Path(part).unlink(missing_ok=True)
+            await run_to_completion(anyio.Path(part).unlink(missing_ok=True))
             raise
         return dest
 

@@ -24,6 +24,7 @@ import msgspec
 from aiolens._core.correlator import Correlator
 from aiolens._core.deadlines import Deadlines
 from aiolens._core.redact import get_logger
+from aiolens._core.shielded import run_to_completion
 from aiolens._core.sse import SSEEvent
 from aiolens._transport.sse import EventStream, Overflow
 from aiolens._transport.ws import WebSocketChannel
@@ -95,7 +96,10 @@ class LensSession:
         heartbeat_interval: send ``session.heartbeat`` after this many idle
             seconds (``None`` disables); websocket pings run regardless.
         reconnect: reconnect the WebSocket after a recoverable close.
-        on_reconnect: awaited after each reconnect (e.g. to re-bind streams).
+        on_reconnect: called with the session after each reconnect (e.g. to
+            re-bind streams); it runs in a task of its own, so it may make
+            requests. An exception it raises is logged; it is cancelled when
+            the session closes.
         destroy_timeout: bound on the destroy call made while closing.
     """
 
@@ -186,27 +190,38 @@ class LensSession:
     async def aclose(self) -> None:
         """Close the session's connections and, if it owns it, destroy it server-side.
 
-        Idempotent. Requests still waiting fail with :class:`ConnectionLostError`.
-        The work is shielded from cancellation and bounded by
-        ``destroy_timeout``: leaving ``async with client.session(...)`` because
-        of an exception or a cancel still destroys the session; a failed
-        destroy is logged, not raised.
+        Idempotent. Requests still waiting fail with :class:`ConnectionLostError`;
+        background tasks (heartbeat, ``on_reconnect`` hooks) are cancelled and
+        awaited; event streams are closed.
+
+        Cancel: the work runs to its end even when the caller is cancelled,
+        once or repeatedly (it is shielded); ``aclose`` then raises
+        :class:`asyncio.CancelledError`. So leaving ``async with
+        client.session(...)`` because of an exception or a cancel still
+        destroys the session. Timeout: the WebSocket close waits at most 5 s
+        for the closing handshake, the destroy call at most
+        ``destroy_timeout``; a failed or timed-out destroy is logged, not
+        raised.
         """
         if self._closed:
             return
         self._closed = True
-        with anyio.CancelScope(shield=True):
-            for task in list(self._tasks):
-                task.cancel()
-            for stream in list(self._streams):
-                await stream.aclose()
-            await self._channel.aclose()
-            self._fail_pending(ConnectionLostError("The session was closed"))
-            if self._tasks:
-                await asyncio.gather(*self._tasks, return_exceptions=True)
-            self._deadlines.close()
-            if self.destroy_on_close:
-                await self._destroy_quietly()
+        await run_to_completion(self._shutdown(asyncio.current_task()))
+
+    async def _shutdown(self, caller: asyncio.Task[Any] | None) -> None:
+        # The caller may be one of our tasks (an on_reconnect hook closing the session).
+        tasks = [task for task in self._tasks if task is not caller]
+        for task in tasks:
+            task.cancel()
+        for stream in list(self._streams):
+            await stream.aclose()
+        await self._channel.aclose()
+        self._fail_pending(ConnectionLostError("The session was closed"))
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        self._deadlines.close()
+        if self.destroy_on_close:
+            await self._destroy_quietly()
 
     async def _destroy_quietly(self) -> None:
         with anyio.move_on_after(self.destroy_timeout) as scope:
@@ -264,8 +279,17 @@ class LensSession:
                 waiter.set_exception(ConnectionLostError(str(error), close_code=error.close_code))
 
     async def _reconnected(self) -> None:
-        if self._on_reconnect_hook is not None:
-            await self._on_reconnect_hook(self)
+        # Called from the reader task: the hook runs in a task of its own, so that it
+        # can make requests (their replies need the reader).
+        hook = self._on_reconnect_hook
+        if hook is not None:
+            self._spawn(self._run_reconnect_hook(hook), "on_reconnect")
+
+    async def _run_reconnect_hook(self, hook: Callable[[LensSession], Awaitable[None]]) -> None:
+        try:
+            await hook(self)
+        except Exception:
+            log.exception("session %s: on_reconnect hook failed", self.session_id)
 
     async def _heartbeat(self, interval: float) -> None:
         while True:
@@ -339,7 +363,14 @@ class LensSession:
                     alone = not self._correlator
                     self._correlator.add(type, waiter)
                     self._last_activity = time.monotonic()
-                    await channel.send(frame, text=True, flush=alone)
+                    try:
+                        await channel.send(frame, text=True, flush=alone)
+                    except ConnectionLostError:
+                        # Its connection is gone: no reply can come for it.
+                        self._correlator.discard(waiter)
+                        if not waiter.cancel():  # the loss already failed it
+                            waiter.exception()  # retrieved: no "never retrieved" log
+                        raise
                     reply = await waiter
                 finally:
                     slots.release()

@@ -51,6 +51,7 @@ from aiolens.kynasmith.models import (
     FrameBatch,
     Ping,
     Pong,
+    PoseFrame,
     client_message_decoder,
     encoder,
     validate_frame,
@@ -353,19 +354,28 @@ async def mint_token(request: web.Request) -> web.Response:
 async def _idempotent(
     request: web.Request, make: Callable[[dict[str, Any]], Awaitable[Any]]
 ) -> web.Response:
+    """Run ``make`` once per ``Idempotency-Key``.
+
+    Keys are kept per project. The stored request is the method, path and
+    body: the same key on another endpoint (a fork of another MoveSpec …) or
+    with another body is a 409 ``conflict``, never someone else's answer.
+    """
     state = _state(request)
     raw = await request.read()
     body = await read_json(request)
-    key = request.headers.get("Idempotency-Key")
-    if key:
+    header = request.headers.get("Idempotency-Key")
+    token: Token | None = request.get(TOKEN_KEY)
+    key = f"{token.project_id if token else ''}:{header}"
+    fingerprint = hashlib.sha256(f"{request.method} {request.path}\n".encode() + raw).digest()
+    if header:
         stored = state.idempotency.get(key)
         if stored is not None:
             digest, status, answer = stored
-            if digest != hashlib.sha256(raw).digest():
+            if digest != fingerprint:
                 raise ServiceError(
                     409,
                     "conflict",
-                    "Idempotency-Key reused with another body",
+                    "Idempotency-Key reused for another request",
                     details={"reason": "idempotency_key_reuse"},
                 )
             return web.Response(
@@ -376,8 +386,8 @@ async def _idempotent(
             )
     result = await make(body)
     answer = encoder.encode(result)
-    if key:
-        state.idempotency[key] = (hashlib.sha256(raw).digest(), 201, answer)
+    if header:
+        state.idempotency[key] = (fingerprint, 201, answer)
     return web.Response(body=answer, status=201, content_type="application/json")
 
 
@@ -478,11 +488,14 @@ async def get_session(request: web.Request) -> web.Response:
 
 @routes.post("/detection/sessions/{session_id}/finalize")
 async def finalize_session(request: web.Request) -> web.Response:
+    """Move the session to ``finalizing`` (the answer) and complete it right after (§B.5.3)."""
     session = _session(request)
     if session.status in TERMINAL_STATUSES:
         raise ServiceError(409, "session_terminal", f"Session is already {session.status}")
-    session.end("completed")
-    return json_response(session.record(_state(request).organization_id))
+    session.status = "finalizing"
+    answer = json_response(session.record(_state(request).organization_id))
+    asyncio.get_running_loop().call_soon(session.end, "completed")
+    return answer
 
 
 @routes.post("/detection/sessions/{session_id}/cancel")
@@ -539,13 +552,17 @@ async def stream(request: web.Request) -> web.WebSocketResponse:
         try:
             message = client_message_decoder.decode(msg.data)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            if not await send(_err("validation_error", f"Malformed message: {exc}")):
-                break
-            continue
+            message = _loose_batch(msg.data)  # a batch with frames of the wrong shape
+            if message is None:
+                if not await send(_err("validation_error", f"Malformed message: {exc}")):
+                    break
+                continue
         if faults.reply_delay:
             await asyncio.sleep(faults.reply_delay)
         if isinstance(message, FrameBatch):
-            replies = _batch(session, message)
+            replies = _batch(session, message.batch_seq, message.frames)
+        elif isinstance(message, _LooseBatch):
+            replies = _batch(session, message.batch_seq, [_frame(raw) for raw in message.frames])
         elif isinstance(message, Ping):
             replies = [{"type": "pong"}]
         elif isinstance(message, Pong):
@@ -589,24 +606,57 @@ def _update(session: DetectionSession) -> dict[str, Any]:
     }
 
 
-def _batch(session: DetectionSession, batch: FrameBatch) -> list[dict[str, Any] | bytes]:
+class _LooseBatch(msgspec.Struct, tag_field="type", tag="frame_batch"):
+    """A ``frame_batch`` whose frames are decoded one by one (see :func:`_loose_batch`)."""
+
+    batch_seq: int
+    frames: list[msgspec.Raw]
+
+
+_loose_batch_decoder: Final = msgspec.json.Decoder(_LooseBatch)
+_frame_decoder: Final = msgspec.json.Decoder(PoseFrame)
+
+
+def _loose_batch(data: str | bytes) -> _LooseBatch | None:
+    """A batch that failed strict decoding only because of some frames, else ``None``.
+
+    Such frames are rejected one by one (listed in ``rejected_frame_indexes``)
+    instead of failing the whole batch.
+    """
+    try:
+        return _loose_batch_decoder.decode(data)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+
+
+def _frame(raw: msgspec.Raw) -> PoseFrame | None:
+    try:
+        return _frame_decoder.decode(raw)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+
+
+def _batch(
+    session: DetectionSession, batch_seq: int, frames: list[PoseFrame] | list[PoseFrame | None]
+) -> list[dict[str, Any] | bytes]:
+    """Process one batch; ``None`` frames (undecodable) are rejected."""
     if session.status in TERMINAL_STATUSES:
         return [_err("session_terminal", f"Session is {session.status}")]
-    if batch.batch_seq in session.replies:  # re-sent after a reconnect: replay, never recount
-        return session.replies[batch.batch_seq]
-    if batch.batch_seq <= session.last_batch_seq:
-        return [_err("validation_error", f"batch_seq {batch.batch_seq} does not increase")]
+    if batch_seq in session.replies:  # re-sent after a reconnect: replay, never recount
+        return session.replies[batch_seq]
+    if batch_seq <= session.last_batch_seq:
+        return [_err("validation_error", f"batch_seq {batch_seq} does not increase")]
     replies: list[dict[str, Any] | bytes] = []
     if session.status == "created":
         session.status = "streaming"
         session.started_at = now_iso()
         replies.append(_update(session))
-    session.last_batch_seq = batch.batch_seq
+    session.last_batch_seq = batch_seq
     rejected, events = [], []
     assert session.detector is not None
-    for index, frame in enumerate(batch.frames):
-        seq = frame.frame_seq
-        if seq is None or seq <= session.last_frame_seq or validate_frame(frame):
+    for index, frame in enumerate(frames):
+        seq = None if frame is None else frame.frame_seq
+        if frame is None or seq is None or seq <= session.last_frame_seq or validate_frame(frame):
             rejected.append(index)
             continue
         session.last_frame_seq = seq
@@ -614,19 +664,19 @@ def _batch(session: DetectionSession, batch: FrameBatch) -> list[dict[str, Any] 
         events.extend(session.detector.process(frame))
     stored: list[dict[str, Any] | bytes] = []
     if events:
-        stored.append({"type": "event_batch", "batch_seq": batch.batch_seq, "events": events})
+        stored.append({"type": "event_batch", "batch_seq": batch_seq, "events": events})
     stored.append(
         encoder.encode(
             {
                 "type": "frame_ack",
-                "batch_seq": batch.batch_seq,
-                "accepted_frame_count": len(batch.frames) - len(rejected),
+                "batch_seq": batch_seq,
+                "accepted_frame_count": len(frames) - len(rejected),
                 "accepted_frames_total": session.accepted_frames_total,
                 "rejected_frame_indexes": rejected,
             }
         )
     )
-    session.replies[batch.batch_seq] = stored
+    session.replies[batch_seq] = stored
     return replies + stored
 
 
@@ -652,16 +702,24 @@ def _finish(session: DetectionSession, status: str) -> list[dict[str, Any] | byt
 # ---- MoveSpecs ----------------------------------------------------------------------------
 
 
+def _visible(request: web.Request, spec: dict[str, Any]) -> bool:
+    """Public MoveSpecs are visible to anyone; others only to their project's tokens."""
+    token: Token | None = request.get(TOKEN_KEY)
+    return spec["visibility"] == "public" or (
+        token is not None and token.project_id == spec["project_id"]
+    )
+
+
 def _spec(request: web.Request) -> dict[str, Any]:
     spec = _state(request).movespecs.get(request.match_info["movespec_id"])
-    if spec is None:
+    if spec is None or not _visible(request, spec):
         raise ServiceError(404, "not_found", "MoveSpec not found")
     return spec
 
 
 @routes.get("/movespecs")
 async def list_movespecs(request: web.Request) -> web.Response:
-    specs = list(_state(request).movespecs.values())
+    specs = [s for s in _state(request).movespecs.values() if _visible(request, s)]
     visibility = request.query.get("visibility")
     if visibility:
         specs = [s for s in specs if s["visibility"] == visibility]

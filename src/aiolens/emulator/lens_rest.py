@@ -77,10 +77,14 @@ def _store(request: web.Request) -> LensStore:
     return request.app[STORE_KEY]
 
 
-def _require(body: dict[str, Any], key: str) -> Any:
-    if key not in body or body[key] in (None, ""):
+def _require(body: dict[str, Any], key: str, kind: type = str) -> Any:
+    """``body[key]``; 400 when it is missing or empty, or not a ``kind`` (an id: a string)."""
+    value = body.get(key)
+    if value is None or value == "":
         raise ServiceError(400, "missing_parameter", f"Failed to find key: {key}")
-    return body[key]
+    if not isinstance(value, kind):
+        raise ServiceError(400, "invalid_parameter", f"{key} must be a {kind.__name__}")
+    return value
 
 
 def _int_param(request: web.Request, name: str, default: int) -> int:
@@ -124,7 +128,7 @@ async def lens_metadata(request: web.Request) -> web.Response:
 async def lens_register(request: web.Request) -> web.Response:
     store = _store(request)
     body = await read_json(request)
-    outer = _require(body, "lens_config")
+    outer = _require(body, "lens_config", object)
     if not isinstance(outer, dict):
         return json_response(
             {"is_valid": False, "error_messages": ["lens_config must be an object"]}
@@ -149,7 +153,12 @@ async def lens_register(request: web.Request) -> web.Response:
         )
     for step in config["model_pipeline"]:
         step.setdefault("processor_config", {})
-    problems = _check_parameters(config.get("model_parameters") or {})
+    parameters = config.get("model_parameters") or {}
+    if not isinstance(parameters, dict):
+        return json_response(
+            {"is_valid": False, "error_messages": ["model_parameters must be an object"]}
+        )
+    problems = _check_parameters(parameters)
     if problems:
         return json_response({"is_valid": False, "error_messages": problems})
     lens = LensRecord(store.new_lens_id(name), name, config)
@@ -266,7 +275,7 @@ async def session_event(request: web.Request) -> web.Response:
     store = _store(request)
     body = await read_json(request)
     session = store.session(_require(body, "session_id"))
-    event = _require(body, "event")
+    event = _require(body, "event", object)
     if not isinstance(event, dict) or not isinstance(event.get("type"), str):
         raise ServiceError(400, "malformed_body", "event must be {type, event_data}")
     session.start()
@@ -283,11 +292,15 @@ async def session_event(request: web.Request) -> web.Response:
 # ---- files ---------------------------------------------------------------------------------
 
 
+def _too_large(limit: int) -> str:
+    return f"File exceeds the upload limit of {limit} bytes"
+
+
 async def _read_upload(request: web.Request) -> tuple[str, bytes, str]:
     store = _store(request)
     length = request.content_length
     if length is not None and length > store.max_upload_bytes + 64 * 1024:
-        raise ServiceError(413, "invalid_file_size", "File exceeds the 512 MB upload limit")
+        raise ServiceError(413, "invalid_file_size", _too_large(store.max_upload_bytes))
     if not request.content_type.startswith("multipart/"):
         raise ServiceError(400, "malformed_body", "Expected multipart/form-data with a file field")
     reader = await request.multipart()
@@ -305,7 +318,7 @@ async def _read_upload(request: web.Request) -> tuple[str, bytes, str]:
         while chunk := await part.read_chunk(256 * 1024):  # type: ignore[union-attr]
             size += len(chunk)
             if size > store.max_upload_bytes:
-                raise ServiceError(413, "invalid_file_size", "File exceeds the upload limit")
+                raise ServiceError(413, "invalid_file_size", _too_large(store.max_upload_bytes))
             chunks.append(chunk)
         mime = part.headers.get("Content-Type", "application/octet-stream")
         return filename, b"".join(chunks), mime

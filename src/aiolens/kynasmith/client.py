@@ -91,14 +91,14 @@ class AsyncKynasmithClient(ClientBase):
             check_bodies=False,
         )
         self.tokens = TokenManager(
-            self._http, key, project_id=project_id, refresh_margin=token_refresh_margin
+            self._http, self._api_key, project_id=project_id, refresh_margin=token_refresh_margin
         )
         self.sessions = DetectionSessions(self._http, self.tokens)
         self.movespecs = MoveSpecs(self._http, self.tokens)
 
     async def _auth_failed(self, error: APIStatusError) -> bool:
         if error.code == "access_token_expired":
-            self.tokens.invalidate()
+            self.tokens.failed()
             return True
         return False
 
@@ -118,6 +118,11 @@ class AsyncKynasmithClient(ClientBase):
         Leaving the block without :meth:`DetectionSession.finalize` cancels
         the session (also on error or cancellation; shielded and bounded).
 
+        Raises:
+            ValueError: neither or both MoveSpec references, or a bad option
+                (the session just created is cancelled).
+            TypeError: an unknown option (the session is cancelled too).
+
         Args:
             options: :class:`DetectionSession` options (``window``,
                 ``ack_timeout``, ``event_queue_size`` ...).
@@ -129,7 +134,11 @@ class AsyncKynasmithClient(ClientBase):
             contract_major=contract_major,
             idempotency_key=idempotency_key,
         )
-        session = DetectionSession(self, created, **options)
+        try:
+            session = DetectionSession(self, created, **options)
+        except BaseException:  # a bad option: do not leave the new session behind
+            await self.sessions.cancel_quietly(created.session_id)
+            raise
         try:
             await session.connect()
             yield session

@@ -11,6 +11,10 @@ import builtins
 import uuid
 from typing import Any, Literal
 
+import anyio
+
+from aiolens._core.redact import get_logger
+from aiolens._core.shielded import run_to_completion
 from aiolens._transport.http import HTTPTransport, Timeout
 from aiolens.kynasmith.models import (
     CONTRACT_MAJOR_VERSION,
@@ -25,6 +29,8 @@ from aiolens.kynasmith.tokens import TokenManager
 
 __all__ = ["DetectionSessions", "MoveSpecs"]
 
+log = get_logger("kynasmith")
+
 
 class _Resource:
     __slots__ = ("_http", "_tokens")
@@ -33,11 +39,13 @@ class _Resource:
         self._http = http
         self._tokens = tokens
 
-    async def _project(self, project_id: str | None) -> str:
+    async def _project(self, project_id: str | None, scope: str) -> str:
+        """``project_id``, else the credential's project (learnt from the token
+        minted with ``scope``, the one the call needs anyway)."""
         if project_id:
             return project_id
         if self._tokens.project_id is None:
-            await self._tokens.token(["sessions:read"])
+            await self._tokens.token([scope])
         assert self._tokens.project_id is not None
         return self._tokens.project_id
 
@@ -75,7 +83,7 @@ class DetectionSessions(_Resource):
             raise ValueError("give exactly one of movespec_id and movespec_version_id")
         body: dict[str, Any] = {
             "mode": mode,
-            "project_id": await self._project(project_id),
+            "project_id": await self._project(project_id, "sessions:write"),
             "contract_major": contract_major,
             "movespec_id": movespec_id,
             "movespec_version_id": movespec_version_id,
@@ -120,6 +128,27 @@ class DetectionSessions(_Resource):
         )
         return r
 
+    async def cancel_quietly(
+        self, session_id: str, *, timeout: float = 10.0
+    ) -> DetectionSessionRecord | None:
+        """Best-effort cleanup cancel: shielded from cancellation, bounded by ``timeout``.
+
+        Failures are logged, not raised; returns the record, or ``None`` when
+        the cancel failed or ran out of time. Cancel: the cancel request still
+        runs to its end (or ``timeout``), then :class:`asyncio.CancelledError`
+        is raised.
+        """
+
+        async def attempt() -> DetectionSessionRecord | None:
+            with anyio.move_on_after(timeout):
+                try:
+                    return await self.cancel(session_id)
+                except Exception as exc:
+                    log.warning("could not cancel session %s: %s", session_id, exc)
+            return None
+
+        return await run_to_completion(attempt())
+
     async def finalize(
         self, session_id: str, *, timeout: Timeout | None = None
     ) -> DetectionSessionRecord:
@@ -161,7 +190,7 @@ class MoveSpecs(_Resource):
     ) -> MoveSpec:
         """A new MoveSpec with an empty draft."""
         body = {
-            "project_id": await self._project(project_id),
+            "project_id": await self._project(project_id, "movespecs:write"),
             "name": name,
             "description": description,
         }
@@ -283,7 +312,7 @@ class MoveSpecs(_Resource):
     ) -> MoveSpec:
         """Copy a MoveSpec into a project (idempotent with its ``Idempotency-Key``)."""
         body = {
-            "project_id": await self._project(project_id),
+            "project_id": await self._project(project_id, "movespecs:write"),
             "name": name,
             "description": description,
         }

@@ -5,7 +5,8 @@ in flight at once (``window`` batches): acks are matched by ``batch_seq``.
 When the socket drops, batches not yet acknowledged stay pending; after the
 reconnect (same ``stream_url`` and runtime token) they are sent again in
 order. The server answers a batch it already processed with the stored ack,
-so nothing is lost and nothing is counted twice.
+so nothing is lost and nothing is counted twice. A ``finalize`` whose
+``session_done`` had not arrived is sent again after the batches.
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Self
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import anyio
 import msgspec
 
 from aiolens._core.redact import get_logger
+from aiolens._core.shielded import run_to_completion
 from aiolens._transport.ws import WebSocketChannel
 from aiolens.errors import (
     AiolensError,
@@ -95,6 +96,8 @@ class DetectionSession:
         ping_interval: float | None = 20.0,
         cancel_timeout: float = 10.0,
     ) -> None:
+        if window < 1:
+            raise ValueError(f"window must be at least 1, not {window}")
         self.client = client
         self.created = created
         self.session_id = created.session_id
@@ -112,6 +115,9 @@ class DetectionSession:
         self._events: asyncio.Queue[Any] = asyncio.Queue(event_queue_size)
         self._done_future: asyncio.Future[SessionDone] = asyncio.get_running_loop().create_future()
         self._closed = False
+        self._ended = False
+        self._finalize_requested = False
+        self._finalize_sent = False  # on the current connection
         self._tasks: set[asyncio.Task[Any]] = set()
         self._seen_order: collections.deque[str] = collections.deque(maxlen=65536)
         self._seen_ids: set[str] = set()
@@ -179,11 +185,14 @@ class DetectionSession:
             self.status = message.status
             self._push(message)
         elif isinstance(message, SessionDone):
+            if self.done is not None:  # answer to a finalize re-sent after a reconnect
+                log.debug("session %s: repeated session_done ignored", self.session_id)
+                return
             self.status = message.status
             self.done = message
             self.accepted_frames_total = message.accepted_frames_total
             self._push(message)
-            self._push(_END)
+            self._end()
             if not self._done_future.done():
                 self._done_future.set_result(message)
             self._fail_pending(
@@ -215,8 +224,15 @@ class DetectionSession:
         self._seen_ids.add(event_id)
         return False
 
+    def _end(self) -> None:
+        """Close the events stream (once): :meth:`events` ends after what is queued."""
+        if not self._ended:
+            self._ended = True
+            self._push(_END)
+
     def _push(self, item: Any) -> None:
-        if item is not _END and self._events.full():
+        """Queue an item; when the queue is full the oldest one is dropped and counted."""
+        if self._events.full():
             with contextlib.suppress(asyncio.QueueEmpty):
                 self._events.get_nowait()
                 self.dropped_events += 1
@@ -229,6 +245,7 @@ class DetectionSession:
         task.add_done_callback(self._tasks.discard)
 
     def _on_lost(self, error: ConnectionLostError) -> None:
+        self._finalize_sent = False
         log.info(
             "session %s: stream lost with %d batch(es) unacknowledged; will resend",
             self.session_id,
@@ -238,12 +255,15 @@ class DetectionSession:
     async def _resend(self) -> None:
         for seq in sorted(self._pending):
             await self._channel.send(self._pending[seq][1], text=True)
+        if self._finalize_requested and not self._finalize_sent and self.done is None:
+            await self._channel.send(_FINALIZE, text=True)
+            self._finalize_sent = True
 
     def _on_final(self, error: ConnectionLostError) -> None:
         self._fail_pending(error)
         if not self._done_future.done():
             self._done_future.set_exception(ConnectionLostError(str(error)))
-        self._push(_END)
+        self._end()
 
     def _fail_pending(self, error: AiolensError) -> None:
         pending, self._pending = self._pending, {}
@@ -273,17 +293,19 @@ class DetectionSession:
         if self._closed:
             raise ConnectionLostError("The detection session is closed")
         numbered = []
+        last_seq = self._frame_seq  # committed only once every frame passed
         for index, frame in enumerate(frames):
             if self.validate:
                 problems = validate_frame(frame)
                 if problems:
                     raise PoseFrameError(index, problems)
             if frame.frame_seq is None:
-                frame = msgspec.structs.replace(frame, frame_seq=self._frame_seq + 1)
-            elif frame.frame_seq <= self._frame_seq:
+                frame = msgspec.structs.replace(frame, frame_seq=last_seq + 1)
+            elif frame.frame_seq <= last_seq:
                 raise PoseFrameError(index, [f"frame_seq {frame.frame_seq} does not increase"])
-            self._frame_seq = frame.frame_seq or self._frame_seq
+            last_seq = frame.frame_seq or last_seq
             numbered.append(frame)
+        self._frame_seq = last_seq
         try:
             async with asyncio.timeout(self.ack_timeout):
                 async with self._window:
@@ -305,7 +327,14 @@ class DetectionSession:
         await self._channel.send(_PING, text=True)
 
     async def events(self) -> AsyncIterator[StreamItem]:
-        """Detection events and session updates, in order; ends after ``session_done``."""
+        """Detection events and session updates, in order; ends after ``session_done``.
+
+        Also ends when the stream is lost for good or the session is closed.
+        Items wait in a bounded queue (``event_queue_size``): when the
+        consumer lags past it, the oldest are dropped (see
+        :attr:`dropped_events`), never the end of the stream. Cancelling the
+        iteration loses no item.
+        """
         while True:
             item = await self._events.get()
             if item is _END:
@@ -316,15 +345,32 @@ class DetectionSession:
     async def finalize(self, *, timeout: float = 30.0) -> SessionDone:
         """Send ``finalize`` after waiting for every ack; return the ``session_done`` summary.
 
+        If the stream drops before ``session_done`` arrives, ``finalize`` is
+        sent again once it is back (after any unacknowledged batches). Calling
+        it again returns the same summary. Cancelling or timing out abandons
+        the wait only; the server may still complete the session.
+
+        Returns:
+            The ``session_done`` summary, whatever the terminal status: check
+            ``status`` (``completed``, ``failed`` with ``error`` set, or
+            ``cancelled``).
+
         Raises:
-            DetectionError: the session ended in an error.
+            DetectionError: the server answered with a ``session_*`` error.
+            ConnectionLostError: the stream could not be restored.
             APITimeoutError: no ``session_done`` within ``timeout``.
         """
         try:
             async with asyncio.timeout(timeout):
                 while self._pending:
                     await asyncio.wait([f for f, _ in self._pending.values()])
-                await self._channel.send(_FINALIZE, text=True)
+                if not self._done_future.done():
+                    self._finalize_requested = True
+                    await self._channel.wait_connected(None)
+                    if not self._finalize_sent:
+                        with contextlib.suppress(ConnectionLostError):  # resent on reconnect
+                            await self._channel.send(_FINALIZE, text=True)
+                            self._finalize_sent = True
                 return await asyncio.shield(self._done_future)
         except TimeoutError:
             raise APITimeoutError(f"No session_done within {timeout}s") from None
@@ -337,21 +383,22 @@ class DetectionSession:
         if self._closed:
             return
         self._closed = True
-        with anyio.CancelScope(shield=True):
-            await self._channel.aclose()
-            for task in list(self._tasks):
-                task.cancel()
-            self._fail_pending(ConnectionLostError("The detection session was closed"))
-            if self._done_future.done():
-                self._done_future.exception()  # mark retrieved
-            if self.status not in TERMINAL_STATUSES:
-                with anyio.move_on_after(self.cancel_timeout):
-                    try:
-                        record = await self.client.sessions.cancel(self.session_id)
-                        self.status = record.status
-                    except Exception as exc:
-                        log.warning("could not cancel session %s: %s", self.session_id, exc)
-            self._push(_END)
+        await run_to_completion(self._shutdown())
+
+    async def _shutdown(self) -> None:
+        await self._channel.aclose()
+        for task in list(self._tasks):
+            task.cancel()
+        self._fail_pending(ConnectionLostError("The detection session was closed"))
+        if self._done_future.done():
+            self._done_future.exception()  # mark retrieved
+        if self.status not in TERMINAL_STATUSES:
+            record = await self.client.sessions.cancel_quietly(
+                self.session_id, timeout=self.cancel_timeout
+            )
+            if record is not None:
+                self.status = record.status
+        self._end()
 
     async def __aenter__(self) -> Self:
         return self

@@ -1,0 +1,49 @@
+"""Cleanup that no cancellation can interrupt.
+
+``anyio.CancelScope(shield=True)`` protects against anyio cancel scopes only: on asyncio a
+native ``Task.cancel()`` (what ``asyncio.timeout``, ``TaskGroup`` and Ctrl-C under
+``asyncio.run`` use) still raises inside it. ``asyncio.shield`` protects the awaited work
+but returns early to the cancelled caller, which then no longer waits for it.
+:func:`run_to_completion` does both: the work runs in its own task, the caller waits for
+it through any number of cancellations, then the cancellation is re-raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+__all__ = ["run_to_completion"]
+
+T = TypeVar("T")
+
+
+async def run_to_completion(work: Coroutine[Any, Any, T]) -> T:
+    """Run ``work`` to its end even when the calling task is cancelled.
+
+    Cancel: the caller keeps waiting for ``work`` when cancelled, once or repeatedly, and
+    raises :class:`asyncio.CancelledError` once ``work`` has finished (its result or error
+    is then discarded; an error is still marked as retrieved). Timeout: none of its own;
+    ``work`` must bound itself. Close: nothing to close.
+
+    Returns:
+        What ``work`` returned, when the caller was not cancelled meanwhile.
+
+    Raises:
+        asyncio.CancelledError: the caller was cancelled while ``work`` ran, or ``work``
+            itself was cancelled.
+        Exception: what ``work`` raised, when the caller was not cancelled.
+    """
+    task = asyncio.ensure_future(work)
+    cancelled: asyncio.CancelledError | None = None
+    while not task.done():
+        try:
+            await asyncio.wait((task,))  # neither cancels the task nor raises its error
+        except asyncio.CancelledError as exc:
+            cancelled = exc
+    if cancelled is not None:
+        if not task.cancelled():
+            task.exception()  # retrieved: the caller's cancellation wins
+        raise cancelled
+    return task.result()
