@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
+import weakref
 
 import pytest
 from aiohttp import web
@@ -173,6 +175,37 @@ async def test_session_destroyed_on_exit_after_cancellation(
     assert emulator.lens.sessions[ids[0]].status == "SESSION_STATUS_DESTROYED"
 
 
+async def test_cancel_during_create_destroys_the_session_it_made(
+    client: AsyncArchetypeClient, emulator: Emulator
+) -> None:
+    # The create is processed, then its answer stalls: a cancel in between used to
+    # leave a running session whose id nobody had.
+    fault = emulator.faults.stall_next(0.2, path="/lens/sessions/create")
+
+    async def body() -> None:
+        async with client.session(IMAGE_QA):
+            raise AssertionError("the block must not be entered")
+
+    task = asyncio.create_task(body())
+    while fault.count:  # noqa: ASYNC110  (the emulator's state has no event to wait on)
+        await asyncio.sleep(0.005)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    statuses = [s.status for s in emulator.lens.sessions.values()]
+    assert statuses == ["SESSION_STATUS_DESTROYED"]
+
+
+async def test_bad_session_options_leave_no_session_behind(
+    client: AsyncArchetypeClient, emulator: Emulator
+) -> None:
+    with pytest.raises(TypeError):
+        async with client.session(IMAGE_QA, max_in_fligth=4):
+            raise AssertionError("the block must not be entered")
+    statuses = [s.status for s in emulator.lens.sessions.values()]
+    assert statuses == ["SESSION_STATUS_DESTROYED"]
+
+
 async def test_attach_leaves_session_running(
     client: AsyncArchetypeClient, emulator: Emulator
 ) -> None:
@@ -194,6 +227,23 @@ async def test_sse_events_typed_and_ended(client: AsyncArchetypeClient) -> None:
     assert isinstance(received[-1], SSEStreamEnd)
     results = [e for e in received if isinstance(e, InferenceResult)]
     assert len(results) == CSV_ROWS // 5
+
+
+async def test_streams_that_are_over_are_not_kept_by_the_session(
+    client: AsyncArchetypeClient,
+) -> None:
+    async with client.session(IMAGE_QA) as session:
+        refs = []
+        for _ in range(3):
+            async with session.events() as events:
+                await anext(events)  # sse.stream.start: the stream really ran
+            refs.append(weakref.ref(events))
+        del events
+        later = session.events()  # opening a stream lets the finished ones go
+        await asyncio.sleep(0)  # let the closed readers' done-callbacks run
+        gc.collect()
+        assert [ref() for ref in refs] == [None, None, None]
+        await later.aclose()
 
 
 async def test_sse_resume_after_drop_delivers_every_event_once(

@@ -160,6 +160,11 @@ class EventStream(Generic[T]):
         self.delivered = 0
         """Events put on the queue so far."""
 
+    @property
+    def finished(self) -> bool:
+        """Whether the stream is over (ended, failed or closed) and its reader stopped."""
+        return self._finished and (self._reader is None or self._reader.done())
+
     def start(self) -> None:
         """Start the reader task (iteration starts it too)."""
         if self._reader is None:

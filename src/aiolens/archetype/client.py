@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, Final
 
 import aiohttp
+import anyio
 
 from aiolens._core.backoff import Backoff
 from aiolens._core.redact import SecretStr, install_log_redaction
+from aiolens._core.shielded import run_to_completion
 from aiolens._transport.client_base import ClientBase
 from aiolens._transport.http import HTTPTransport, Timeout
+from aiolens.archetype.models import SessionInfo
 from aiolens.archetype.resources import Files, Lenses, Sessions
-from aiolens.archetype.session import LensSession
+from aiolens.archetype.session import DEFAULT_DESTROY_TIMEOUT, LensSession
 from aiolens.errors import ConfigurationError, NotFoundError, ProtocolError
 
 __all__ = ["DEFAULT_BASE_URL", "AsyncArchetypeClient"]
@@ -105,6 +109,10 @@ class AsyncArchetypeClient(ClientBase):
 
         The session is destroyed server-side when the block ends, also when
         it raises or is cancelled (shielded, bounded by ``destroy_timeout``).
+        Cancel during the create call: its answer is still awaited (at most
+        ``destroy_timeout``) and the session it made destroyed, so no session is
+        left running that nobody knows the id of. Bad ``options``, or an
+        answer without an endpoint, destroy the new session before raising.
 
         Args:
             lens_id: the lens to run.
@@ -112,23 +120,41 @@ class AsyncArchetypeClient(ClientBase):
                 (``max_in_flight``, ``request_timeout``, ``heartbeat_interval``,
                 ``reconnect``, ``on_reconnect``, ``destroy_timeout`` ...).
         """
-        info = await self.sessions.create(lens_id)
-        if not info.session_endpoint:
-            await self.sessions.destroy(info.session_id)
-            raise ProtocolError(f"Session {info.session_id} came back without an endpoint")
-        session = LensSession(
-            self,
-            info.session_id,
-            info.session_endpoint,
-            info=info,
-            destroy_on_close=True,
-            **options,
-        )
+        destroy_timeout = float(options.get("destroy_timeout", DEFAULT_DESTROY_TIMEOUT))
+        creating = asyncio.ensure_future(self.sessions.create(lens_id))
+        try:
+            info = await asyncio.shield(creating)
+        except asyncio.CancelledError:
+            await run_to_completion(self._discard_created(creating, destroy_timeout))
+            raise
+        try:
+            if not info.session_endpoint:
+                raise ProtocolError(f"Session {info.session_id} came back without an endpoint")
+            session = LensSession(
+                self,
+                info.session_id,
+                info.session_endpoint,
+                info=info,
+                destroy_on_close=True,
+                **options,
+            )
+        except BaseException:
+            await self.sessions.destroy_quietly(info.session_id, timeout=destroy_timeout)
+            raise
         try:
             await session.connect()
             yield session
         finally:
             await session.aclose()
+
+    async def _discard_created(self, creating: asyncio.Task[SessionInfo], timeout: float) -> None:
+        """Await an abandoned create (at most ``timeout``) and destroy what it made."""
+        with anyio.move_on_after(timeout):  # a create still pending then is cancelled
+            try:
+                info = await creating
+            except Exception:
+                return  # nothing was made (or nothing we can know of)
+            await self.sessions.destroy_quietly(info.session_id, timeout=timeout)
 
     @contextlib.asynccontextmanager
     async def attach(

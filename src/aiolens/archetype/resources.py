@@ -20,6 +20,7 @@ from urllib.parse import quote
 import aiohttp
 import anyio
 
+from aiolens._core.redact import get_logger
 from aiolens._core.shielded import run_to_completion
 from aiolens._transport.http import HTTPTransport, Timeout
 from aiolens.archetype.models import (
@@ -55,6 +56,8 @@ _MIME_BY_EXT: Final = {
 }
 
 FileSource = str | os.PathLike[str] | bytes
+
+log = get_logger("archetype")
 
 
 def mime_type_for(filename: str) -> str:
@@ -235,6 +238,32 @@ class Sessions(_Resource):
             timeout=timeout,
         )
         return r
+
+    async def destroy_quietly(self, session_id: str, *, timeout: float = 10.0) -> bool:
+        """Best-effort cleanup destroy: shielded from cancellation, bounded by ``timeout``.
+
+        A session that is already gone counts as destroyed; other failures are
+        logged, not raised. Cancel: the destroy still runs to its end (or
+        ``timeout``), then :class:`asyncio.CancelledError` is raised.
+
+        Returns:
+            ``True`` when the session is destroyed (or was already gone).
+        """
+
+        async def attempt() -> bool:
+            with anyio.move_on_after(timeout):
+                try:
+                    await self.destroy(session_id, timeout=timeout)
+                except NotFoundError:
+                    return True
+                except Exception as exc:
+                    log.warning("could not destroy session %s: %s", session_id, exc)
+                    return False
+                return True
+            log.warning("destroying session %s timed out", session_id)
+            return False
+
+        return await run_to_completion(attempt())
 
     async def info(self, *, timeout: Timeout | None = None) -> SessionsInfo:
         """Active and total session counts (``GET /lens/sessions/info``)."""

@@ -18,7 +18,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Self
 
-import anyio
 import msgspec
 
 from aiolens._core.correlator import Correlator
@@ -43,7 +42,6 @@ from aiolens.errors import (
     APITimeoutError,
     ConnectionLostError,
     EventError,
-    NotFoundError,
     QueryTimeoutError,
 )
 
@@ -53,6 +51,9 @@ if TYPE_CHECKING:
 __all__ = ["LensSession", "Validation"]
 
 log = get_logger("session")
+
+DEFAULT_DESTROY_TIMEOUT: Final = 10.0
+"""Seconds a session's destroy call may take while closing."""
 
 _encoder: Final = msgspec.json.Encoder()
 _reply_decoder: Final = msgspec.json.Decoder(dict[str, Any])
@@ -116,7 +117,7 @@ class LensSession:
         heartbeat_interval: float | None = 30.0,
         reconnect: bool = True,
         on_reconnect: Callable[[LensSession], Awaitable[None]] | None = None,
-        destroy_timeout: float = 10.0,
+        destroy_timeout: float = DEFAULT_DESTROY_TIMEOUT,
         open_timeout: float = 10.0,
         ping_interval: float | None = 20.0,
     ) -> None:
@@ -224,15 +225,7 @@ class LensSession:
             await self._destroy_quietly()
 
     async def _destroy_quietly(self) -> None:
-        with anyio.move_on_after(self.destroy_timeout) as scope:
-            try:
-                await self.client.sessions.destroy(self.session_id, timeout=self.destroy_timeout)
-            except NotFoundError:
-                pass
-            except Exception as exc:
-                log.warning("could not destroy session %s: %s", self.session_id, exc)
-        if scope.cancelled_caught:
-            log.warning("destroying session %s timed out", self.session_id)
+        await self.client.sessions.destroy_quietly(self.session_id, timeout=self.destroy_timeout)
 
     async def __aenter__(self) -> Self:
         return self
@@ -503,6 +496,9 @@ class LensSession:
             liveness_timeout=liveness_timeout,
             max_reconnects=max_reconnects,
         )
+        # Streams that are over are let go here, so a long-lived session that opens
+        # many streams does not keep them all until it closes.
+        self._streams = {s for s in self._streams if not s.finished}
         self._streams.add(stream)
         return stream
 

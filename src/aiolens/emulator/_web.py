@@ -92,6 +92,10 @@ def fault_middleware(faults: Faults, error_body: ErrorBody) -> Any:
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         fault = faults.take_http(request.method, request.path)
         if fault is not None:
+            if fault.status is None:  # a slow answer
+                response = await answer(request, handler)
+                await asyncio.sleep(fault.delay)
+                return response
             if fault.delay:
                 await asyncio.sleep(fault.delay)
             if fault.after_processing:
@@ -109,6 +113,9 @@ def fault_middleware(faults: Faults, error_body: ErrorBody) -> Any:
                 headers=headers,
             )
             return json_response(error_body(err), err.status, {**err.headers})
+        return await answer(request, handler)
+
+    async def answer(request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
             return await handler(request)
         except ServiceError as err:

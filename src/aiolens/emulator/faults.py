@@ -17,11 +17,13 @@ __all__ = ["Faults", "HTTPFault"]
 
 @dataclass(slots=True)
 class HTTPFault:
-    """Answer the next ``count`` matching HTTP requests with a failure.
+    """Answer the next ``count`` matching HTTP requests with a failure (or slowly).
 
     Attributes:
         status: the status to answer (429, 503, 500 ...); ``0`` drops the
-            connection without an answer instead.
+            connection without an answer instead; ``None`` is no failure: the
+            request is processed at once and its real answer sent after ``delay``
+            (a slow server, for "cancelled while waiting for the answer" tests).
         count: how many matching requests get the fault.
         path: a substring the request path must contain (``""`` matches all).
         method: the HTTP method to match (``""`` matches all).
@@ -31,7 +33,7 @@ class HTTPFault:
         delay: seconds to stall before answering.
     """
 
-    status: int = 503
+    status: int | None = 503
     count: int = 1
     path: str = ""
     method: str = ""
@@ -64,12 +66,16 @@ class Faults:
     malformed_after: int | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def fail_next(self, status: int = 503, **kwargs: Any) -> HTTPFault:
+    def fail_next(self, status: int | None = 503, **kwargs: Any) -> HTTPFault:
         """Queue an :class:`HTTPFault`; see its attributes for ``kwargs``."""
         fault = HTTPFault(status=status, **kwargs)
         with self._lock:
             self.http.append(fault)
         return fault
+
+    def stall_next(self, delay: float, **kwargs: Any) -> HTTPFault:
+        """Queue a slow answer: processed at once, answered after ``delay`` seconds."""
+        return self.fail_next(None, delay=delay, **kwargs)
 
     def take_http(self, method: str, path: str) -> HTTPFault | None:
         """Consume one use of the first fault matching this request, if any."""
