@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from aiolens._core.shielded import run_to_completion
+from aiolens._core.shielded import finish_or_undo, run_to_completion
 
 
 async def test_returns_the_result_when_not_cancelled() -> None:
@@ -82,3 +82,73 @@ async def test_the_error_of_work_outlived_by_a_cancel_is_marked_retrieved() -> N
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+async def test_finish_or_undo_returns_what_the_work_made() -> None:
+    undone: list[int] = []
+
+    async def undo(made: int) -> None:
+        undone.append(made)
+
+    async def work() -> int:
+        await asyncio.sleep(0)
+        return 3
+
+    assert await finish_or_undo(work(), undo, timeout=1) == 3
+    assert undone == []
+
+
+async def test_a_cancelled_caller_waits_for_the_work_and_undoes_it() -> None:
+    started = asyncio.Event()
+    release = asyncio.Event()
+    undone: list[int] = []
+
+    async def work() -> int:
+        started.set()
+        await release.wait()
+        return 3
+
+    async def undo(made: int) -> None:
+        await asyncio.sleep(0)
+        undone.append(made)
+
+    task = asyncio.create_task(finish_or_undo(work(), undo, timeout=5))
+    await started.wait()
+    task.cancel()
+    await asyncio.sleep(0)
+    task.cancel()  # again: still waits
+    await asyncio.sleep(0)
+    assert not task.done()
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert undone == [3]
+
+
+async def test_nothing_to_undo_when_the_work_fails_or_never_answers() -> None:
+    undone: list[object] = []
+
+    async def undo(made: object) -> None:
+        undone.append(made)
+
+    async def fails() -> int:
+        await asyncio.sleep(0.01)
+        raise OSError("refused")
+
+    never_done = asyncio.Event()
+
+    async def hangs() -> int:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            never_done.set()  # cancelled once the timeout passed
+        return 0
+
+    for work in (fails(), hangs()):
+        task = asyncio.create_task(finish_or_undo(work, undo, timeout=0.05))
+        await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert undone == []
+    assert never_done.is_set()

@@ -11,10 +11,10 @@ it through any number of cancellations, then the cancellation is re-raised.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
-__all__ = ["run_to_completion"]
+__all__ = ["finish_or_undo", "run_to_completion"]
 
 T = TypeVar("T")
 
@@ -47,3 +47,42 @@ async def run_to_completion(work: Coroutine[Any, Any, T]) -> T:
             task.exception()  # retrieved: the caller's cancellation wins
         raise cancelled
     return task.result()
+
+
+async def finish_or_undo(
+    work: Coroutine[Any, Any, T],
+    undo: Callable[[T], Awaitable[object]],
+    *,
+    timeout: float,
+) -> T:
+    """Await ``work`` (a create call); if the caller is cancelled meanwhile, undo what it made.
+
+    A request the server has already acted on cannot be taken back by cancelling the
+    client side: a session would be left running whose id nobody has. So on cancel,
+    ``work``'s answer is still awaited, and what it made is passed to ``undo``.
+
+    Cancel: waits for ``work`` (at most ``timeout`` seconds, after which it is
+    cancelled) and then for ``undo``, through any number of cancellations, then raises
+    :class:`asyncio.CancelledError`. If ``work`` failed, there is nothing to undo.
+    Timeout: only on the cancel path (``undo`` must bound itself).
+
+    Returns:
+        What ``work`` returned.
+    """
+    task = asyncio.ensure_future(work)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        if task.cancelled():  # the work itself was cancelled, not (only) the caller
+            raise
+
+        async def discard() -> None:
+            try:
+                async with asyncio.timeout(timeout):
+                    made = await task
+            except Exception:
+                return  # it failed or did not answer in time: nothing we can undo
+            await undo(made)
+
+        await run_to_completion(discard())
+        raise

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, Final
 
 import aiohttp
-import anyio
 
 from aiolens._core.backoff import Backoff
 from aiolens._core.redact import SecretStr, install_log_redaction
-from aiolens._core.shielded import run_to_completion
+from aiolens._core.shielded import finish_or_undo
 from aiolens._transport.client_base import ClientBase
 from aiolens._transport.http import HTTPTransport, Timeout
-from aiolens.archetype.models import SessionInfo
 from aiolens.archetype.resources import Files, Lenses, Sessions
 from aiolens.archetype.session import DEFAULT_DESTROY_TIMEOUT, LensSession
 from aiolens.errors import ConfigurationError, NotFoundError, ProtocolError
@@ -121,12 +118,11 @@ class AsyncArchetypeClient(ClientBase):
                 ``reconnect``, ``on_reconnect``, ``destroy_timeout`` ...).
         """
         destroy_timeout = float(options.get("destroy_timeout", DEFAULT_DESTROY_TIMEOUT))
-        creating = asyncio.ensure_future(self.sessions.create(lens_id))
-        try:
-            info = await asyncio.shield(creating)
-        except asyncio.CancelledError:
-            await run_to_completion(self._discard_created(creating, destroy_timeout))
-            raise
+        info = await finish_or_undo(
+            self.sessions.create(lens_id),
+            lambda made: self.sessions.destroy_quietly(made.session_id, timeout=destroy_timeout),
+            timeout=destroy_timeout,
+        )
         try:
             if not info.session_endpoint:
                 raise ProtocolError(f"Session {info.session_id} came back without an endpoint")
@@ -146,15 +142,6 @@ class AsyncArchetypeClient(ClientBase):
             yield session
         finally:
             await session.aclose()
-
-    async def _discard_created(self, creating: asyncio.Task[SessionInfo], timeout: float) -> None:
-        """Await an abandoned create (at most ``timeout``) and destroy what it made."""
-        with anyio.move_on_after(timeout):  # a create still pending then is cancelled
-            try:
-                info = await creating
-            except Exception:
-                return  # nothing was made (or nothing we can know of)
-            await self.sessions.destroy_quietly(info.session_id, timeout=timeout)
 
     @contextlib.asynccontextmanager
     async def attach(

@@ -11,12 +11,13 @@ import aiohttp
 
 from aiolens._core.backoff import Backoff
 from aiolens._core.redact import SecretStr, install_log_redaction
+from aiolens._core.shielded import finish_or_undo
 from aiolens._transport.client_base import ClientBase
 from aiolens._transport.http import HTTPTransport, Timeout
 from aiolens.errors import APIStatusError, ConfigurationError
 from aiolens.kynasmith.models import CONTRACT_MAJOR_VERSION
 from aiolens.kynasmith.resources import DetectionSessions, MoveSpecs
-from aiolens.kynasmith.session import DetectionSession
+from aiolens.kynasmith.session import DEFAULT_CANCEL_TIMEOUT, DetectionSession
 from aiolens.kynasmith.tokens import TokenManager
 
 __all__ = ["DEFAULT_BASE_URL", "AsyncKynasmithClient"]
@@ -117,6 +118,8 @@ class AsyncKynasmithClient(ClientBase):
 
         Leaving the block without :meth:`DetectionSession.finalize` cancels
         the session (also on error or cancellation; shielded and bounded).
+        Cancel during the create call: its answer is still awaited (at most
+        ``cancel_timeout``) and the session it made cancelled.
 
         Raises:
             ValueError: neither or both MoveSpec references, or a bad option
@@ -127,17 +130,22 @@ class AsyncKynasmithClient(ClientBase):
             options: :class:`DetectionSession` options (``window``,
                 ``ack_timeout``, ``event_queue_size`` ...).
         """
-        created = await self.sessions.create(
-            movespec_id=movespec_id,
-            movespec_version_id=movespec_version_id,
-            mode=mode,
-            contract_major=contract_major,
-            idempotency_key=idempotency_key,
+        cancel_timeout = float(options.get("cancel_timeout", DEFAULT_CANCEL_TIMEOUT))
+        created = await finish_or_undo(
+            self.sessions.create(
+                movespec_id=movespec_id,
+                movespec_version_id=movespec_version_id,
+                mode=mode,
+                contract_major=contract_major,
+                idempotency_key=idempotency_key,
+            ),
+            lambda made: self.sessions.cancel_quietly(made.session_id, timeout=cancel_timeout),
+            timeout=cancel_timeout,
         )
         try:
             session = DetectionSession(self, created, **options)
         except BaseException:  # a bad option: do not leave the new session behind
-            await self.sessions.cancel_quietly(created.session_id)
+            await self.sessions.cancel_quietly(created.session_id, timeout=cancel_timeout)
             raise
         try:
             await session.connect()

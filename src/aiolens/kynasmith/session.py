@@ -57,6 +57,9 @@ __all__ = ["DetectionSession"]
 
 log = get_logger("kynasmith.session")
 
+DEFAULT_CANCEL_TIMEOUT: Final = 10.0
+"""Seconds the cleanup cancel of a detection session may take."""
+
 _PING: Final = encoder.encode(Ping())
 _PONG: Final = b'{"type":"pong"}'
 _FINALIZE: Final = b'{"type":"finalize"}'
@@ -94,7 +97,7 @@ class DetectionSession:
         validate: bool = True,
         reconnect: bool = True,
         ping_interval: float | None = 20.0,
-        cancel_timeout: float = 10.0,
+        cancel_timeout: float = DEFAULT_CANCEL_TIMEOUT,
     ) -> None:
         if window < 1:
             raise ValueError(f"window must be at least 1, not {window}")
