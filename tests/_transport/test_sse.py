@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable
 
 import pytest
@@ -164,6 +165,27 @@ async def test_a_frame_with_only_an_id_moves_the_resume_cursor(
     assert [e.query_id for e in results] == ["q1", "q2", "q3"]
     assert cursors == [None, "7"]
     assert events.last_event_id == "8"
+
+
+async def test_the_streams_retry_field_sets_the_reconnect_delay(
+    serve: Callable[[Body], asyncio.Future[LensSession]], caplog: pytest.LogCaptureFixture
+) -> None:
+    cursors: list[str | None] = []
+
+    def body(request: web.Request) -> list[bytes]:
+        cursors.append(request.headers.get("Last-Event-ID"))
+        if len(cursors) == 1:
+            return [START, b"retry: 350\n\n", result(1, "1"), b"DROP"]
+        return [START, result(2, "2"), END]
+
+    session = await serve(body)
+    events = session.events()
+    with caplog.at_level(logging.INFO, logger="aiolens"):
+        received = await asyncio.wait_for(_collect(events), 10)
+    assert [e.query_id for e in received if isinstance(e, InferenceResult)] == ["q1", "q2"]
+    assert events.server_retry == 0.35
+    # The backoff's first delay is at most 0.2 s: the stream asked for longer.
+    assert any("resuming after id '1' in 0.35s" in r.getMessage() for r in caplog.records)
 
 
 async def test_ids_of_non_ascii_digits_are_names_not_numbers(

@@ -11,6 +11,7 @@ each event and puts it on a bounded queue that the consumer iterates.
 * **Resume**: when the connection drops (an error, a read stall longer than
   ``liveness_timeout``, or EOF before the end event), the reader reconnects
   with ``Last-Event-ID`` and drops any event whose id was already delivered.
+  It waits the backoff delay, and at least the stream's own ``retry:`` time.
   If the server cannot resume (it answers 4xx to the resume request), or the
   stream carries no ids after events were delivered, the consumer gets a
   :class:`~aiolens.errors.StreamResumeError`: events are never silently lost.
@@ -159,6 +160,9 @@ class EventStream(Generic[T]):
         """Successful resumes so far."""
         self.delivered = 0
         """Events put on the queue so far."""
+        self.server_retry: float | None = None
+        """The reconnection time the stream asked for (its last ``retry:``), in seconds."""
+        self._parser: SSEParser | None = None  # the current (or last) connection's
 
     @property
     def finished(self) -> bool:
@@ -278,7 +282,13 @@ class EventStream(Generic[T]):
                         f"Event stream {self._path} lost and not resumed after "
                         f"{self._max_reconnects} attempts: {error}"
                     ) from error
+                if self._parser is not None and self._parser.retry is not None:
+                    self.server_retry = self._parser.retry / 1000
                 delay = self._backoff.delay(failures - 1, retry_after)
+                if retry_after is None and self.server_retry is not None:
+                    # WHATWG: the stream's "retry:" sets the reconnection time; our
+                    # backoff may wait longer, never less (capped like Retry-After).
+                    delay = min(max(delay, self.server_retry), self._backoff.max_retry_after)
                 log.info(
                     "event stream %s dropped (%s); resuming after id %r in %.2fs",
                     self._path,
@@ -298,7 +308,7 @@ class EventStream(Generic[T]):
         if self.last_event_id:
             headers["Last-Event-ID"] = self.last_event_id
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=10.0, sock_read=self._liveness)
-        parser = SSEParser()
+        parser = self._parser = SSEParser()
         previous_id = ""
         items, size, is_end = self._items, self._size, self._is_end
         async with self._http.stream(
