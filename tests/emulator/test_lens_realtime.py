@@ -228,7 +228,15 @@ async def test_two_hundred_pipelined_requests_are_answered_once_each_in_order(ap
 async def test_malformed_requests_get_error_replies_and_the_socket_lives(api: Api) -> None:
     session_id = await api.session(IMAGE_QA)
     async with api.ws(session_id) as ws:
-        for bad in ("{not json", "[1, 2]", '{"type": 5}', '{"event_data": {}}', b"\xff\xfe"):
+        bad_data = '{"type": "session.modify", "event_data": "focus: x"}'
+        for bad in (
+            "{not json",
+            "[1, 2]",
+            '{"type": 5}',
+            '{"event_data": {}}',
+            b"\xff\xfe",
+            bad_data,
+        ):
             await ws.send(bad)
             reply = json.loads(await asyncio.wait_for(ws.recv(), 5))
             assert reply["type"] == "error" and reply["message"]

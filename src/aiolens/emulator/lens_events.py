@@ -73,6 +73,10 @@ def handle_event(
     """
     if not session.active and event_type != "session.status":
         return _error(f"Unknown session id: {session.session_id}")
+    if event_data is not None and not isinstance(event_data, dict):  # [DOC] "obj (optional)"
+        return _error(
+            f"event_data of {event_type} must be an object, not {type(event_data).__name__}"
+        )
     if session.active:
         start_session(ctx.store, session)
     session.num_events += 1
