@@ -166,6 +166,31 @@ async def test_all_documented_error_shapes() -> None:
     assert fourth.body == "<html>bad gateway</html>" and "bad gateway" in str(fourth)
 
 
+async def test_an_explicit_retryable_false_is_not_retried() -> None:
+    hits: list[str] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        hits.append(request.path)
+        retryable = len(hits) > 1  # first: the server says do not repeat
+        body = {"error": {"code": "upstream_down", "message": "x", "retryable": retryable}}
+        return web.json_response(body, status=503 if retryable else 502)
+
+    app = web.Application()
+    app.router.add_get("/v0.5/lens/info", handler)
+    async with TestServer(app, host="127.0.0.1") as server:
+        base = str(server.make_url("/v0.5"))
+        async with AsyncArchetypeClient(
+            "k" * 12, base, max_retries=2, backoff=FAST_BACKOFF
+        ) as client:
+            with pytest.raises(InternalServerError) as err:
+                await client.lenses.info()
+            assert err.value.status == 502 and err.value.retryable is False
+            assert len(hits) == 1
+            with pytest.raises(InternalServerError):  # flagged retryable: retried as usual
+                await client.lenses.info()
+            assert len(hits) == 4
+
+
 @pytest.mark.parametrize(
     "base_url",
     ["notaurl", "ftp://example.com", "http://example.com:99999", "http://", "http://[::1"],

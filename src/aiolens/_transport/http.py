@@ -495,6 +495,8 @@ def _connection_error(
 
 def _should_retry(error: APIStatusError | APIConnectionError, idempotent: bool) -> bool:
     if isinstance(error, APIStatusError):
+        if any(e.retryable is False for e in error.errors):
+            return False  # the server says repeating it will not help (Kynasmith's flag)
         if error.status in _NOT_PROCESSED:
             return True
         return idempotent and (error.status in _RETRY_STATUSES or error.status >= 500)

@@ -64,7 +64,11 @@ class ServiceError(Exception):
         self.status = status
         self.code = code
         self.message = message
-        self.retryable = retryable if retryable is not None else status in (429, 503, 500)
+        # PROTOCOL §B.2.2: rate_limited (429) and internal_error (500) are retryable;
+        # the other 5xx (bad gateway, unavailable, timeout) are transient as well.
+        self.retryable = (
+            retryable if retryable is not None else status in (408, 429) or status >= 500
+        )
         self.details = details or {}
         self.headers = headers or {}
 
