@@ -11,6 +11,7 @@ import pytest
 from aiolens import (
     ConfigurationError,
     ConflictError,
+    DetectionError,
     NotFoundError,
     PoseFrameError,
     RateLimitError,
@@ -367,3 +368,25 @@ def test_unknown_event_type_is_kept() -> None:
     unknown = decode_detection_event(b'{"type":"new_kind","event_id":"e2","x":1}')
     assert isinstance(known, ShapeEnter)
     assert isinstance(unknown, UnknownEvent) and unknown.raw["x"] == 1
+
+
+async def test_a_session_the_server_fails_ends_typed_and_is_not_cancelled(
+    kyna: AsyncKynasmithClient, emulator: Emulator
+) -> None:
+    spec = await squat_spec(kyna)
+    frames = generate_squats(3)
+    emulator.faults.detection_fail_after = 30  # fails once the second batch is accepted
+    async with kyna.detection_session(movespec_id=spec, window=1) as det:
+        await det.send(frames[:15])
+        ack = await det.send(frames[15:30])
+        assert ack.accepted_frames_total == 30
+        done = await det.finalize()
+        assert done.status == "failed" and done.error is not None
+        assert done.error.code == "internal_error"
+        with pytest.raises(DetectionError) as err:  # the outcome is known: not "lost"
+            await det.send(frames[30:45])
+        assert err.value.code == "session_terminal" and "failed" in str(err.value)
+        assert "internal_error" in str(err.value)
+        events = [e async for e in det.events()]  # the stream has ended
+        assert events, "the events before the failure are delivered"
+    assert emulator.kynasmith.sessions[det.session_id].status == "failed"

@@ -57,6 +57,9 @@ class Faults:
         reply_delay: seconds to wait before each WebSocket reply.
         malformed_after: send one malformed frame after this many messages on
             each WebSocket / SSE stream.
+        detection_fail_after: fail each Kynasmith detection session once it has
+            accepted this many frames: its socket gets an ``error`` and then a
+            ``session_done`` with status ``failed`` (PROTOCOL §B.5.6 "fatal error").
     """
 
     http: list[HTTPFault] = field(default_factory=list)
@@ -64,6 +67,7 @@ class Faults:
     sse_drop_after: int | None = None
     reply_delay: float = 0.0
     malformed_after: int | None = None
+    detection_fail_after: int | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def fail_next(self, status: int | None = 503, **kwargs: Any) -> HTTPFault:
@@ -96,11 +100,18 @@ class Faults:
         self.sse_drop_after = None
         self.reply_delay = 0.0
         self.malformed_after = None
+        self.detection_fail_after = None
 
     def update(self, settings: dict[str, Any]) -> None:
         """Apply settings given as plain data (the ``/_emulator/faults`` body)."""
         for fault in settings.get("http", []):
             self.fail_next(**fault)
-        for key in ("ws_drop_after", "sse_drop_after", "reply_delay", "malformed_after"):
+        for key in (
+            "ws_drop_after",
+            "sse_drop_after",
+            "reply_delay",
+            "malformed_after",
+            "detection_fail_after",
+        ):
             if key in settings:
                 setattr(self, key, settings[key])

@@ -573,6 +573,14 @@ async def stream(request: web.Request) -> web.WebSocketResponse:
             )
         else:  # pragma: no cover - the union is exhaustive
             replies = []
+        fail_after = faults.detection_fail_after
+        if (
+            fail_after is not None
+            and session.accepted_frames_total >= fail_after
+            and session.status not in TERMINAL_STATUSES
+        ):
+            failure = _err("internal_error", "Injected fault: the detection pipeline failed")
+            replies = [*replies, failure, *_finish(session, "failed", failure["error"])]
         alive = True
         for reply in replies:
             if not (alive := await send(reply)):
@@ -680,7 +688,9 @@ def _batch(
     return replies + stored
 
 
-def _finish(session: DetectionSession, status: str) -> list[dict[str, Any] | bytes]:
+def _finish(
+    session: DetectionSession, status: str, error: dict[str, Any] | None = None
+) -> list[dict[str, Any] | bytes]:
     replies: list[dict[str, Any] | bytes] = []
     if session.status not in TERMINAL_STATUSES and status == "completed":
         session.status = "finalizing"
@@ -693,7 +703,7 @@ def _finish(session: DetectionSession, status: str) -> list[dict[str, Any] | byt
             "status": session.status,
             "accepted_frames_total": session.accepted_frames_total,
             "terminal_outcome": session.terminal_outcome,
-            "error": None,
+            "error": error,
         }
     )
     return replies

@@ -198,12 +198,7 @@ class DetectionSession:
             self._end()
             if not self._done_future.done():
                 self._done_future.set_result(message)
-            self._fail_pending(
-                DetectionError(
-                    f"session ended ({message.status}) before these batches were acknowledged",
-                    code="session_terminal",
-                )
-            )
+            self._fail_pending(self._terminal_error())
         elif isinstance(message, ErrorMessage):
             err = DetectionError(
                 message.error.message,
@@ -262,8 +257,20 @@ class DetectionSession:
             await self._channel.send(_FINALIZE, text=True)
             self._finalize_sent = True
 
+    def _terminal_error(self) -> DetectionError:
+        """The error for batches a session that has ended (``self.done``) will never ack."""
+        done = self.done
+        assert done is not None
+        reason = f" ({done.error.code}: {done.error.message})" if done.error else ""
+        return DetectionError(
+            f"session {self.session_id} is {done.status}{reason}; it takes no more frames",
+            code="session_terminal",
+            details={"status": done.status},
+        )
+
     def _on_final(self, error: ConnectionLostError) -> None:
-        self._fail_pending(error)
+        # After session_done the server closes the socket: the outcome is known.
+        self._fail_pending(self._terminal_error() if self.done is not None else error)
         if not self._done_future.done():
             self._done_future.set_exception(ConnectionLostError(str(error)))
         self._end()
@@ -295,6 +302,8 @@ class DetectionSession:
         """
         if self._closed:
             raise ConnectionLostError("The detection session is closed")
+        if self.done is not None:
+            raise self._terminal_error()
         numbered = []
         last_seq = self._frame_seq  # committed only once every frame passed
         for index, frame in enumerate(frames):
@@ -324,6 +333,10 @@ class DetectionSession:
                     return await asyncio.shield(future)
         except TimeoutError:
             raise APITimeoutError(f"No frame_ack within {self.ack_timeout}s") from None
+        except ConnectionLostError:
+            if self.done is not None:  # it ended while this batch waited for the socket
+                raise self._terminal_error() from None
+            raise
 
     async def ping(self) -> None:
         """Send a keepalive ``ping`` (the server answers ``pong``)."""
