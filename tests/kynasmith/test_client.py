@@ -390,3 +390,26 @@ async def test_a_session_the_server_fails_ends_typed_and_is_not_cancelled(
         events = [e async for e in det.events()]  # the stream has ended
         assert events, "the events before the failure are delivered"
     assert emulator.kynasmith.sessions[det.session_id].status == "failed"
+
+
+@pytest.mark.parametrize(("action", "status"), [("cancel", "cancelled"), ("finalize", "completed")])
+async def test_ending_a_session_over_rest_tells_its_stream(
+    kyna: AsyncKynasmithClient, emulator: Emulator, action: str, status: str
+) -> None:
+    spec = await squat_spec(kyna)
+    frames = generate_squats(2)
+    async with kyna.detection_session(movespec_id=spec) as det:
+        await det.send(frames[:15])
+        await getattr(kyna.sessions, action)(det.session_id)  # e.g. from another process
+        # A client that only listens learns it: its events end (before, they never did).
+        await asyncio.wait_for(_drain(det.events()), 10)
+        assert det.done is not None and det.done.status == status
+        with pytest.raises(DetectionError) as err:
+            await det.send(frames[15:30])
+        assert err.value.code == "session_terminal"
+    assert emulator.kynasmith.sessions[det.session_id].status == status
+
+
+async def _drain(events: AsyncIterator[object]) -> None:
+    async for _ in events:
+        pass

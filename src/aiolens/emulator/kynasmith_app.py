@@ -97,6 +97,8 @@ class DetectionSession:
     ended_at: str | None = None
     terminal_outcome: str | None = None
     detector: RepetitionDetector | None = None
+    sockets: set[web.WebSocketResponse] = field(default_factory=set, repr=False)
+    """Realtime sockets attached now; told when the session ends over REST."""
 
     def record(self, org: str) -> dict[str, Any]:
         return {
@@ -494,7 +496,7 @@ async def finalize_session(request: web.Request) -> web.Response:
         raise ServiceError(409, "session_terminal", f"Session is already {session.status}")
     session.status = "finalizing"
     answer = json_response(session.record(_state(request).organization_id))
-    asyncio.get_running_loop().call_soon(session.end, "completed")
+    await _announce(session, _finish(session, "completed"))
     return answer
 
 
@@ -503,8 +505,19 @@ async def cancel_session(request: web.Request) -> web.Response:
     session = _session(request)
     if session.status in ("completed", "failed"):
         raise ServiceError(409, "session_terminal", f"Session is already {session.status}")
-    session.end("cancelled")
+    await _announce(session, _finish(session, "cancelled"))
     return json_response(session.record(_state(request).organization_id))
+
+
+async def _announce(session: DetectionSession, replies: list[dict[str, Any] | bytes]) -> None:
+    """Tell the sockets attached to a session that REST ended it, then close them."""
+    for ws in list(session.sockets):
+        try:
+            for reply in replies:
+                await ws.send_str(reply.decode() if isinstance(reply, bytes) else _msg(reply))
+            await ws.close(code=1000)
+        except (ConnectionError, RuntimeError):  # it is closing already
+            pass
 
 
 @routes.get("/detection/sessions/{session_id}/stream")
@@ -545,6 +558,21 @@ async def stream(request: web.Request) -> web.WebSocketResponse:
             return False
         return True
 
+    session.sockets.add(ws)
+    try:
+        await _serve_socket(ws, session, faults, send)
+    finally:
+        session.sockets.discard(ws)
+    return ws
+
+
+async def _serve_socket(
+    ws: web.WebSocketResponse,
+    session: DetectionSession,
+    faults: Faults,
+    send: Callable[[dict[str, Any] | bytes], Awaitable[bool]],
+) -> None:
+    """Answer one attached socket's messages until it closes or the session ends."""
     await send(_update(session))
     async for msg in ws:
         if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
@@ -590,7 +618,6 @@ async def stream(request: web.Request) -> web.WebSocketResponse:
         if session.status in TERMINAL_STATUSES:
             await ws.close(code=1000)
             break
-    return ws
 
 
 def _msg(message: dict[str, Any]) -> str:
