@@ -1,5 +1,6 @@
 """aiolens: an asyncio client for session-based real-time inference APIs."""
 
+from aiolens._transport.http import RateLimit
 from aiolens.archetype import AsyncArchetypeClient, LensSession, SessionStatus
 from aiolens.errors import (
     AiolensError,
@@ -56,6 +57,7 @@ __all__ = [
     "PoseFrameError",
     "ProtocolError",
     "QueryTimeoutError",
+    "RateLimit",
     "RateLimitError",
     "RejectedRequestError",
     "SessionStatus",

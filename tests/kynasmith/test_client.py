@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from aiolens import (
+    APIStatusError,
     ConfigurationError,
     ConflictError,
     DetectionError,
@@ -413,3 +414,32 @@ async def test_ending_a_session_over_rest_tells_its_stream(
 async def _drain(events: AsyncIterator[object]) -> None:
     async for _ in events:
         pass
+
+
+async def test_the_rate_limit_window_is_reported_after_each_answer(
+    kyna: AsyncKynasmithClient,
+) -> None:
+    assert kyna.rate_limit is None  # nothing answered yet
+    await kyna.movespecs.list()
+    first = kyna.rate_limit
+    assert first is not None and first.limit > 0 and 0 < first.resets_in <= first.reset
+    await kyna.with_options(timeout=5).movespecs.list()  # a copy shares what it sees
+    second = kyna.rate_limit
+    assert second is not None and second.limit == first.limit
+    assert second.remaining == first.remaining - 1
+
+
+async def test_with_options_shares_connections_and_tokens(
+    kyna: AsyncKynasmithClient, emulator: Emulator
+) -> None:
+    once = kyna.with_options(max_retries=0)
+    assert once.tokens is kyna.tokens
+    emulator.faults.fail_next(503, path="/movespecs")
+    with pytest.raises(APIStatusError) as err:
+        await once.movespecs.list()  # no retry on the copy
+    assert err.value.status == 503
+    emulator.faults.fail_next(503, path="/movespecs")
+    await kyna.movespecs.list()  # the original still retries
+    await once.aclose()
+    assert once.closed and not kyna.closed
+    await kyna.movespecs.list()

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from aiolens._core.redact import SecretStr
-from aiolens._transport.http import HTTPTransport
+from aiolens._transport.http import HTTPTransport, RateLimit, Timeout
 
 __all__ = ["ClientBase"]
 
@@ -22,6 +22,24 @@ class ClientBase:
     def closed(self) -> bool:
         """Whether :meth:`aclose` was called."""
         return self._http.closed
+
+    @property
+    def rate_limit(self) -> RateLimit | None:
+        """The rate-limit window the server reported on its latest answer, if it did.
+
+        Kynasmith sends ``RateLimit-Limit`` / ``-Remaining`` / ``-Reset`` on every
+        answer (use it to pace bulk work before a 429); ``None`` until then.
+        """
+        return self._http.rate_limit
+
+    def _transport_with(self, *, timeout: Timeout | None, max_retries: int | None) -> HTTPTransport:
+        """A copy of the transport with these settings (``None``: unchanged), same pool."""
+        changes: dict[str, Any] = {}
+        if timeout is not None:
+            changes["timeout"] = timeout
+        if max_retries is not None:
+            changes["max_retries"] = max_retries
+        return self._http.with_options(**changes)
 
     async def aclose(self) -> None:
         """Close the connection pool if this client owns it (a borrowed aiohttp

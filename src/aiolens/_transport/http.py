@@ -43,7 +43,7 @@ from aiolens.errors import (
     make_status_error,
 )
 
-__all__ = ["AuthHeaders", "HTTPTransport", "Timeout", "as_timeout"]
+__all__ = ["AuthHeaders", "HTTPTransport", "RateLimit", "Timeout", "as_timeout"]
 
 T = TypeVar("T")
 
@@ -108,6 +108,13 @@ class _SessionHolder:
     parent: _SessionHolder | None = None
     closed: bool = False
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    rate_limit: RateLimit | None = None  # kept on the root holder, shared by copies
+
+    def root(self) -> _SessionHolder:
+        holder = self
+        while holder.parent is not None:
+            holder = holder.parent
+        return holder
 
     async def get(self) -> aiohttp.ClientSession:
         if self.closed:
@@ -131,6 +138,43 @@ class _SessionHolder:
         self.closed = True
         if self.owned and self.session is not None:
             await self.session.close()
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """The ``RateLimit-*`` headers of the server's latest answer (PROTOCOL §B.3).
+
+    Attributes:
+        limit: requests allowed in the window (``RateLimit-Limit``).
+        remaining: requests left in it (``RateLimit-Remaining``).
+        reset: seconds until the window resets, as of ``observed_at``
+            (``RateLimit-Reset``).
+        observed_at: :func:`time.monotonic` when the answer arrived.
+    """
+
+    limit: int
+    remaining: int
+    reset: float
+    observed_at: float
+
+    @property
+    def resets_in(self) -> float:
+        """Seconds from now until the window resets (0 once it has)."""
+        return max(0.0, self.reset - (time.monotonic() - self.observed_at))
+
+    @classmethod
+    def from_headers(cls, headers: Mapping[str, str]) -> RateLimit | None:
+        """Read the three headers; ``None`` when one is missing or unreadable."""
+        values: list[str] = []
+        for name in ("Limit", "Remaining", "Reset"):
+            value = headers.get(f"RateLimit-{name}")
+            if value is None:
+                return None
+            values.append(value.split(",")[0].split(";")[0].strip())  # "100;w=60": 100
+        try:
+            return cls(int(values[0]), int(values[1]), float(values[2]), time.monotonic())
+        except ValueError:
+            return None
 
 
 @dataclass(slots=True)
@@ -188,6 +232,11 @@ class HTTPTransport:
     def closed(self) -> bool:
         """Whether :meth:`aclose` was called."""
         return self._holder.closed
+
+    @property
+    def rate_limit(self) -> RateLimit | None:
+        """The ``RateLimit-*`` headers of the latest answer to this transport or a copy."""
+        return self._holder.root().rate_limit
 
     async def aclose(self) -> None:
         """Close the owned aiohttp session. Idempotent; a borrowed session stays open."""
@@ -362,6 +411,8 @@ class HTTPTransport:
                     headers=hdrs,
                     timeout=client_timeout,
                 )
+                if "RateLimit-Remaining" in resp.headers:
+                    self._holder.root().rate_limit = RateLimit.from_headers(resp.headers)
                 if resp.status < 400:
                     if not read_body:
                         return resp, b""

@@ -177,13 +177,8 @@ class AsyncArchetypeClient(ClientBase):
         Closing the copy does not close the shared connection pool; closing the
         original does.
         """
-        changes: dict[str, Any] = {}
-        if timeout is not None:
-            changes["timeout"] = timeout
-        if max_retries is not None:
-            changes["max_retries"] = max_retries
         return type(self)(
             self._api_key.get_secret_value(),
             self.base_url,
-            _transport=self._http.with_options(**changes),
+            _transport=self._transport_with(timeout=timeout, max_retries=max_retries),
         )

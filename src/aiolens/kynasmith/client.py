@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, Final, Literal
@@ -96,6 +97,24 @@ class AsyncKynasmithClient(ClientBase):
         )
         self.sessions = DetectionSessions(self._http, self.tokens)
         self.movespecs = MoveSpecs(self._http, self.tokens)
+
+    def with_options(
+        self,
+        *,
+        timeout: Timeout | None = None,
+        max_retries: int | None = None,
+    ) -> AsyncKynasmithClient:
+        """A client with other per-call settings that shares this one's connections and
+        access tokens.
+
+        Closing the copy does not close the shared connection pool; closing the
+        original does.
+        """
+        clone = copy.copy(self)
+        clone._http = self._transport_with(timeout=timeout, max_retries=max_retries)
+        clone.sessions = DetectionSessions(clone._http, self.tokens)
+        clone.movespecs = MoveSpecs(clone._http, self.tokens)
+        return clone
 
     async def _auth_failed(self, error: APIStatusError) -> bool:
         if error.code == "access_token_expired":
