@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
+import yarl
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from aiolens import APIConnectionError, APITimeoutError, AsyncArchetypeClient
+from aiolens.emulator import Emulator
 from tests.conftest import FAST_BACKOFF
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -147,3 +150,32 @@ async def test_download_stalled_is_a_typed_timeout(crafted: Crafted, tmp_path: P
         with pytest.raises(APITimeoutError):
             await client.files.download("stuck.bin", tmp_path / "stuck.bin")
     assert list(tmp_path.iterdir()) == []
+
+
+async def test_an_upload_abandoned_mid_body_is_quiet_on_the_emulator(
+    emulator: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A client that goes away mid-upload (cancelled, crashed) used to make the
+    # emulator log an ERROR with a traceback.
+    url = yarl.URL(emulator.lens_url)
+    assert url.host is not None and url.port is not None
+    head = (
+        f"POST {url.path}/files HTTP/1.1\r\nHost: {url.host}\r\n"
+        f"Authorization: Bearer {emulator.api_key}\r\n"
+        "Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 1000000\r\n\r\n"
+        '--b\r\nContent-Disposition: form-data; name="file"; filename="x.csv"\r\n'
+        "Content-Type: text/csv\r\n\r\na,b\r\n1,2\r\n"
+    )
+    with caplog.at_level(logging.INFO):
+        _, writer = await asyncio.open_connection(url.host, url.port)
+        writer.write(head.encode())
+        await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+        # Until the emulator has dealt with it: quietly (INFO) or not (ERROR).
+        while not any(  # noqa: ASYNC110
+            "abandoned" in r.getMessage() or r.levelno >= logging.ERROR for r in caplog.records
+        ):
+            await asyncio.sleep(0.01)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert "x.csv" not in emulator.lens.files

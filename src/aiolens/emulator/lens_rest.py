@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
+import logging
 import secrets
 import time
 from typing import Any, Final
@@ -25,6 +26,8 @@ FAULTS_KEY: Final = web.AppKey("lens_faults", Faults)
 PREFIX: Final = "/v0.5"
 
 routes = web.RouteTableDef()
+
+log = logging.getLogger("aiolens.emulator")
 
 
 def _error_body(err: ServiceError) -> dict[str, Any]:
@@ -315,11 +318,17 @@ async def _read_upload(request: web.Request) -> tuple[str, bytes, str]:
             raise ServiceError(400, "missing_parameter", "The file part needs a filename")
         chunks = []
         size = 0
-        while chunk := await part.read_chunk(256 * 1024):  # type: ignore[union-attr]
-            size += len(chunk)
-            if size > store.max_upload_bytes:
-                raise ServiceError(413, "invalid_file_size", _too_large(store.max_upload_bytes))
-            chunks.append(chunk)
+        try:
+            while chunk := await part.read_chunk(256 * 1024):  # type: ignore[union-attr]
+                size += len(chunk)
+                if size > store.max_upload_bytes:
+                    raise ServiceError(413, "invalid_file_size", _too_large(store.max_upload_bytes))
+                chunks.append(chunk)
+        except ConnectionResetError:  # the client went away (or cancelled) mid-upload
+            log.info("upload of %r abandoned by the client after %d bytes", filename, size)
+            raise ServiceError(
+                400, "malformed_body", "The upload ended before the file did"
+            ) from None
         mime = part.headers.get("Content-Type", "application/octet-stream")
         return filename, b"".join(chunks), mime
 
