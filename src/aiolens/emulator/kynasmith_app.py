@@ -574,6 +574,7 @@ async def _serve_socket(
 ) -> None:
     """Answer one attached socket's messages until it closes or the session ends."""
     await send(_update(session))
+    message: FrameBatch | Finalize | Cancel | Ping | Pong | _LooseBatch | None
     async for msg in ws:
         if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
             continue
