@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 
 from aiolens._core.redact import SecretStr
+from aiolens.archetype.pages import CursorPage
 
 __all__ = [
     "DestroyedSession",
@@ -251,15 +252,10 @@ class FileMetadata(msgspec.Struct, kw_only=True):
     file_attributes: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
-class FilePage(msgspec.Struct, kw_only=True):
-    """A page of file metadata.
+FilePage = CursorPage[FileMetadata]
+"""A page of file metadata (:class:`~aiolens.archetype.pages.CursorPage`).
 
-    The documented API returns a plain array (then ``has_more`` is ``False``);
-    the newest SDK's API returns ``{data, has_more, next_cursor, prev_cursor}``.
-    Both decode into this.
-    """
-
-    data: list[FileMetadata]
-    has_more: bool = False
-    next_cursor: str | None = None
-    prev_cursor: str | None = None
+The documented API returns a plain array (then ``has_more`` is ``False``);
+the newest SDK's API returns ``{data, has_more, next_cursor, prev_cursor}``.
+Both decode into this.
+"""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import mimetypes
 import os
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import quote
@@ -39,6 +39,7 @@ from aiolens.archetype.models import (
     UploadedFile,
     dec_hook,
 )
+from aiolens.archetype.pages import get_page, iterate_pages
 from aiolens.errors import NotFoundError, RejectedRequestError
 
 __all__ = ["Files", "Lenses", "Sessions", "mime_type_for"]
@@ -437,16 +438,23 @@ class Files(_Resource):
         before: str | None = None,
         timeout: Timeout | None = None,
     ) -> FilePage:
-        """List file metadata (``GET /files/metadata``).
+        """One page of file metadata (``GET /files/metadata``).
 
         Accepts both answer shapes: the documented plain array (shard paging:
-        ``shard_index``, ``max_items_per_shard``) and the newer cursor page
-        (``limit``, ``after`` / ``before``).
+        ``shard_index``, ``max_items_per_shard``; it becomes one page with
+        ``has_more=False``) and the newer cursor page (``limit``, ``after`` /
+        ``before``, newest first). :meth:`iter_metadata` walks every page.
+
+        Raises:
+            ValueError: both ``after`` and ``before`` were given.
         """
-        raw = await self._http.request(
-            "GET",
+        if after is not None and before is not None:
+            raise ValueError("Give either after or before, not both")
+        return await get_page(
+            self._http,
             "/files/metadata",
-            params={
+            FileMetadata,
+            {
                 "shard_index": shard_index,
                 "max_items_per_shard": max_items_per_shard,
                 "file_type": file_type,
@@ -454,13 +462,36 @@ class Files(_Resource):
                 "after": after,
                 "before": before,
             },
-            response_type=list[FileMetadata] | FilePage,
             timeout=timeout,
         )
-        if isinstance(raw, list):
-            return FilePage(data=raw)
-        page: FilePage = raw
-        return page
+
+    def iter_metadata(
+        self,
+        *,
+        limit: int = 100,
+        file_type: str | None = None,
+        after: str | None = None,
+        timeout: Timeout | None = None,
+    ) -> AsyncIterator[FileMetadata]:
+        """Every file's metadata, newest first, ``limit`` per request.
+
+        ``async for meta in client.files.iter_metadata(): ...`` fetches the next
+        page only when the previous one is used up; a server that answers the
+        plain array gives one page. ``timeout`` applies to each page request.
+
+        Raises:
+            ValueError: ``limit`` is not between 1 and 1000.
+            ProtocolError: the server's cursors loop.
+        """
+        if not 1 <= limit <= 1000:
+            raise ValueError("limit must be between 1 and 1000")
+
+        async def fetch(cursor: str | None) -> FilePage:
+            return await self.all_metadata(
+                limit=limit, after=cursor, file_type=file_type, timeout=timeout
+            )
+
+        return iterate_pages(fetch, after=after)
 
     async def download(
         self,

@@ -383,9 +383,10 @@ async def files_metadata_list(request: web.Request) -> web.Response:
     store = _store(request)
     file_type = request.query.get("file_type")
     files = [f for f in store.files.values() if not file_type or f.file_type == file_type]
-    if not {"limit", "after", "before"}.intersection(request.query):
+    if {"shard_index", "max_items_per_shard"}.intersection(request.query):
+        # The documented shape: a plain array, shard paging (docs/protocol-notes.md).
         return json_response([f.metadata() for f in _shard(files, request)[:1000]])
-    # The newer cursor shape (PROTOCOL §A.9.5): newest first, cursor = file_id.
+    # Otherwise the official SDK's cursor page: newest first, cursor = file_id.
     if "after" in request.query and "before" in request.query:
         raise ServiceError(400, "invalid_parameter", "Give either after or before, not both")
     limit = min(max(_int_param(request, "limit", 100), 1), 1000)
