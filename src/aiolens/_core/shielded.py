@@ -14,7 +14,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
-__all__ = ["finish_or_undo", "run_to_completion"]
+__all__ = ["finish_or_undo", "run_to_completion", "wait_to_completion"]
 
 T = TypeVar("T")
 
@@ -35,7 +35,16 @@ async def run_to_completion(work: Coroutine[Any, Any, T]) -> T:
             itself was cancelled.
         Exception: what ``work`` raised, when the caller was not cancelled.
     """
-    task = asyncio.ensure_future(work)
+    return await wait_to_completion(asyncio.ensure_future(work))
+
+
+async def wait_to_completion(task: asyncio.Future[T]) -> T:
+    """Wait for ``task`` (already running) like :func:`run_to_completion` waits for its work.
+
+    Several callers may wait for the same task this way (one closing job that a
+    session's owner and its client both wait for); cancelling a caller never
+    cancels the task.
+    """
     cancelled: asyncio.CancelledError | None = None
     while not task.done():
         try:

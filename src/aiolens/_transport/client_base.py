@@ -6,7 +6,9 @@ from types import TracebackType
 from typing import Any, Self
 
 from aiolens._core.redact import SecretStr
+from aiolens._core.shielded import run_to_completion
 from aiolens._transport.http import HTTPTransport, RateLimit, Timeout
+from aiolens._transport.session_registry import SessionRegistry
 
 __all__ = ["ClientBase"]
 
@@ -17,6 +19,8 @@ class ClientBase:
     base_url: str
     _http: HTTPTransport
     _api_key: SecretStr
+    _registry: SessionRegistry[Any]
+    _owns_registry: bool = True  # False in a with_options() copy: the original closes them
 
     @property
     def closed(self) -> bool:
@@ -42,8 +46,32 @@ class ClientBase:
         return self._http.with_options(**changes)
 
     async def aclose(self) -> None:
-        """Close the connection pool if this client owns it (a borrowed aiohttp
-        session stays open). Idempotent."""
+        """Close the client's sessions, then its connection pool. Idempotent.
+
+        First every session made through the client and not yet closed is closed
+        with its own ``aclose()`` (a created one is destroyed or cancelled
+        server-side, an attached one only disconnected), opens in progress are
+        waited for and what they made closed too, and closes already under way
+        (a cancelled ``async with client.session(...)``) are waited for: the pool
+        stays open until they are done. Each close is bounded by its session's
+        ``destroy_timeout`` / ``cancel_timeout``; a session that could not be
+        destroyed is logged, one line each. Then the pool is closed if the
+        client owns it (a borrowed aiohttp session stays open).
+
+        A :meth:`with_options` copy shares the original's pool and registry:
+        closing the copy closes the sessions opened through it, not the pool;
+        closing the original closes every session (its copies' too) and the pool.
+
+        Cancel: the work runs to its end (shielded), then
+        :class:`asyncio.CancelledError` is raised.
+        """
+        await run_to_completion(self._close())
+
+    async def _close(self) -> None:
+        if self._owns_registry:
+            await self._registry.aclose()
+        else:
+            await self._registry.close_sessions(self)
         await self._http.aclose()
 
     async def __aenter__(self) -> Self:

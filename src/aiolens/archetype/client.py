@@ -14,8 +14,9 @@ from aiolens._core.redact import SecretStr, install_log_redaction
 from aiolens._core.shielded import finish_or_undo
 from aiolens._transport.client_base import ClientBase
 from aiolens._transport.http import HTTPTransport, Timeout
+from aiolens._transport.session_registry import SessionRegistry
 from aiolens.archetype.resources import Files, Lenses, Sessions
-from aiolens.archetype.session import DEFAULT_DESTROY_TIMEOUT, LensSession
+from aiolens.archetype.session import LensSession, LensSessionOptions
 from aiolens.errors import ConfigurationError, NotFoundError, ProtocolError
 
 __all__ = ["DEFAULT_BASE_URL", "AsyncArchetypeClient"]
@@ -63,6 +64,7 @@ class AsyncArchetypeClient(ClientBase):
         max_retries: int = 2,
         backoff: Backoff | None = None,
         _transport: HTTPTransport | None = None,
+        _registry: SessionRegistry[LensSession] | None = None,
     ) -> None:
         install_log_redaction()
         key = api_key if api_key is not None else os.environ.get("ATAI_API_KEY")
@@ -83,6 +85,8 @@ class AsyncArchetypeClient(ClientBase):
                 user_agent=_USER_AGENT,
             )
         self._http = _transport
+        self._owns_registry = _registry is None
+        self._registry = _registry or SessionRegistry("session")
         self.lenses = Lenses(self._http)
         self.sessions = Sessions(self._http)
         self.files = Files(self._http)
@@ -95,9 +99,103 @@ class AsyncArchetypeClient(ClientBase):
         """Headers that authenticate a request (for the realtime channels). Secret."""
         return {"Authorization": f"Bearer {self._api_key.get_secret_value()}"}
 
+    @property
+    def open_sessions(self) -> Mapping[str, LensSession]:
+        """The sessions open through this client, by session id (a read-only live view).
+
+        Every :class:`LensSession` made with :meth:`open_session`,
+        :meth:`attach_session`, :meth:`session` or :meth:`attach` is here from
+        the moment it exists until its ``aclose()`` begins. A service keeps the
+        id and finds the session again with ``client.open_sessions[session_id]``
+        (or ``.get(session_id)``). :meth:`aclose` closes every one of them.
+        """
+        return self._registry.open
+
+    async def open_session(self, lens_id: str, **options: Any) -> LensSession:
+        """Create a session of ``lens_id`` and connect its WebSocket; it lives until closed.
+
+        ::
+
+            session = await client.open_session(lens_id)
+            ...  # in other requests: client.open_sessions[session.session_id]
+            await session.aclose()  # destroys it server-side
+
+        The client owns the session: ``client.aclose()`` destroys it if it is
+        still open. Options are checked before anything is created.
+
+        Cancel during the create call: its answer is still awaited (at most
+        ``destroy_timeout``) and the session it made destroyed, so no session
+        is left running that nobody knows the id of. A failure after the
+        create (bad answer, the WebSocket refused) destroys the new session
+        before raising.
+
+        Args:
+            lens_id: the lens to run.
+            **options: :class:`~aiolens.archetype.session.LensSession` options
+                (``max_in_flight``, ``request_timeout``, ``heartbeat_interval``,
+                ``reconnect``, ``on_reconnect``, ``destroy_timeout`` ...).
+
+        Raises:
+            ConfigurationError: a bad option value (nothing was created).
+            TypeError: an unknown option (nothing was created).
+            APIConnectionError: the client is closed (nothing was sent).
+        """
+        destroy_timeout = LensSessionOptions(**options).destroy_timeout
+        with self._registry.opening(destroy_timeout):
+            info = await finish_or_undo(
+                self.sessions.create(lens_id),
+                lambda made: self.sessions.destroy_quietly(
+                    made.session_id, timeout=destroy_timeout
+                ),
+                timeout=destroy_timeout,
+            )
+            try:
+                if not info.session_endpoint:
+                    raise ProtocolError(f"Session {info.session_id} came back without an endpoint")
+                session = LensSession(
+                    self,
+                    info.session_id,
+                    info.session_endpoint,
+                    info=info,
+                    destroy_on_close=True,
+                    **options,
+                )
+            except BaseException:
+                await self.sessions.destroy_quietly(info.session_id, timeout=destroy_timeout)
+                raise
+            await _connected(session)
+        return session
+
+    async def attach_session(
+        self, session_id: str, endpoint: str | None = None, **options: Any
+    ) -> LensSession:
+        """Connect to an existing session; :meth:`LensSession.aclose` leaves it running.
+
+        The client owns the connection (``client.aclose()`` disconnects it)
+        but never destroys an attached session.
+
+        Args:
+            session_id: the session.
+            endpoint: its ``session_endpoint``; looked up over REST when omitted.
+            **options: as for :meth:`open_session`.
+
+        Raises:
+            NotFoundError: no such session.
+        """
+        LensSessionOptions(**options)
+        with self._registry.opening(0.0):
+            if endpoint is None:
+                found = await self.sessions.metadata(session_id)
+                if not found or not found[0].session_endpoint:
+                    raise NotFoundError(f"Session {session_id} not found", status=404)
+                endpoint = found[0].session_endpoint
+            session = LensSession(self, session_id, endpoint, destroy_on_close=False, **options)
+            await _connected(session)
+        return session
+
     @contextlib.asynccontextmanager
     async def session(self, lens_id: str, **options: Any) -> AsyncIterator[LensSession]:
-        """Create a session of ``lens_id``, connect its WebSocket, destroy it on exit.
+        """:meth:`open_session` for one block: the session is destroyed when it ends.
 
         ::
 
@@ -105,40 +203,16 @@ class AsyncArchetypeClient(ClientBase):
                 print(await session.validate())
 
         The session is destroyed server-side when the block ends, also when
-        it raises or is cancelled (shielded, bounded by ``destroy_timeout``).
-        Cancel during the create call: its answer is still awaited (at most
-        ``destroy_timeout``) and the session it made destroyed, so no session is
-        left running that nobody knows the id of. Bad ``options``, or an
-        answer without an endpoint, destroy the new session before raising.
+        it raises or is cancelled (shielded, bounded by ``destroy_timeout``),
+        or by ``client.aclose()`` if that comes first. Cancel during the
+        create call: as for :meth:`open_session`.
 
         Args:
             lens_id: the lens to run.
-            **options: :class:`~aiolens.archetype.session.LensSession` options
-                (``max_in_flight``, ``request_timeout``, ``heartbeat_interval``,
-                ``reconnect``, ``on_reconnect``, ``destroy_timeout`` ...).
+            **options: as for :meth:`open_session`.
         """
-        destroy_timeout = float(options.get("destroy_timeout", DEFAULT_DESTROY_TIMEOUT))
-        info = await finish_or_undo(
-            self.sessions.create(lens_id),
-            lambda made: self.sessions.destroy_quietly(made.session_id, timeout=destroy_timeout),
-            timeout=destroy_timeout,
-        )
+        session = await self.open_session(lens_id, **options)
         try:
-            if not info.session_endpoint:
-                raise ProtocolError(f"Session {info.session_id} came back without an endpoint")
-            session = LensSession(
-                self,
-                info.session_id,
-                info.session_endpoint,
-                info=info,
-                destroy_on_close=True,
-                **options,
-            )
-        except BaseException:
-            await self.sessions.destroy_quietly(info.session_id, timeout=destroy_timeout)
-            raise
-        try:
-            await session.connect()
             yield session
         finally:
             await session.aclose()
@@ -147,21 +221,15 @@ class AsyncArchetypeClient(ClientBase):
     async def attach(
         self, session_id: str, endpoint: str | None = None, **options: Any
     ) -> AsyncIterator[LensSession]:
-        """Connect to an existing session; it is left running on exit.
+        """:meth:`attach_session` for one block; the session is left running on exit.
 
         Args:
             session_id: the session.
             endpoint: its ``session_endpoint``; looked up over REST when omitted.
-            **options: as for :meth:`session`.
+            **options: as for :meth:`open_session`.
         """
-        if endpoint is None:
-            found = await self.sessions.metadata(session_id)
-            if not found or not found[0].session_endpoint:
-                raise NotFoundError(f"Session {session_id} not found", status=404)
-            endpoint = found[0].session_endpoint
-        session = LensSession(self, session_id, endpoint, destroy_on_close=False, **options)
+        session = await self.attach_session(session_id, endpoint, **options)
         try:
-            await session.connect()
             yield session
         finally:
             await session.aclose()
@@ -181,4 +249,14 @@ class AsyncArchetypeClient(ClientBase):
             self._api_key.get_secret_value(),
             self.base_url,
             _transport=self._transport_with(timeout=timeout, max_retries=max_retries),
+            _registry=self._registry,
         )
+
+
+async def _connected(session: LensSession) -> None:
+    """Connect ``session``; on any failure or cancel close it (destroying what it owns)."""
+    try:
+        await session.connect()
+    except BaseException:
+        await session.aclose()
+        raise

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Self
 
@@ -22,8 +23,15 @@ import msgspec
 
 from aiolens._core.correlator import Correlator
 from aiolens._core.deadlines import Deadlines
+from aiolens._core.options import (
+    check_bool,
+    check_callable,
+    check_count,
+    check_optional_seconds,
+    check_seconds,
+)
 from aiolens._core.redact import get_logger
-from aiolens._core.shielded import run_to_completion
+from aiolens._core.shielded import wait_to_completion
 from aiolens._core.sse import SSEEvent
 from aiolens._transport.sse import EventStream, Overflow
 from aiolens._transport.ws import WebSocketChannel
@@ -48,7 +56,7 @@ from aiolens.errors import (
 if TYPE_CHECKING:
     from aiolens.archetype.client import AsyncArchetypeClient
 
-__all__ = ["LensSession", "Validation"]
+__all__ = ["LensSession", "LensSessionOptions", "Validation"]
 
 log = get_logger("session")
 
@@ -78,12 +86,47 @@ class Validation(msgspec.Struct):
     error_messages: list[str] = msgspec.field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LensSessionOptions:
+    """A :class:`LensSession`'s options, checked when made (see :class:`LensSession`).
+
+    ``client.open_session(lens_id, **options)`` builds one before the create
+    call, so a bad or unknown option fails before anything exists server-side.
+
+    Raises:
+        ConfigurationError: a bad value; the message names the option.
+        TypeError: an unknown option.
+    """
+
+    max_in_flight: int = 256
+    request_timeout: float = 60.0
+    heartbeat_interval: float | None = 30.0
+    reconnect: bool = True
+    on_reconnect: Callable[[LensSession], Awaitable[None]] | None = None
+    destroy_timeout: float = DEFAULT_DESTROY_TIMEOUT
+    open_timeout: float = 10.0
+    ping_interval: float | None = 20.0
+
+    def __post_init__(self) -> None:
+        check_count("max_in_flight", self.max_in_flight)
+        check_seconds("request_timeout", self.request_timeout)
+        check_optional_seconds("heartbeat_interval", self.heartbeat_interval)
+        check_bool("reconnect", self.reconnect)
+        check_callable("on_reconnect", self.on_reconnect)
+        check_seconds("destroy_timeout", self.destroy_timeout)
+        check_seconds("open_timeout", self.open_timeout)
+        check_optional_seconds("ping_interval", self.ping_interval)
+
+
 class LensSession:
     """One lens session: WebSocket requests, SSE events, mailbox reads.
 
-    Get one with ``client.session(lens_id)`` (creates and, on exit, destroys
-    the session) or ``client.attach(session_id, endpoint)`` (an existing one,
-    left running on exit).
+    Get one with ``await client.open_session(lens_id)`` (creates it; its
+    :meth:`aclose` destroys it), ``client.session(lens_id)`` (the same for one
+    ``async with`` block), or ``client.attach_session(session_id)`` /
+    ``client.attach(session_id)`` (an existing one, left running on close).
+    The client owns it: it is in ``client.open_sessions`` until it closes,
+    and ``client.aclose()`` closes it if it is still open.
 
     Args:
         client: the owning client (auth, REST calls).
@@ -102,6 +145,14 @@ class LensSession:
             requests. An exception it raises is logged; it is cancelled when
             the session closes.
         destroy_timeout: bound on the destroy call made while closing.
+        open_timeout: seconds for the WebSocket's opening handshake.
+        ping_interval: seconds between WebSocket keepalive pings (``None``
+            disables them); a pong missing for as long drops the connection.
+
+    Raises:
+        ConfigurationError: a bad option value (it names the option): seconds
+            must be finite numbers > 0, counts whole numbers >= 1.
+        APIConnectionError: the client is closed.
     """
 
     def __init__(
@@ -121,14 +172,24 @@ class LensSession:
         open_timeout: float = 10.0,
         ping_interval: float | None = 20.0,
     ) -> None:
+        options = LensSessionOptions(
+            max_in_flight=max_in_flight,
+            request_timeout=request_timeout,
+            heartbeat_interval=heartbeat_interval,
+            reconnect=reconnect,
+            on_reconnect=on_reconnect,
+            destroy_timeout=destroy_timeout,
+            open_timeout=open_timeout,
+            ping_interval=ping_interval,
+        )
         self.client = client
         self.session_id = session_id
         self.endpoint = endpoint
         self.info = info
         self.destroy_on_close = destroy_on_close
-        self.request_timeout = request_timeout
-        self.heartbeat_interval = heartbeat_interval
-        self.destroy_timeout = destroy_timeout
+        self.request_timeout = options.request_timeout
+        self.heartbeat_interval = options.heartbeat_interval
+        self.destroy_timeout = options.destroy_timeout
         self._on_reconnect_hook = on_reconnect
         self._correlator: Correlator[asyncio.Future[dict[str, Any]]] = Correlator()
         self._slots = asyncio.Semaphore(max_in_flight)
@@ -147,11 +208,12 @@ class LensSession:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._streams: set[EventStream[Any]] = set()
         self._last_activity = time.monotonic()
-        self._closed = False
+        self._closing: asyncio.Task[None] | None = None
         self.unmatched_replies = 0
         """Replies that matched no pending request (logged and dropped)."""
         self.malformed_replies = 0
         """Frames that were not JSON objects (logged and dropped)."""
+        client._registry.add(self)  # last: a session that failed to build is not owned
 
     def __repr__(self) -> str:
         return f"LensSession({self.session_id!r}, connected={self._channel.connected})"
@@ -180,8 +242,13 @@ class LensSession:
 
     @property
     def closed(self) -> bool:
-        """Whether :meth:`aclose` ran."""
-        return self._closed
+        """Whether :meth:`aclose` was called (its work may still be under way)."""
+        return self._closing is not None
+
+    @property
+    def attached(self) -> bool:
+        """Whether the session is only attached to: closing it leaves it running."""
+        return not self.destroy_on_close
 
     @property
     def reconnects(self) -> int:
@@ -191,9 +258,11 @@ class LensSession:
     async def aclose(self) -> None:
         """Close the session's connections and, if it owns it, destroy it server-side.
 
-        Idempotent. Requests still waiting fail with :class:`ConnectionLostError`;
-        background tasks (heartbeat, ``on_reconnect`` hooks) are cancelled and
-        awaited; event streams are closed.
+        Idempotent: a second call (the client's ``aclose()`` and the
+        ``async with`` block both closing it) waits for the same work. Requests
+        still waiting fail with :class:`ConnectionLostError`; background tasks
+        (heartbeat, ``on_reconnect`` hooks) are cancelled and awaited; event
+        streams are closed. The session leaves ``client.open_sessions`` at once.
 
         Cancel: the work runs to its end even when the caller is cancelled,
         once or repeatedly (it is shielded); ``aclose`` then raises
@@ -204,10 +273,13 @@ class LensSession:
         ``destroy_timeout``; a failed or timed-out destroy is logged, not
         raised.
         """
-        if self._closed:
-            return
-        self._closed = True
-        await run_to_completion(self._shutdown(asyncio.current_task()))
+        caller = asyncio.current_task()
+        if self._closing is None:
+            self._closing = asyncio.ensure_future(self._shutdown(caller))
+            self.client._registry.closing(self, self._closing)
+        elif caller in self._tasks:
+            return  # one of ours (a hook) closing again: the shutdown waits for it
+        await wait_to_completion(self._closing)
 
     async def _shutdown(self, caller: asyncio.Task[Any] | None) -> None:
         # The caller may be one of our tasks (an on_reconnect hook closing the session).
@@ -331,7 +403,7 @@ class LensSession:
         Cancelling the call abandons only this request: its reply, if it
         comes, is dropped, and the socket stays usable.
         """
-        if self._closed:
+        if self._closing is not None:
             raise ConnectionLostError("The session is closed")
         message: dict[str, Any] = {"type": type}
         if event_data is not None:

@@ -11,14 +11,16 @@ from typing import Any, Final, Literal
 import aiohttp
 
 from aiolens._core.backoff import Backoff
+from aiolens._core.options import check_choice, check_count
 from aiolens._core.redact import SecretStr, install_log_redaction
 from aiolens._core.shielded import finish_or_undo
 from aiolens._transport.client_base import ClientBase
 from aiolens._transport.http import HTTPTransport, Timeout
+from aiolens._transport.session_registry import SessionRegistry
 from aiolens.errors import APIStatusError, ConfigurationError
 from aiolens.kynasmith.models import CONTRACT_MAJOR_VERSION
 from aiolens.kynasmith.resources import DetectionSessions, MoveSpecs
-from aiolens.kynasmith.session import DEFAULT_CANCEL_TIMEOUT, DetectionSession
+from aiolens.kynasmith.session import DetectionSession, DetectionSessionOptions
 from aiolens.kynasmith.tokens import TokenManager
 
 __all__ = ["DEFAULT_BASE_URL", "AsyncKynasmithClient"]
@@ -97,6 +99,7 @@ class AsyncKynasmithClient(ClientBase):
         )
         self.sessions = DetectionSessions(self._http, self.tokens)
         self.movespecs = MoveSpecs(self._http, self.tokens)
+        self._registry: SessionRegistry[DetectionSession] = SessionRegistry("detection session")
 
     def with_options(
         self,
@@ -110,7 +113,8 @@ class AsyncKynasmithClient(ClientBase):
         Closing the copy does not close the shared connection pool; closing the
         original does.
         """
-        clone = copy.copy(self)
+        clone = copy.copy(self)  # shares the registry: the original closes the sessions
+        clone._owns_registry = False
         clone._http = self._transport_with(timeout=timeout, max_retries=max_retries)
         clone.sessions = DetectionSessions(clone._http, self.tokens)
         clone.movespecs = MoveSpecs(clone._http, self.tokens)
@@ -121,6 +125,83 @@ class AsyncKynasmithClient(ClientBase):
             self.tokens.failed()
             return True
         return False
+
+    @property
+    def open_sessions(self) -> Mapping[str, DetectionSession]:
+        """The detection sessions open through this client, by id (a read-only live view).
+
+        Every :class:`DetectionSession` made with :meth:`open_detection_session`
+        or :meth:`detection_session` is here from the moment it exists until
+        its ``aclose()`` begins; :meth:`aclose` closes every one of them.
+        """
+        return self._registry.open
+
+    async def open_detection_session(
+        self,
+        *,
+        movespec_id: str | None = None,
+        movespec_version_id: str | None = None,
+        mode: Literal["live", "replay"] = "replay",
+        contract_major: int = CONTRACT_MAJOR_VERSION,
+        idempotency_key: str | None = None,
+        **options: Any,
+    ) -> DetectionSession:
+        """Create a detection session and attach to its stream; it lives until closed.
+
+        ::
+
+            det = await client.open_detection_session(movespec_id=spec_id)
+            ...  # elsewhere: client.open_sessions[det.session_id]
+            await det.aclose()  # cancels it unless it was finalized
+
+        The client owns the session: ``client.aclose()`` cancels it if it is
+        still open and not finished. Options are checked before anything is
+        created. Cancel during the create call: its answer is still awaited
+        (at most ``cancel_timeout``) and the session it made cancelled; a
+        failure after the create cancels the new session before raising.
+
+        Args:
+            movespec_id: the MoveSpec to run (its current version).
+            movespec_version_id: or one version of it (give exactly one).
+            mode: ``"replay"`` or ``"live"``.
+            contract_major: the contract major version to ask for.
+            idempotency_key: reused on every retry of the create (a new UUID
+                when omitted).
+            **options: :class:`DetectionSession` options (``window``,
+                ``ack_timeout``, ``event_queue_size``, ``cancel_timeout`` ...).
+
+        Raises:
+            ValueError: neither or both MoveSpec references.
+            ConfigurationError: a bad option value (nothing was created).
+            TypeError: an unknown option (nothing was created).
+            APIConnectionError: the client is closed (nothing was sent).
+        """
+        cancel_timeout = DetectionSessionOptions(**options).cancel_timeout
+        check_choice("mode", mode, ("live", "replay"))
+        check_count("contract_major", contract_major)
+        with self._registry.opening(cancel_timeout):
+            created = await finish_or_undo(
+                self.sessions.create(
+                    movespec_id=movespec_id,
+                    movespec_version_id=movespec_version_id,
+                    mode=mode,
+                    contract_major=contract_major,
+                    idempotency_key=idempotency_key,
+                ),
+                lambda made: self.sessions.cancel_quietly(made.session_id, timeout=cancel_timeout),
+                timeout=cancel_timeout,
+            )
+            try:
+                session = DetectionSession(self, created, **options)
+            except BaseException:
+                await self.sessions.cancel_quietly(created.session_id, timeout=cancel_timeout)
+                raise
+            try:
+                await session.connect()
+            except BaseException:
+                await session.aclose()
+                raise
+        return session
 
     @contextlib.asynccontextmanager
     async def detection_session(
@@ -133,41 +214,22 @@ class AsyncKynasmithClient(ClientBase):
         idempotency_key: str | None = None,
         **options: Any,
     ) -> AsyncIterator[DetectionSession]:
-        """Create a detection session and attach to its stream.
+        """:meth:`open_detection_session` for one block.
 
         Leaving the block without :meth:`DetectionSession.finalize` cancels
-        the session (also on error or cancellation; shielded and bounded).
-        Cancel during the create call: its answer is still awaited (at most
-        ``cancel_timeout``) and the session it made cancelled.
-
-        Raises:
-            ValueError: neither or both MoveSpec references, or a bad option
-                (the session just created is cancelled).
-            TypeError: an unknown option (the session is cancelled too).
-
-        Args:
-            options: :class:`DetectionSession` options (``window``,
-                ``ack_timeout``, ``event_queue_size`` ...).
+        the session (also on error or cancellation; shielded and bounded by
+        ``cancel_timeout``), or ``client.aclose()`` does if it comes first.
+        Arguments, cancel and errors: as for :meth:`open_detection_session`.
         """
-        cancel_timeout = float(options.get("cancel_timeout", DEFAULT_CANCEL_TIMEOUT))
-        created = await finish_or_undo(
-            self.sessions.create(
-                movespec_id=movespec_id,
-                movespec_version_id=movespec_version_id,
-                mode=mode,
-                contract_major=contract_major,
-                idempotency_key=idempotency_key,
-            ),
-            lambda made: self.sessions.cancel_quietly(made.session_id, timeout=cancel_timeout),
-            timeout=cancel_timeout,
+        session = await self.open_detection_session(
+            movespec_id=movespec_id,
+            movespec_version_id=movespec_version_id,
+            mode=mode,
+            contract_major=contract_major,
+            idempotency_key=idempotency_key,
+            **options,
         )
         try:
-            session = DetectionSession(self, created, **options)
-        except BaseException:  # a bad option: do not leave the new session behind
-            await self.sessions.cancel_quietly(created.session_id, timeout=cancel_timeout)
-            raise
-        try:
-            await session.connect()
             yield session
         finally:
             await session.aclose()

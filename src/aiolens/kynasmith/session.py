@@ -15,14 +15,21 @@ import asyncio
 import collections
 import contextlib
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Self
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import msgspec
 
+from aiolens._core.options import (
+    check_bool,
+    check_count,
+    check_optional_seconds,
+    check_seconds,
+)
 from aiolens._core.redact import get_logger
-from aiolens._core.shielded import run_to_completion
+from aiolens._core.shielded import wait_to_completion
 from aiolens._transport.ws import WebSocketChannel
 from aiolens.errors import (
     AiolensError,
@@ -53,7 +60,7 @@ from aiolens.kynasmith.models import (
 if TYPE_CHECKING:
     from aiolens.kynasmith.client import AsyncKynasmithClient
 
-__all__ = ["DetectionSession"]
+__all__ = ["DetectionSession", "DetectionSessionOptions"]
 
 log = get_logger("kynasmith.session")
 
@@ -68,11 +75,44 @@ _END: Final = object()
 StreamItem = DetectionEvent | UnknownEvent | SessionUpdate | SessionDone
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DetectionSessionOptions:
+    """A :class:`DetectionSession`'s options, checked when made (see there).
+
+    ``client.open_detection_session(...)`` builds one before the create call,
+    so a bad or unknown option fails before anything exists server-side.
+
+    Raises:
+        ConfigurationError: a bad value; the message names the option.
+        TypeError: an unknown option.
+    """
+
+    window: int = 8
+    ack_timeout: float = 30.0
+    event_queue_size: int = 10_000
+    validate: bool = True
+    reconnect: bool = True
+    ping_interval: float | None = 20.0
+    cancel_timeout: float = DEFAULT_CANCEL_TIMEOUT
+
+    def __post_init__(self) -> None:
+        check_count("window", self.window)
+        check_seconds("ack_timeout", self.ack_timeout)
+        check_count("event_queue_size", self.event_queue_size)
+        check_bool("validate", self.validate)
+        check_bool("reconnect", self.reconnect)
+        check_optional_seconds("ping_interval", self.ping_interval)
+        check_seconds("cancel_timeout", self.cancel_timeout)
+
+
 class DetectionSession:
     """A live or replay detection session.
 
-    Get one with ``client.detection_session(...)``, which creates it, attaches
-    to its stream, and on exit cancels it unless it was finalized.
+    Get one with ``await client.open_detection_session(...)`` (its
+    :meth:`aclose` cancels it unless it reached a terminal state) or
+    ``client.detection_session(...)`` (the same for one ``async with``
+    block). The client owns it: it is in ``client.open_sessions`` until it
+    closes, and ``client.aclose()`` closes it if it is still open.
 
     Args:
         client: the owning client.
@@ -84,6 +124,14 @@ class DetectionSession:
             past it the oldest item is dropped and counted in
             :attr:`dropped_events` (acks are never dropped).
         validate: check frames locally before sending.
+        reconnect: reconnect the stream after a recoverable close.
+        ping_interval: seconds between WebSocket keepalive pings (``None``
+            disables them).
+        cancel_timeout: bound on the cancel call made while closing.
+
+    Raises:
+        ConfigurationError: a bad option value (it names the option).
+        APIConnectionError: the client is closed.
     """
 
     def __init__(
@@ -99,8 +147,15 @@ class DetectionSession:
         ping_interval: float | None = 20.0,
         cancel_timeout: float = DEFAULT_CANCEL_TIMEOUT,
     ) -> None:
-        if window < 1:
-            raise ValueError(f"window must be at least 1, not {window}")
+        DetectionSessionOptions(
+            window=window,
+            ack_timeout=ack_timeout,
+            event_queue_size=event_queue_size,
+            validate=validate,
+            reconnect=reconnect,
+            ping_interval=ping_interval,
+            cancel_timeout=cancel_timeout,
+        )
         self.client = client
         self.created = created
         self.session_id = created.session_id
@@ -117,7 +172,7 @@ class DetectionSession:
         self._pending: dict[int, tuple[asyncio.Future[FrameAck], bytes]] = {}
         self._events: asyncio.Queue[Any] = asyncio.Queue(event_queue_size)
         self._done_future: asyncio.Future[SessionDone] = asyncio.get_running_loop().create_future()
-        self._closed = False
+        self._closing: asyncio.Task[None] | None = None
         self._ended = False
         self._finalize_requested = False
         self._finalize_sent = False  # on the current connection
@@ -135,6 +190,7 @@ class DetectionSession:
             ping_timeout=ping_interval,
             name=f"detection session {created.session_id}",
         )
+        client._registry.add(self)  # last: a session that failed to build is not owned
 
     def __repr__(self) -> str:
         return f"DetectionSession({self.session_id!r}, status={self.status!r})"
@@ -300,7 +356,7 @@ class DetectionSession:
         Cancelling abandons the wait; the batch stays queued for resending
         until acknowledged, so the session's frame count stays consistent.
         """
-        if self._closed:
+        if self._closing is not None:
             raise ConnectionLostError("The detection session is closed")
         if self.done is not None:
             raise self._terminal_error()
@@ -394,12 +450,19 @@ class DetectionSession:
     async def aclose(self) -> None:
         """Close the stream; cancel the session unless it reached a terminal state.
 
-        Idempotent, shielded from cancellation and bounded by ``cancel_timeout``.
+        Idempotent (a second call waits for the same work), shielded from
+        cancellation and bounded by ``cancel_timeout``. The session leaves
+        ``client.open_sessions`` at once.
         """
-        if self._closed:
-            return
-        self._closed = True
-        await run_to_completion(self._shutdown())
+        if self._closing is None:
+            self._closing = asyncio.ensure_future(self._shutdown())
+            self.client._registry.closing(self, self._closing)
+        await wait_to_completion(self._closing)
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`aclose` was called (its work may still be under way)."""
+        return self._closing is not None
 
     async def _shutdown(self) -> None:
         await self._channel.aclose()
