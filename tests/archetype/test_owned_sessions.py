@@ -123,13 +123,6 @@ async def test_aclose_logs_one_line_per_session_it_could_not_destroy(
     with caplog.at_level(logging.WARNING, logger="aiolens"):
         await client.aclose()
     lines = [r.getMessage() for r in caplog.records if "could not destroy" in r.getMessage()]
-    assert sorted(lines) == sorted(
-        f"could not destroy session {s.session_id}: {line_tail(lines, s.session_id)}"
-        for s in kept
-    )
+    assert len(lines) == 2
+    assert all(sum(s.session_id in line for line in lines) == 1 for s in kept)
     assert sorted(active(emulator)) == sorted(s.session_id for s in kept)
-
-
-def line_tail(lines: list[str], session_id: str) -> str:
-    (line,) = [line for line in lines if session_id in line]
-    return line.split(": ", 1)[1]
