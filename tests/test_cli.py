@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 
@@ -78,3 +79,33 @@ async def test_demo_runs_the_pipeline() -> None:
     assert code == 0, err
     assert "events" in out and "IDLE" in out and "WARNING" in out
     assert "60" in out  # 2 sessions × 30 windows
+
+
+async def test_sessions_list_and_show_print_json(emulator: Emulator) -> None:
+    env = {"ATAI_API_KEY": emulator.api_key, "ATAI_API_ENDPOINT": emulator.lens_url}
+    async with AsyncArchetypeClient(emulator.api_key, emulator.lens_url) as client:
+        a = await client.sessions.create(IMAGE_QA)
+        b = await client.sessions.create(IMAGE_QA)
+    code, out, _ = await run_cli("sessions", "list", "--json", env=env)
+    assert code == 0
+    rows = json.loads(out)
+    assert {r["session_id"] for r in rows} == {a.session_id, b.session_id}
+    assert all(r["lens_id"] == IMAGE_QA and r["age_sec"] >= 0 for r in rows)
+    code, out, _ = await run_cli("sessions", "show", a.session_id, "--json", env=env)
+    assert code == 0 and json.loads(out)["session_id"] == a.session_id
+    assert emulator.api_key not in out
+
+
+async def test_sessions_table_is_one_row_a_line_when_piped(emulator: Emulator) -> None:
+    env = {
+        "ATAI_API_KEY": emulator.api_key,
+        "ATAI_API_ENDPOINT": emulator.lens_url,
+        "COLUMNS": "40",
+    }
+    async with AsyncArchetypeClient(emulator.api_key, emulator.lens_url) as client:
+        ids = [(await client.sessions.create(IMAGE_QA)).session_id for _ in range(2)]
+    code, out, _ = await run_cli("sessions", "list", env=env)
+    assert code == 0
+    for session_id in ids:
+        (line,) = [line for line in out.splitlines() if session_id in line]
+        assert IMAGE_QA in line and line.rstrip().endswith("│")

@@ -1,5 +1,6 @@
 """aiolens: an asyncio client for session-based real-time inference APIs."""
 
+from aiolens._logs import configure_from_env as _configure_logs_from_env
 from aiolens._transport.http import RateLimit
 from aiolens.archetype import AsyncArchetypeClient, LensSession, SessionStatus
 from aiolens.errors import (
@@ -17,6 +18,7 @@ from aiolens.errors import (
     DetectionError,
     EventError,
     InternalServerError,
+    MissingExtraError,
     NotFoundError,
     PayloadTooLargeError,
     PermissionDeniedError,
@@ -29,6 +31,8 @@ from aiolens.errors import (
     UnprocessableEntityError,
 )
 from aiolens.kynasmith import AsyncKynasmithClient, DetectionSession
+
+_configure_logs_from_env()
 
 __version__ = "0.1.0"
 
@@ -51,6 +55,7 @@ __all__ = [
     "EventError",
     "InternalServerError",
     "LensSession",
+    "MissingExtraError",
     "NotFoundError",
     "PayloadTooLargeError",
     "PermissionDeniedError",

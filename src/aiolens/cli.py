@@ -21,12 +21,18 @@ import time
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, NoReturn
 
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
+import msgspec
 
-from aiolens import AiolensError, AsyncArchetypeClient, __version__
-from aiolens.errors import (
+from aiolens._extras import require_extra
+
+require_extra("cli", "the aiolens command", "rich", "yaml")
+
+from rich.console import Console  # noqa: E402
+from rich.markup import escape  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from aiolens import AiolensError, AsyncArchetypeClient, __version__  # noqa: E402
+from aiolens.errors import (  # noqa: E402
     APIConnectionError,
     AuthenticationError,
     ConfigurationError,
@@ -38,7 +44,9 @@ from aiolens.errors import (
 
 __all__ = ["main"]
 
-console = Console()
+# Piped, a table keeps its natural width (one row a line, whatever $COLUMNS says), so
+# scripts can grep it; `--json` is the format meant for them.
+console = Console(width=None if sys.stdout.isatty() else 100_000)
 # soft_wrap: an error stays one line, never folded at the terminal width.
 err_console = Console(stderr=True, soft_wrap=True, highlight=False)
 
@@ -166,6 +174,15 @@ def _session_details(summary: Any, now: float) -> Table:
     return table
 
 
+def _print_json(value: Any) -> None:
+    """``value`` (models, lists, dicts) as one JSON document on stdout, secrets masked."""
+    sys.stdout.write(msgspec.json.encode(value, enc_hook=str).decode() + "\n")
+
+
+def _session_json(summary: Any, now: float) -> dict[str, Any]:
+    return {**msgspec.to_builtins(summary, enc_hook=str), "age_sec": round(_age(summary, now), 3)}
+
+
 def _fmt_age(seconds: float) -> str:
     if seconds < 120:
         return f"{seconds:.0f}s"
@@ -180,7 +197,9 @@ async def _sessions(args: argparse.Namespace) -> int:
         now = time.time()
         if args.action == "list":
             rows = await client.sessions.metadata()
-            if not rows:
+            if args.json:
+                _print_json([_session_json(s, now) for s in rows])
+            elif not rows:
                 console.print("no active sessions")
             else:
                 console.print(_sessions_table(rows, now))
@@ -192,7 +211,10 @@ async def _sessions(args: argparse.Namespace) -> int:
                     f"session {args.session_id} is not active"
                     " — `aiolens sessions list` shows the active sessions"
                 )
-            console.print(_session_details(found[0], now))
+            if args.json:
+                _print_json(_session_json(found[0], now))
+            else:
+                console.print(_session_details(found[0], now))
             return 0
         if args.action == "destroy":
             done = await client.sessions.destroy(args.session_id)
@@ -242,8 +264,10 @@ def build_parser() -> argparse.ArgumentParser:
     # The connection options are accepted after the action too (`sessions list --api-key K`).
     after = argparse.ArgumentParser(add_help=False)
     _connection_options(after, suppress=True)
-    actions.add_parser("list", help="active sessions", parents=[after])
+    listing = actions.add_parser("list", help="active sessions", parents=[after])
+    _json_option(listing)
     show = actions.add_parser("show", help="one session", parents=[after])
+    _json_option(show)
     show.add_argument("session_id")
     destroy = actions.add_parser("destroy", help="destroy one session", parents=[after])
     destroy.add_argument("session_id")
@@ -256,6 +280,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_demo(sub)
     return parser
+
+
+def _json_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--json", action="store_true", help="print JSON (for scripts) instead of a table"
+    )
 
 
 def _connection_options(parser: argparse.ArgumentParser, *, suppress: bool = False) -> None:

@@ -33,6 +33,7 @@ __all__ = [
     "ErrorItem",
     "EventError",
     "InternalServerError",
+    "MissingExtraError",
     "NotFoundError",
     "PayloadTooLargeError",
     "PermissionDeniedError",
@@ -75,6 +76,15 @@ class AiolensError(Exception):
 
 class ConfigurationError(AiolensError, ValueError):
     """The client was built with missing or contradictory settings (no API key ...)."""
+
+
+class MissingExtraError(ConfigurationError, ImportError):
+    """An optional part of aiolens was used without the extra that installs it.
+
+    The message names the package and the command that installs it
+    (``pip install 'aiolens[emulator]'``). It is an :class:`ImportError` too, so
+    ``except ImportError`` around an optional import keeps working.
+    """
 
 
 class APIError(AiolensError):

@@ -1,1 +1,3 @@
-"""The only place that touches sockets: REST over aiohttp, WebSockets, SSE."""
+"""asyncio I/O: REST over aiohttp, WebSockets, SSE, and the asyncio helpers they share
+(deadlines, shielded cleanup, the event-loop check). Knows no vendor: the vendor
+packages speak their protocols in terms of it."""

@@ -6,9 +6,10 @@ from types import TracebackType
 from typing import Any, Self
 
 from aiolens._core.redact import SecretStr
-from aiolens._core.shielded import run_to_completion
+from aiolens._transport.event_loop import running_loop
 from aiolens._transport.http import HTTPTransport, RateLimit, Timeout
 from aiolens._transport.session_registry import SessionRegistry
+from aiolens._transport.shielded import run_to_completion
 
 __all__ = ["ClientBase"]
 
@@ -75,6 +76,8 @@ class ClientBase:
         await self._http.aclose()
 
     async def __aenter__(self) -> Self:
+        """Check that an asyncio loop runs (a clear :class:`ConfigurationError` under trio)."""
+        running_loop()
         return self
 
     async def __aexit__(

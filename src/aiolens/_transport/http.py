@@ -33,6 +33,7 @@ import yarl
 
 from aiolens._core.backoff import Backoff, parse_retry_after
 from aiolens._core.redact import get_logger
+from aiolens._transport.event_loop import running_loop
 from aiolens.errors import (
     APIConnectionError,
     APIResponseValidationError,
@@ -122,6 +123,7 @@ class _SessionHolder:
         if self.parent is not None:
             return await self.parent.get()
         if self.session is None:
+            running_loop()  # a clear error under trio, not aiohttp's RuntimeError
             async with self.lock:
                 if self.session is None:
                     self.session = aiohttp.ClientSession(

@@ -18,7 +18,7 @@ from types import MappingProxyType
 from typing import Generic, Protocol, TypeVar
 
 from aiolens._core.redact import get_logger
-from aiolens._core.shielded import wait_to_completion
+from aiolens._transport.shielded import wait_to_completion
 from aiolens.errors import APIConnectionError
 
 __all__ = ["OwnedSession", "SessionRegistry"]

@@ -11,10 +11,10 @@ import aiohttp
 
 from aiolens._core.backoff import Backoff
 from aiolens._core.redact import SecretStr, install_log_redaction
-from aiolens._core.shielded import finish_or_undo
 from aiolens._transport.client_base import ClientBase
 from aiolens._transport.http import HTTPTransport, Timeout
 from aiolens._transport.session_registry import SessionRegistry
+from aiolens._transport.shielded import finish_or_undo
 from aiolens.archetype.resources import Files, Lenses, Sessions
 from aiolens.archetype.session import LensSession, LensSessionOptions
 from aiolens.errors import ConfigurationError, NotFoundError, ProtocolError

@@ -21,8 +21,8 @@ import aiohttp
 import anyio
 
 from aiolens._core.redact import get_logger
-from aiolens._core.shielded import run_to_completion
 from aiolens._transport.http import HTTPTransport, Timeout
+from aiolens._transport.shielded import run_to_completion
 from aiolens.archetype.models import (
     DestroyedSession,
     EventResponse,

@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any, Final, Self
 import msgspec
 
 from aiolens._core.correlator import Correlator
-from aiolens._core.deadlines import Deadlines
 from aiolens._core.options import (
     check_bool,
     check_callable,
@@ -31,8 +30,9 @@ from aiolens._core.options import (
     check_seconds,
 )
 from aiolens._core.redact import get_logger
-from aiolens._core.shielded import wait_to_completion
 from aiolens._core.sse import SSEEvent
+from aiolens._transport.deadlines import Deadlines
+from aiolens._transport.shielded import wait_to_completion
 from aiolens._transport.sse import EventStream, Overflow
 from aiolens._transport.ws import WebSocketChannel
 from aiolens.archetype.events import (

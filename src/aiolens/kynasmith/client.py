@@ -13,10 +13,10 @@ import aiohttp
 from aiolens._core.backoff import Backoff
 from aiolens._core.options import check_choice, check_count
 from aiolens._core.redact import SecretStr, install_log_redaction
-from aiolens._core.shielded import finish_or_undo
 from aiolens._transport.client_base import ClientBase
 from aiolens._transport.http import HTTPTransport, Timeout
 from aiolens._transport.session_registry import SessionRegistry
+from aiolens._transport.shielded import finish_or_undo
 from aiolens.errors import APIStatusError, ConfigurationError
 from aiolens.kynasmith.models import CONTRACT_MAJOR_VERSION
 from aiolens.kynasmith.resources import DetectionSessions, MoveSpecs

@@ -14,8 +14,8 @@ from typing import Any, Literal
 import anyio
 
 from aiolens._core.redact import get_logger
-from aiolens._core.shielded import run_to_completion
 from aiolens._transport.http import HTTPTransport, Timeout
+from aiolens._transport.shielded import run_to_completion
 from aiolens.kynasmith.models import (
     CONTRACT_MAJOR_VERSION,
     DetectionSessionCreated,

@@ -29,7 +29,7 @@ from aiolens._core.options import (
     check_seconds,
 )
 from aiolens._core.redact import get_logger
-from aiolens._core.shielded import wait_to_completion
+from aiolens._transport.shielded import wait_to_completion
 from aiolens._transport.ws import WebSocketChannel
 from aiolens.errors import (
     AiolensError,

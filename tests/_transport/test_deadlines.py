@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from aiolens._core.deadlines import Deadlines
+from aiolens._transport.deadlines import Deadlines
 
 Bound = Callable[[float | None], contextlib.AbstractAsyncContextManager[object]]
 

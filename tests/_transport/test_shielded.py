@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from aiolens._core.shielded import finish_or_undo, run_to_completion
+from aiolens._transport.shielded import finish_or_undo, run_to_completion
 
 
 async def test_returns_the_result_when_not_cancelled() -> None:
