@@ -115,7 +115,12 @@ def test_readme_setup_block() -> None:
     assert steps[-1] == "aiolens demo"
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert "dev" in pyproject["project"]["optional-dependencies"]
-    assert pyproject["project"]["scripts"]["aiolens"] == "aiolens.cli:main"
+    assert pyproject["project"]["scripts"]["aiolens"] == "aiolens.__main__:run"
+    # the demo and the tests need the emulator and the command: dev brings every extra
+    assert any(
+        dep.startswith("aiolens[all")
+        for dep in pyproject["project"]["optional-dependencies"]["dev"]
+    )
     assert "python -m pytest\n" in SHELL  # the second command: this suite
 
 
