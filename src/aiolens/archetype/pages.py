@@ -27,7 +27,8 @@ import msgspec
 from aiolens._transport.http import HTTPTransport, Timeout
 from aiolens.errors import ProtocolError
 
-__all__ = ["CursorPage", "get_page", "iterate_pages"]
+# get_page is the resources' helper (it takes the client's transport): not for users.
+__all__ = ["CursorPage", "iterate_pages"]
 
 T = TypeVar("T")
 
