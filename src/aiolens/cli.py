@@ -1,4 +1,4 @@
-"""The ``aiolens`` command: ``demo``, ``emulate``, ``sessions``.
+"""The ``aiolens`` command: ``demo``, ``emulate``, ``sessions``, ``fleet``.
 
 Errors print as one line on stderr (what failed, what to do) and exit with
 status 1; ``--debug`` shows the traceback and DEBUG logs instead. Bad
@@ -279,6 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     sessions.set_defaults(run=_sessions)
 
     _add_demo(sub)
+    _add_fleet(sub)
     return parser
 
 
@@ -304,6 +305,22 @@ def _connection_options(parser: argparse.ArgumentParser, *, suppress: bool = Fal
 def _add_demo(sub: Any) -> None:
     from aiolens.demo import add_parser
 
+    add_parser(sub)
+
+
+def _add_fleet(sub: Any) -> None:
+    try:
+        from aiolens.fleet.cli import add_parser
+    except ImportError as exc:  # the optional extra is not installed
+        why = str(exc)
+
+        async def missing(args: argparse.Namespace) -> int:
+            raise ConfigurationError(f"{why}: install the extra: pip install 'aiolens[fleet]'")
+
+        fleet = sub.add_parser("fleet", help="fleet of workers (needs aiolens[fleet])")
+        fleet.add_argument("rest", nargs=argparse.REMAINDER)
+        fleet.set_defaults(run=missing)
+        return
     add_parser(sub)
 
 

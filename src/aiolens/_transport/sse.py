@@ -96,6 +96,9 @@ class EventStream(Generic[T]):
             after which the connection is considered dead and resumed.
         max_reconnects: consecutive failed reconnects before giving up.
         backoff: delays between reconnects.
+        last_event_id: a resume cursor kept elsewhere (a checkpoint): the first
+            request sends it as ``Last-Event-ID``, and events up to it count as
+            delivered.
 
     Cancelling the consumer does not stop the reader; :meth:`aclose` does
     (and releases the connection). Leaving an ``async with`` block closes it.
@@ -116,6 +119,7 @@ class EventStream(Generic[T]):
         liveness_timeout: float = 30.0,
         max_reconnects: int = 5,
         backoff: Backoff | None = None,
+        last_event_id: str = "",
     ) -> None:
         if queue_size < 1:
             raise ValueError("queue_size must be at least 1")
@@ -163,6 +167,8 @@ class EventStream(Generic[T]):
         self.server_retry: float | None = None
         """The reconnection time the stream asked for (its last ``retry:``), in seconds."""
         self._parser: SSEParser | None = None  # the current (or last) connection's
+        if last_event_id:
+            self._advance(last_event_id)
 
     @property
     def finished(self) -> bool:

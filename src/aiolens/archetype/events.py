@@ -21,6 +21,7 @@ __all__ = [
     "LensError",
     "LensEvent",
     "LogInfo",
+    "RawEvent",
     "SSEStreamEnd",
     "SSEStreamHeartbeat",
     "SSEStreamStart",
@@ -146,6 +147,25 @@ LensEvent = (
     | InferenceStart
     | InferenceReset
 )
+
+
+class RawEvent(msgspec.Struct, frozen=True, gc=False):
+    """One event left encoded, for code that stores or relays it (``LensSession.raw_events``).
+
+    Attributes:
+        id: its SSE id (the resume cursor after it); ``""`` when none was set.
+        type: its ``type``.
+        data: its JSON text, as the server sent it.
+    """
+
+    id: str
+    type: str
+    data: str
+
+    def decode(self) -> LensEvent | UnknownEvent:
+        """The typed event (:func:`decode_event`)."""
+        return decode_event(self.data)
+
 
 _decoder = msgspec.json.Decoder(LensEvent)
 _fallback = msgspec.json.Decoder(dict[str, Any])

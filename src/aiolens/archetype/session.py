@@ -37,6 +37,7 @@ from aiolens._transport.sse import EventStream, Overflow
 from aiolens._transport.ws import WebSocketChannel
 from aiolens.archetype.events import (
     LensEvent,
+    RawEvent,
     SSEStreamEnd,
     SSEStreamHeartbeat,
     SSEStreamStart,
@@ -50,6 +51,7 @@ from aiolens.errors import (
     APITimeoutError,
     ConnectionLostError,
     EventError,
+    ProtocolError,
     QueryTimeoutError,
 )
 
@@ -534,6 +536,7 @@ class LensSession:
         overflow: Overflow = "block",
         liveness_timeout: float = 30.0,
         max_reconnects: int = 5,
+        last_event_id: str = "",
     ) -> EventStream[LensEvent | UnknownEvent]:
         """Consume the session's SSE stream: ``async for event in session.events():``.
 
@@ -543,7 +546,8 @@ class LensSession:
         ``include_heartbeats``. A dropped connection is resumed with
         ``Last-Event-ID`` without repeats; see
         :class:`~aiolens._transport.sse.EventStream` for the queue policy
-        (``overflow``), liveness and errors.
+        (``overflow``), liveness and errors. ``last_event_id`` resumes after
+        an event delivered earlier (a checkpoint kept elsewhere).
 
         The stream closes when the session closes; ``async with
         session.events() as events:`` closes it earlier.
@@ -567,7 +571,47 @@ class LensSession:
             overflow=overflow,
             liveness_timeout=liveness_timeout,
             max_reconnects=max_reconnects,
+            last_event_id=last_event_id,
         )
+        return self._keep(stream)
+
+    def raw_events(
+        self,
+        *,
+        last_event_id: str = "",
+        queue_size: int = 1024,
+        liveness_timeout: float = 30.0,
+        max_reconnects: int = 5,
+    ) -> EventStream[RawEvent]:
+        """The SSE stream with events left encoded (:class:`RawEvent`), to store or relay.
+
+        The same stream as :meth:`events` (first ``sse.stream.start``, last
+        ``sse.stream.end``, resumed without repeats, heartbeats skipped), but
+        each event is only read for its ``type`` and keeps its id and JSON
+        text. The queue blocks when full (backpressure). ``last_event_id``
+        resumes after a checkpoint.
+        """
+
+        def skip(event: RawEvent) -> bool:
+            if event.type == _START:
+                return stream.reconnects > 0
+            return event.type == _HEARTBEAT
+
+        stream: EventStream[RawEvent] = EventStream(
+            self.client._http,
+            f"/lens/sessions/consumer/{self.session_id}",
+            decode=_raw_sse,
+            is_end=_is_raw_end,
+            skip=skip,
+            outside_sequence=_raw_outside_sequence,
+            queue_size=queue_size,
+            liveness_timeout=liveness_timeout,
+            max_reconnects=max_reconnects,
+            last_event_id=last_event_id,
+        )
+        return self._keep(stream)
+
+    def _keep(self, stream: EventStream[Any]) -> EventStream[Any]:
         # Streams that are over are let go here, so a long-lived session that opens
         # many streams does not keep them all until it closes.
         self._streams = {s for s in self._streams if not s.finished}
@@ -634,6 +678,27 @@ def _ordinary_sse(raw: SSEEvent) -> bool:
         decode_event(raw.data)  # raises the ProtocolError a full decode raises
         return False  # it decoded after all: let the reader decode it
     return kind not in _CONNECTION_EVENTS
+
+
+_START: Final = "sse.stream.start"
+_HEARTBEAT: Final = "sse.stream.heartbeat"
+_END_TYPE: Final = "sse.stream.end"
+
+
+def _raw_sse(raw: SSEEvent) -> RawEvent:
+    try:
+        kind = _tag_decoder.decode(raw.data).type
+    except msgspec.DecodeError as exc:  # ValidationError included
+        raise ProtocolError(f"Event without a string 'type': {raw.data[:200]}") from exc
+    return RawEvent(raw.id, kind, raw.data)
+
+
+def _is_raw_end(event: RawEvent) -> bool:
+    return event.type == _END_TYPE
+
+
+def _raw_outside_sequence(event: RawEvent) -> bool:
+    return event.type in (_START, _HEARTBEAT)
 
 
 def _outside_sequence(event: LensEvent | UnknownEvent) -> bool:
