@@ -311,11 +311,11 @@ def _add_demo(sub: Any) -> None:
 def _add_fleet(sub: Any) -> None:
     try:
         from aiolens.fleet.cli import add_parser
-    except ImportError as exc:  # the optional extra is not installed
-        why = str(exc)
+    except ImportError as exc:  # the optional extra is not installed (MissingExtraError)
+        missing_extra = exc
 
         async def missing(args: argparse.Namespace) -> int:
-            raise ConfigurationError(f"{why}: install the extra: pip install 'aiolens[fleet]'")
+            raise missing_extra
 
         fleet = sub.add_parser("fleet", help="fleet of workers (needs aiolens[fleet])")
         fleet.add_argument("rest", nargs=argparse.REMAINDER)

@@ -4,8 +4,12 @@ See ``docs/fleet.md``. :class:`Fleet` submits feeds and reads results;
 :class:`FleetWorker` runs them; ``aiolens fleet`` is the command line.
 """
 
-from aiolens.fleet.client import Fleet
-from aiolens.fleet.spec import (
+from aiolens._extras import require_extra
+
+require_extra("fleet", "the fleet", "redis")
+
+from aiolens.fleet.client import Fleet  # noqa: E402
+from aiolens.fleet.spec import (  # noqa: E402
     DEFAULT_RESULTS_MAXLEN,
     FeedExistsError,
     FeedNotFoundError,
@@ -18,7 +22,7 @@ from aiolens.fleet.spec import (
     decode_spec,
     encode_spec,
 )
-from aiolens.fleet.worker import FleetWorker
+from aiolens.fleet.worker import FleetWorker  # noqa: E402
 
 __all__ = [
     "DEFAULT_RESULTS_MAXLEN",

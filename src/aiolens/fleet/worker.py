@@ -45,7 +45,7 @@ import redis.exceptions as rexc
 
 from aiolens._core.backoff import Backoff
 from aiolens._core.redact import get_logger
-from aiolens._core.shielded import finish_or_undo
+from aiolens._transport.shielded import finish_or_undo
 from aiolens.archetype.client import AsyncArchetypeClient
 from aiolens.archetype.events import RawEvent
 from aiolens.errors import (
