@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import uuid
 
 from aiolens import AsyncArchetypeClient
 from aiolens.demo import run_lens_demo
 from aiolens.emulator import Emulator
+from aiolens.emulator.kynasmith_store import KynasmithState
 from tests.test_cli import IMAGE_QA, start_cli
 
 LIVE_ENV = ("ATAI_API_KEY", "ATAI_API_ENDPOINT")
@@ -111,8 +113,9 @@ async def test_emulate_on_a_busy_port_is_one_line(emulator: Emulator) -> None:
     assert "another --port" in one_line(err)
 
 
-async def test_emulate_prints_export_lines_that_are_never_folded() -> None:
-    proc = await start_cli("emulate", "--port", "0", env={"COLUMNS": "40"})
+async def emulate_exports(*args: str) -> dict[str, str]:
+    """Start ``aiolens emulate ARGS`` in a 40-column terminal; its export lines; stop it."""
+    proc = await start_cli("emulate", "--port", "0", *args, env={"COLUMNS": "40"})
     assert proc.stdout is not None
     lines: list[str] = []
     try:
@@ -123,17 +126,32 @@ async def test_emulate_prints_export_lines_that_are_never_folded() -> None:
     finally:
         proc.send_signal(signal.SIGINT)
         _out, err = await asyncio.wait_for(proc.communicate(), 30)
-    exports = dict(
+    assert proc.returncode == 0 and not err
+    return dict(
         line.removeprefix("export ").split("=", 1) for line in lines if line.startswith("export ")
     )
+
+
+async def test_emulate_prints_export_lines_that_are_never_folded() -> None:
+    exports = await emulate_exports()
     assert set(exports) == {
         "ATAI_API_ENDPOINT",
         "ATAI_API_KEY",
         "KYNASMITH_BASE_URL",
         "KYNASMITH_API_KEY",
+        "KYNASMITH_PROJECT_ID",
     }
     assert ":" in exports["KYNASMITH_API_KEY"] and exports["ATAI_API_ENDPOINT"].endswith("/v0.5")
-    assert proc.returncode == 0 and not err
+    assert str(uuid.UUID(exports["KYNASMITH_PROJECT_ID"])) == exports["KYNASMITH_PROJECT_ID"]
+
+
+async def test_a_pinned_kynasmith_key_keeps_its_project_id() -> None:
+    key = "kid_pinned:0123456789abcdef"
+    exports = await emulate_exports("--kynasmith-key", key)
+    assert exports["KYNASMITH_API_KEY"] == key
+    assert exports["KYNASMITH_PROJECT_ID"] == KynasmithState(api_key=key).project_id
+    code, _, err = await run_cli("emulate", "--kynasmith-key", "no-colon")
+    assert code == 2 and "<key_id>:<key_secret>" in err and "Traceback" not in err
 
 
 async def test_sessions_list_and_show_print_whole_ids(emulator: Emulator) -> None:

@@ -93,6 +93,13 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _kynasmith_key(text: str) -> str:
+    key_id, sep, secret = text.partition(":")
+    if not (sep and key_id.strip() and secret.strip()):
+        raise argparse.ArgumentTypeError("a Kynasmith key looks like <key_id>:<key_secret>")
+    return text
+
+
 # ---- emulate -----------------------------------------------------------------------------
 
 
@@ -100,7 +107,9 @@ async def _emulate(args: argparse.Namespace) -> int:
     """Serve until SIGINT/SIGTERM, then stop the server (closing its connections)."""
     from aiolens.emulator import Emulator
 
-    emu = Emulator(host=args.host, port=args.port, api_key=args.api_key)
+    emu = Emulator(
+        host=args.host, port=args.port, api_key=args.api_key, kynasmith_api_key=args.kynasmith_key
+    )
     await emu.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -115,6 +124,7 @@ async def _emulate(args: argparse.Namespace) -> int:
             f"export ATAI_API_KEY={emu.api_key}",
             f"export KYNASMITH_BASE_URL={emu.kynasmith_url}",
             f"export KYNASMITH_API_KEY={emu.kynasmith_api_key}",
+            f"export KYNASMITH_PROJECT_ID={emu.kynasmith.project_id}",
         ):
             # one line each, never folded: they are copied into a shell
             console.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
@@ -256,6 +266,13 @@ def build_parser() -> argparse.ArgumentParser:
     emulate.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
     emulate.add_argument("--port", type=_port, default=8765, help="0 picks a free one")
     emulate.add_argument("--api-key", default=None, help="Lens API key to accept (random)")
+    emulate.add_argument(
+        "--kynasmith-key",
+        type=_kynasmith_key,
+        default=None,
+        metavar="KEY_ID:SECRET",
+        help="Kynasmith API key to accept (random); the project id derives from its key id",
+    )
     emulate.set_defaults(run=_emulate)
 
     sessions = sub.add_parser("sessions", help="list, show, destroy or reap Lens sessions")

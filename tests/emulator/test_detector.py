@@ -11,6 +11,13 @@ import msgspec
 import pytest
 
 from aiolens.emulator.detector import RepetitionDetector, angle_at, joint_angles
+from aiolens.emulator.kynasmith_wire import (
+    EventCompleted,
+    EventInterrupted,
+    Feedback,
+    ShapeEnter,
+    ShapeExit,
+)
 from aiolens.emulator.movespec_yaml import (
     LUNGE_YAML,
     SQUAT_YAML,
@@ -19,12 +26,7 @@ from aiolens.emulator.movespec_yaml import (
 )
 from aiolens.kynasmith.models import (
     EventBatch,
-    EventCompleted,
-    EventInterrupted,
-    Feedback,
     PoseFrame,
-    ShapeEnter,
-    ShapeExit,
     decode_detection_event,
     encoder,
     server_message_decoder,
@@ -272,7 +274,9 @@ def test_events_encode_as_the_client_decodes_them() -> None:
     wire = encoder.encode({"type": "event_batch", "batch_seq": 1, "events": events})
     batch = server_message_decoder.decode(wire)
     assert isinstance(batch, EventBatch)
-    assert [decode_detection_event(raw) for raw in batch.events] == events
+    decoded = [decode_detection_event(raw) for raw in batch.events]
+    assert msgspec.to_builtins(decoded) == msgspec.to_builtins(events)
+    assert [type(e).__name__ for e in decoded] == [type(e).__name__ for e in events]
     first = msgspec.json.decode(batch.events[0])
     assert set(first) == {"type", "event_id", "session_id", "ts_ms", "payload"}
 

@@ -73,7 +73,7 @@ async def test_concurrent_callers_share_one_mint_and_refresh(emulator: Emulator)
 
 
 async def test_first_create_mints_only_the_token_it_needs(emulator: Emulator) -> None:
-    spec = next(i for i, s in emulator.kynasmith.movespecs.items() if s["name"] == "squat")
+    spec = next(i for i, s in emulator.kynasmith.movespecs.items() if s.name == "squat")
     async with AsyncKynasmithClient(
         emulator.kynasmith_api_key, base_url=emulator.kynasmith_url
     ) as client:

@@ -20,7 +20,7 @@ async def test_detection_flow_never_shows_key_or_tokens(caplog: pytest.LogCaptur
         Emulator(kynasmith_api_key=FAKE_KEY) as emu,
         AsyncKynasmithClient(FAKE_KEY, base_url=emu.kynasmith_url) as client,
     ):
-        spec = next(i for i, s in emu.kynasmith.movespecs.items() if s["name"] == "squat")
+        spec = next(i for i, s in emu.kynasmith.movespecs.items() if s.name == "squat")
         async with client.detection_session(movespec_id=spec) as det:
             await det.send(generate_squats(1)[:30])
             await det.finalize()

@@ -14,6 +14,7 @@ from aiohttp import web
 from aiolens.emulator.faults import Faults
 
 __all__ = [
+    "INJECTED_FAULT",
     "ErrorBody",
     "ServiceError",
     "fault_middleware",
@@ -28,6 +29,9 @@ ErrorBody = Callable[["ServiceError"], dict[str, Any]]
 """Builds the service's own error envelope for an error."""
 
 _encoder = msgspec.json.Encoder()
+
+INJECTED_FAULT = web.RequestKey("aiolens_injected_fault", bool)
+"""Set on a request whose answer is an injected fault (not the service's own answer)."""
 
 
 def new_id(prefix: str, nbytes: int = 8) -> str:
@@ -96,6 +100,7 @@ def fault_middleware(faults: Faults, error_body: ErrorBody) -> Any:
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         fault = faults.take_http(request.method, request.path)
         if fault is not None:
+            request[INJECTED_FAULT] = True
             if fault.status is None:  # a slow answer
                 response = await answer(request, handler)
                 await asyncio.sleep(fault.delay)

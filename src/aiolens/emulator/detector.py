@@ -41,8 +41,7 @@ import math
 from collections.abc import Mapping
 from typing import Final
 
-from aiolens.emulator.movespec_yaml import MoveSpecDefinition
-from aiolens.kynasmith.models import (
+from aiolens.emulator.kynasmith_wire import (
     CompletedPayload,
     DetectionEvent,
     EventCompleted,
@@ -55,6 +54,7 @@ from aiolens.kynasmith.models import (
     ShapeExit,
     ShapePayload,
 )
+from aiolens.emulator.movespec_yaml import MoveSpecDefinition
 
 __all__ = ["JOINT_LANDMARKS", "RepetitionDetector", "angle_at", "joint_angles"]
 
@@ -206,7 +206,7 @@ class RepetitionDetector:
         """The events one frame causes, in order.
 
         Args:
-            frame: a frame that passed :func:`~aiolens.kynasmith.models.validate_frame`;
+            frame: a frame that passed :func:`~aiolens.emulator.kynasmith_wire.frame_problems`;
                 frames must come in time order.
 
         Returns:

@@ -49,7 +49,7 @@ from typing import Final, NamedTuple
 
 import yaml
 
-from aiolens.kynasmith.models import ValidationIssue
+from aiolens.emulator.kynasmith_wire import ValidationIssue
 
 __all__ = [
     "JOINTS",
