@@ -30,9 +30,6 @@ _VENDORS = ("aiolens.archetype", "aiolens.kynasmith")
 
 # (importing module, imported module) pairs that break a rule today.
 KNOWN: dict[tuple[str, str], str] = {
-    ("aiolens.emulator.detector", "aiolens.kynasmith.models"): "issue 12: own wire models",
-    ("aiolens.emulator.kynasmith_app", "aiolens.kynasmith.models"): "issue 12: own wire models",
-    ("aiolens.emulator.movespec_yaml", "aiolens.kynasmith.models"): "issue 12: own wire models",
     ("aiolens.emulator.lens_rest", "aiolens.archetype.resources"): "issue 12: own MIME table",
 }
 
