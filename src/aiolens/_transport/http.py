@@ -25,7 +25,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, overload
 
 import aiohttp
 import msgspec
@@ -249,6 +249,44 @@ class HTTPTransport:
         if path.startswith(("http://", "https://")):
             return path
         return f"{self.base_url}/{path.lstrip('/')}"
+
+    @overload
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        response_type: type[T],
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        data: Callable[[], Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        idempotent: bool | None = None,
+        timeout: Timeout | None = None,
+        max_retries: int | None = None,
+        check_body: bool | None = None,
+        dec_hook: Callable[[type, Any], Any] | None = None,
+        auth: AuthHeaders | None = None,
+    ) -> T: ...
+
+    @overload
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        response_type: Any = None,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        data: Callable[[], Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        idempotent: bool | None = None,
+        timeout: Timeout | None = None,
+        max_retries: int | None = None,
+        check_body: bool | None = None,
+        dec_hook: Callable[[type, Any], Any] | None = None,
+        auth: AuthHeaders | None = None,
+    ) -> Any: ...
 
     async def request(
         self,

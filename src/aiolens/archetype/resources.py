@@ -84,10 +84,9 @@ class Lenses(_Resource):
 
     async def info(self, *, timeout: Timeout | None = None) -> LensesInfo:
         """Summary of the org's lenses (``GET /lens/info``)."""
-        r: LensesInfo = await self._http.request(
+        return await self._http.request(
             "GET", "/lens/info", response_type=LensesInfo, timeout=timeout
         )
-        return r
 
     async def metadata(
         self,
@@ -98,7 +97,7 @@ class Lenses(_Resource):
         timeout: Timeout | None = None,
     ) -> list[Lens]:
         """Lens records (``GET /lens/metadata``), optionally one lens or one shard."""
-        r: list[Lens] = await self._http.request(
+        return await self._http.request(
             "GET",
             "/lens/metadata",
             params={
@@ -109,7 +108,6 @@ class Lenses(_Resource):
             response_type=list[Lens],
             timeout=timeout,
         )
-        return r
 
     async def get(self, lens_id: str, *, timeout: Timeout | None = None) -> Lens:
         """One lens record.
@@ -143,7 +141,7 @@ class Lenses(_Resource):
         config = dict(lens_config)
         if lens_name is not None:
             config["lens_name"] = lens_name
-        r: Lens = await self._http.request(
+        return await self._http.request(
             "POST",
             "/lens/register",
             json={"lens_config": config},
@@ -151,11 +149,10 @@ class Lenses(_Resource):
             idempotent=False,
             timeout=timeout,
         )
-        return r
 
     async def clone(self, lens_id: str, *, timeout: Timeout | None = None) -> Lens:
         """Copy a lens into a new, modifiable one (``POST /lens/clone``)."""
-        r: Lens = await self._http.request(
+        return await self._http.request(
             "POST",
             "/lens/clone",
             json={"lens_id": lens_id},
@@ -163,7 +160,6 @@ class Lenses(_Resource):
             idempotent=False,
             timeout=timeout,
         )
-        return r
 
     async def modify(
         self,
@@ -179,7 +175,7 @@ class Lenses(_Resource):
             body["lens_name"] = lens_name
         if lens_config is not None:
             body["lens_config"] = dict(lens_config)
-        r: Lens = await self._http.request(
+        return await self._http.request(
             "POST",
             "/lens/modify",
             json=body,
@@ -187,11 +183,10 @@ class Lenses(_Resource):
             idempotent=True,
             timeout=timeout,
         )
-        return r
 
     async def delete(self, lens_id: str, *, timeout: Timeout | None = None) -> LensDeleted:
         """Delete a lens template; sessions already made from it go on running."""
-        r: LensDeleted = await self._http.request(
+        return await self._http.request(
             "POST",
             "/lens/delete",
             json={"lens_id": lens_id},
@@ -199,7 +194,6 @@ class Lenses(_Resource):
             idempotent=True,
             timeout=timeout,
         )
-        return r
 
 
 class Sessions(_Resource):
@@ -217,7 +211,7 @@ class Sessions(_Resource):
         Retried only on 429/503 or when the request never left (creating
         twice would leak a session).
         """
-        r: SessionInfo = await self._http.request(
+        return await self._http.request(
             "POST",
             "/lens/sessions/create",
             json={"lens_id": lens_id},
@@ -226,11 +220,10 @@ class Sessions(_Resource):
             timeout=timeout,
             dec_hook=dec_hook,
         )
-        return r
 
     async def destroy(self, session_id: str, *, timeout: Timeout | None = None) -> DestroyedSession:
         """Destroy a session, closing its connections (``POST /lens/sessions/destroy``)."""
-        r: DestroyedSession = await self._http.request(
+        return await self._http.request(
             "POST",
             "/lens/sessions/destroy",
             json={"session_id": session_id},
@@ -238,7 +231,6 @@ class Sessions(_Resource):
             idempotent=True,
             timeout=timeout,
         )
-        return r
 
     async def destroy_quietly(self, session_id: str, *, timeout: float = 10.0) -> bool:
         """Best-effort cleanup destroy: shielded from cancellation, bounded by ``timeout``.
@@ -268,10 +260,9 @@ class Sessions(_Resource):
 
     async def info(self, *, timeout: Timeout | None = None) -> SessionsInfo:
         """Active and total session counts (``GET /lens/sessions/info``)."""
-        r: SessionsInfo = await self._http.request(
+        return await self._http.request(
             "GET", "/lens/sessions/info", response_type=SessionsInfo, timeout=timeout
         )
-        return r
 
     async def metadata(
         self,
@@ -282,7 +273,7 @@ class Sessions(_Resource):
         timeout: Timeout | None = None,
     ) -> list[SessionSummary]:
         """The org's active sessions (``GET /lens/sessions/metadata``)."""
-        r: list[SessionSummary] = await self._http.request(
+        return await self._http.request(
             "GET",
             "/lens/sessions/metadata",
             params={
@@ -293,7 +284,6 @@ class Sessions(_Resource):
             response_type=list[SessionSummary],
             timeout=timeout,
         )
-        return r
 
     async def process_event(
         self,
@@ -370,7 +360,7 @@ class Files(_Resource):
             form.add_field("file", opener(), filename=name, content_type=mime)
             return form
 
-        r: UploadedFile = await self._http.request(
+        return await self._http.request(
             "POST",
             "/files",
             data=body,
@@ -378,7 +368,6 @@ class Files(_Resource):
             idempotent=False,
             timeout=timeout,
         )
-        return r
 
     async def upload_base64(
         self,
@@ -400,7 +389,7 @@ class Files(_Resource):
             form.add_field("file", encoded, filename=filename, content_type="text/plain")
             return form
 
-        r: UploadedFile = await self._http.request(
+        return await self._http.request(
             "POST",
             "/files/base64",
             data=body,
@@ -408,24 +397,21 @@ class Files(_Resource):
             idempotent=False,
             timeout=timeout,
         )
-        return r
 
     async def info(self, *, timeout: Timeout | None = None) -> FilesInfo:
         """Counts and sizes of the org's files (``GET /files/info``)."""
-        r: FilesInfo = await self._http.request(
+        return await self._http.request(
             "GET", "/files/info", response_type=FilesInfo, timeout=timeout
         )
-        return r
 
     async def metadata(self, file_id: str, *, timeout: Timeout | None = None) -> FileMetadata:
         """One file's metadata (``GET /files/metadata/{file_id}``)."""
-        r: FileMetadata = await self._http.request(
+        return await self._http.request(
             "GET",
             f"/files/metadata/{_quote(file_id)}",
             response_type=FileMetadata,
             timeout=timeout,
         )
-        return r
 
     async def all_metadata(
         self,
@@ -551,13 +537,12 @@ class Files(_Resource):
 
     async def delete(self, file_id: str, *, timeout: Timeout | None = None) -> FileDeleted:
         """Delete a file (``DELETE /files/delete/{file_id}``)."""
-        r: FileDeleted = await self._http.request(
+        return await self._http.request(
             "DELETE",
             f"/files/delete/{_quote(file_id)}",
             response_type=FileDeleted,
             timeout=timeout,
         )
-        return r
 
 
 def _quote(segment: str) -> str:

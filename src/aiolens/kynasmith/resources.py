@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import builtins
 import uuid
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import anyio
 
@@ -31,6 +31,8 @@ __all__ = ["DetectionSessions", "MoveSpecs"]
 
 log = get_logger("kynasmith")
 
+T = TypeVar("T")
+
 
 class _Resource:
     __slots__ = ("_http", "_tokens")
@@ -49,10 +51,14 @@ class _Resource:
         assert self._tokens.project_id is not None
         return self._tokens.project_id
 
-    async def _call(self, method: str, path: str, scope: str, response_type: Any, **kw: Any) -> Any:
-        return await self._http.request(
+    async def _call(
+        self, method: str, path: str, scope: str, response_type: type[T], **kw: Any
+    ) -> T:
+        """One request with a token for ``scope``; the answer decoded as ``response_type``."""
+        result: T = await self._http.request(
             method, path, response_type=response_type, auth=self._tokens.headers(scope), **kw
         )
+        return result
 
 
 class DetectionSessions(_Resource):
@@ -88,7 +94,7 @@ class DetectionSessions(_Resource):
             "movespec_id": movespec_id,
             "movespec_version_id": movespec_version_id,
         }
-        r: DetectionSessionCreated = await self._call(
+        return await self._call(
             "POST",
             "/api/detection/sessions",
             "sessions:write",
@@ -98,26 +104,24 @@ class DetectionSessions(_Resource):
             timeout=timeout,
             headers={"Idempotency-Key": idempotency_key or str(uuid.uuid4())},
         )
-        return r
 
     async def get(
         self, session_id: str, *, timeout: Timeout | None = None
     ) -> DetectionSessionRecord:
         """The stored session record."""
-        r: DetectionSessionRecord = await self._call(
+        return await self._call(
             "GET",
             f"/api/detection/sessions/{session_id}",
             "sessions:read",
             DetectionSessionRecord,
             timeout=timeout,
         )
-        return r
 
     async def cancel(
         self, session_id: str, *, timeout: Timeout | None = None
     ) -> DetectionSessionRecord:
         """Cancel a session (retried; cancelling twice is harmless)."""
-        r: DetectionSessionRecord = await self._call(
+        return await self._call(
             "POST",
             f"/api/detection/sessions/{session_id}/cancel",
             "sessions:write",
@@ -126,7 +130,6 @@ class DetectionSessions(_Resource):
             timeout=timeout,
             headers={"Idempotency-Key": str(uuid.uuid4())},
         )
-        return r
 
     async def cancel_quietly(
         self, session_id: str, *, timeout: float = 10.0
@@ -153,7 +156,7 @@ class DetectionSessions(_Resource):
         self, session_id: str, *, timeout: Timeout | None = None
     ) -> DetectionSessionRecord:
         """Finalize over REST (the realtime ``finalize`` message is the usual path)."""
-        r: DetectionSessionRecord = await self._call(
+        return await self._call(
             "POST",
             f"/api/detection/sessions/{session_id}/finalize",
             "sessions:write",
@@ -161,7 +164,6 @@ class DetectionSessions(_Resource):
             idempotent=False,
             timeout=timeout,
         )
-        return r
 
 
 class MoveSpecs(_Resource):
@@ -176,14 +178,13 @@ class MoveSpecs(_Resource):
         visibility: Literal["private", "public"] | None = None,
     ) -> list[MoveSpec]:
         """MoveSpecs, optionally of one project or visibility."""
-        r: list[MoveSpec] = await self._call(
+        return await self._call(
             "GET",
             "/api/movespecs",
             "movespecs:read",
             list[MoveSpec],
             params={"project_id": project_id, "visibility": visibility},
         )
-        return r
 
     async def create(
         self, name: str, *, description: str | None = None, project_id: str | None = None
@@ -194,17 +195,13 @@ class MoveSpecs(_Resource):
             "name": name,
             "description": description,
         }
-        r: MoveSpec = await self._call(
+        return await self._call(
             "POST", "/api/movespecs", "movespecs:write", MoveSpec, json=body, idempotent=False
         )
-        return r
 
     async def get(self, movespec_id: str) -> MoveSpec:
         """One MoveSpec."""
-        r: MoveSpec = await self._call(
-            "GET", f"/api/movespecs/{movespec_id}", "movespecs:read", MoveSpec
-        )
-        return r
+        return await self._call("GET", f"/api/movespecs/{movespec_id}", "movespecs:read", MoveSpec)
 
     async def update(
         self,
@@ -220,7 +217,7 @@ class MoveSpecs(_Resource):
             for k, v in (("name", name), ("description", description), ("visibility", visibility))
             if v is not None
         }
-        r: MoveSpec = await self._call(
+        return await self._call(
             "PATCH",
             f"/api/movespecs/{movespec_id}",
             "movespecs:write",
@@ -228,78 +225,70 @@ class MoveSpecs(_Resource):
             json=body,
             idempotent=True,
         )
-        return r
 
     async def get_draft(self, movespec_id: str) -> MoveSpecDraft:
         """The mutable draft."""
-        r: MoveSpecDraft = await self._call(
+        return await self._call(
             "GET", f"/api/movespecs/{movespec_id}/draft", "movespecs:read", MoveSpecDraft
         )
-        return r
 
     async def put_draft(self, movespec_id: str, yaml_source: str) -> MoveSpecDraft:
         """Replace the whole draft YAML."""
-        r: MoveSpecDraft = await self._call(
+        return await self._call(
             "PUT",
             f"/api/movespecs/{movespec_id}/draft",
             "movespecs:write",
             MoveSpecDraft,
             json={"yaml_source": yaml_source},
         )
-        return r
 
     async def validate(self, movespec_id: str) -> ValidationResult:
         """Validate the draft; issues carry line and column."""
-        r: ValidationResult = await self._call(
+        return await self._call(
             "POST",
             f"/api/movespecs/{movespec_id}/draft/validate",
             "movespecs:write",
             ValidationResult,
             idempotent=True,
         )
-        return r
 
     async def versions(self, movespec_id: str) -> builtins.list[MoveSpecVersion]:
         """All versions."""
-        r: builtins.list[MoveSpecVersion] = await self._call(
+        return await self._call(
             "GET",
             f"/api/movespecs/{movespec_id}/versions",
             "movespecs:read",
             builtins.list[MoveSpecVersion],
         )
-        return r
 
     async def create_version(self, movespec_id: str) -> MoveSpecVersion:
         """Snapshot the draft as an immutable version."""
-        r: MoveSpecVersion = await self._call(
+        return await self._call(
             "POST",
             f"/api/movespecs/{movespec_id}/versions",
             "movespecs:write",
             MoveSpecVersion,
             idempotent=False,
         )
-        return r
 
     async def get_version(self, movespec_id: str, version_id: str) -> MoveSpecVersion:
         """One version."""
-        r: MoveSpecVersion = await self._call(
+        return await self._call(
             "GET",
             f"/api/movespecs/{movespec_id}/versions/{version_id}",
             "movespecs:read",
             MoveSpecVersion,
         )
-        return r
 
     async def release(self, movespec_id: str, version_id: str) -> MoveSpec:
         """Point the MoveSpec's current release at a version."""
-        r: MoveSpec = await self._call(
+        return await self._call(
             "POST",
             f"/api/movespecs/{movespec_id}/versions/{version_id}/release",
             "movespecs:write",
             MoveSpec,
             idempotent=True,
         )
-        return r
 
     async def fork(
         self,
@@ -316,7 +305,7 @@ class MoveSpecs(_Resource):
             "name": name,
             "description": description,
         }
-        r: MoveSpec = await self._call(
+        return await self._call(
             "POST",
             f"/api/movespecs/{movespec_id}/fork",
             "movespecs:write",
@@ -325,4 +314,3 @@ class MoveSpecs(_Resource):
             idempotent=True,
             headers={"Idempotency-Key": idempotency_key or str(uuid.uuid4())},
         )
-        return r
