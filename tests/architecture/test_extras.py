@@ -10,7 +10,16 @@ from __future__ import annotations
 import subprocess
 import sys
 
-EXTRA_PACKAGES = ("yaml", "rich", "pytest", "pytest_asyncio", "redis", "starlette", "fastapi")
+EXTRA_PACKAGES = (
+    "yaml",
+    "rich",
+    "pytest",
+    "pytest_asyncio",
+    "redis",
+    "starlette",
+    "fastapi",
+    "opentelemetry",
+)
 
 
 def _run_without(packages: tuple[str, ...], code: str) -> subprocess.CompletedProcess[str]:
@@ -26,7 +35,8 @@ def _run_without(packages: tuple[str, ...], code: str) -> subprocess.CompletedPr
 def test_the_client_needs_no_extra() -> None:
     done = _run_without(
         EXTRA_PACKAGES,
-        "import aiolens, aiolens.types, aiolens.archetype.models, aiolens.kynasmith.models\n"
+        "import aiolens, aiolens.types, aiolens.observe\n"
+        "import aiolens.archetype.models, aiolens.kynasmith.models\n"
         "aiolens.AsyncArchetypeClient(api_key='k' * 8, base_url='http://127.0.0.1:9')\n"
         "aiolens.AsyncKynasmithClient(api_key='kid_1:secret', base_url='http://127.0.0.1:9')\n"
         "leaked = [m for m in ('yaml', 'rich') if sys.modules.get(m)]\n"
@@ -56,3 +66,9 @@ def test_missing_extra_error_is_an_import_error_too() -> None:
 
     assert issubclass(MissingExtraError, ImportError)
     assert issubclass(MissingExtraError, ConfigurationError)
+
+
+def test_otel_without_its_extra_says_how_to_install_it() -> None:
+    done = _run_without(("opentelemetry",), "import aiolens.otel")
+    assert done.returncode == 1
+    assert "pip install 'aiolens[otel]'" in done.stderr.strip().splitlines()[-1]

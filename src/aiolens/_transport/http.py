@@ -43,6 +43,7 @@ from aiolens.errors import (
     RejectedRequestError,
     make_status_error,
 )
+from aiolens.observe import Observer, RawResponse, RequestSample, notify_request
 
 __all__ = ["AuthHeaders", "HTTPTransport", "RateLimit", "Timeout", "as_timeout"]
 
@@ -203,6 +204,7 @@ class HTTPTransport:
     user_agent: str = "aiolens"
     on_auth_error: Callable[[APIStatusError], Awaitable[bool]] | None = None
     check_bodies: bool = True
+    observer: Observer | None = None
     _holder: _SessionHolder = field(default_factory=lambda: _SessionHolder(None, True))
 
     @classmethod
@@ -337,21 +339,29 @@ class HTTPTransport:
         Reading the answer's body is part of the attempt: a reset or a timeout
         while it arrives is retried like one before the headers.
         """
-        resp, body = await self._send(
-            method,
-            path,
-            json=json,
-            params=params,
-            data=data,
-            headers=headers,
-            idempotent=idempotent,
-            timeout=timeout,
-            max_retries=max_retries,
-            auth=auth,
-            read_body=True,
-        )
-        check = self.check_bodies if check_body is None else check_body
-        return self._decode(resp, body, response_type, check_body=check, dec_hook=dec_hook)
+        exchange = _Exchange(method, path)
+        try:
+            resp, body = await self._send(
+                method,
+                path,
+                json=json,
+                params=params,
+                data=data,
+                headers=headers,
+                idempotent=idempotent,
+                timeout=timeout,
+                max_retries=max_retries,
+                auth=auth,
+                read_body=True,
+                exchange=exchange,
+            )
+            check = self.check_bodies if check_body is None else check_body
+            result = self._decode(resp, body, response_type, check_body=check, dec_hook=dec_hook)
+        except BaseException as exc:
+            exchange.finished(self.observer, exc)
+            raise
+        exchange.finished(self.observer, None)
+        return result
 
     @asynccontextmanager
     async def stream(
@@ -372,16 +382,23 @@ class HTTPTransport:
         :class:`APITimeoutError`. Leaving the block (also by cancellation)
         releases the connection.
         """
-        resp, _ = await self._send(
-            method,
-            path,
-            params=params,
-            headers=headers,
-            timeout=timeout,
-            max_retries=max_retries,
-            idempotent=True,
-            read_body=False,
-        )
+        exchange = _Exchange(method, path)
+        try:
+            resp, _ = await self._send(
+                method,
+                path,
+                params=params,
+                headers=headers,
+                timeout=timeout,
+                max_retries=max_retries,
+                idempotent=True,
+                read_body=False,
+                exchange=exchange,
+            )
+        except BaseException as exc:
+            exchange.finished(self.observer, exc)
+            raise
+        exchange.finished(self.observer, None)  # the headers are in; the body is the caller's
         try:
             yield resp
         except (aiohttp.ClientError, TimeoutError) as exc:
@@ -417,6 +434,7 @@ class HTTPTransport:
         max_retries: int | None,
         auth: AuthHeaders | None = None,
         read_body: bool,
+        exchange: _Exchange | None = None,
     ) -> tuple[aiohttp.ClientResponse, bytes]:
         """Run the attempts; return a 2xx/3xx response and, with ``read_body``, its body.
 
@@ -451,6 +469,8 @@ class HTTPTransport:
                     headers=hdrs,
                     timeout=client_timeout,
                 )
+                if exchange is not None:
+                    exchange.response, exchange.attempts = resp, attempt + 1
                 if "RateLimit-Remaining" in resp.headers:
                     self._holder.root().rate_limit = RateLimit.from_headers(resp.headers)
                 if resp.status < 400:
@@ -543,6 +563,35 @@ class HTTPTransport:
                 status=resp.status,
                 body=body[:2000].decode("utf-8", "replace"),
             ) from exc
+
+
+@dataclass(slots=True)
+class _Exchange:
+    """One REST call as observers see it: started when made, its latest answer."""
+
+    method: str
+    path: str
+    started: float = field(default_factory=time.perf_counter)
+    response: aiohttp.ClientResponse | None = None
+    attempts: int = 0
+
+    def finished(self, observer: Observer | None, error: BaseException | None) -> None:
+        """Report the call to ``observer`` and to :func:`~aiolens.observe.capture_responses`."""
+        elapsed = time.perf_counter() - self.started
+        raw = None
+        if self.response is not None:
+            resp = self.response
+            raw = RawResponse(
+                method=self.method,
+                url=str(resp.url),
+                status=resp.status,
+                headers=resp.headers,
+                request_id=resp.headers.get("X-Request-ID"),
+                elapsed=elapsed,
+                attempts=self.attempts,
+            )
+        name = f"{self.method} {self.response.url.path if self.response else self.path}"
+        notify_request(observer, RequestSample("http", name, elapsed, error, raw))
 
 
 class _Rejection(msgspec.Struct):

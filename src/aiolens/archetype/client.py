@@ -18,6 +18,7 @@ from aiolens._transport.shielded import finish_or_undo
 from aiolens.archetype.resources import Files, Lenses, Sessions
 from aiolens.archetype.session import LensSession, LensSessionOptions
 from aiolens.errors import ConfigurationError, NotFoundError, ProtocolError
+from aiolens.observe import Observer
 
 __all__ = ["DEFAULT_BASE_URL", "AsyncArchetypeClient"]
 
@@ -42,6 +43,8 @@ class AsyncArchetypeClient(ClientBase):
         timeout: seconds per HTTP attempt (or an :class:`aiohttp.ClientTimeout`).
         max_retries: retries after the first attempt, for what is safe to retry.
         backoff: the retry delay schedule.
+        observer: hears every REST call and realtime request and every change of a
+            session's connection state (:mod:`aiolens.observe`; :mod:`aiolens.otel`).
 
     Raises:
         ConfigurationError: no API key was given and ``$ATAI_API_KEY`` is unset.
@@ -63,6 +66,7 @@ class AsyncArchetypeClient(ClientBase):
         timeout: Timeout = 60.0,
         max_retries: int = 2,
         backoff: Backoff | None = None,
+        observer: Observer | None = None,
         _transport: HTTPTransport | None = None,
         _registry: SessionRegistry[LensSession] | None = None,
     ) -> None:
@@ -82,6 +86,7 @@ class AsyncArchetypeClient(ClientBase):
                 timeout=timeout,
                 max_retries=max_retries,
                 backoff=backoff or Backoff(),
+                observer=observer,
                 user_agent=_USER_AGENT,
             )
         self._http = _transport

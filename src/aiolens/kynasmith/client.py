@@ -22,6 +22,7 @@ from aiolens.kynasmith.models import CONTRACT_MAJOR_VERSION
 from aiolens.kynasmith.resources import DetectionSessions, MoveSpecs
 from aiolens.kynasmith.session import DetectionSession, DetectionSessionOptions
 from aiolens.kynasmith.tokens import TokenManager
+from aiolens.observe import Observer
 
 __all__ = ["DEFAULT_BASE_URL", "AsyncKynasmithClient"]
 
@@ -51,6 +52,8 @@ class AsyncKynasmithClient(ClientBase):
         max_retries: retries for what is safe to retry (creates carry an
             ``Idempotency-Key``, so they are).
         token_refresh_margin: re-mint tokens this many seconds before expiry.
+        observer: hears every REST call and every change of a detection socket's
+            connection state (:mod:`aiolens.observe`; :mod:`aiolens.otel`).
 
     Raises:
         ConfigurationError: no API key, or one not shaped ``<key_id>:<key_secret>``.
@@ -69,6 +72,7 @@ class AsyncKynasmithClient(ClientBase):
         timeout: Timeout = 30.0,
         max_retries: int = 2,
         backoff: Backoff | None = None,
+        observer: Observer | None = None,
         token_refresh_margin: float = 5.0,
     ) -> None:
         install_log_redaction()
@@ -90,6 +94,7 @@ class AsyncKynasmithClient(ClientBase):
             timeout=timeout,
             max_retries=max_retries,
             backoff=backoff or Backoff(),
+            observer=observer,
             user_agent="aiolens (kynasmith)",
             on_auth_error=self._auth_failed,
             check_bodies=False,
