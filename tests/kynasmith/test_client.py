@@ -59,15 +59,17 @@ def test_key_required(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 async def test_concurrent_callers_share_one_mint_and_refresh(emulator: Emulator) -> None:
-    emulator.kynasmith.token_ttl = 1.5
+    # Fresh for 5 s, then inside the 5 s refresh margin: wide windows, so that a loaded
+    # machine cannot push a batch across the boundary.
+    emulator.kynasmith.token_ttl = 10
     async with AsyncKynasmithClient(
-        emulator.kynasmith_api_key, base_url=emulator.kynasmith_url, token_refresh_margin=1.0
+        emulator.kynasmith_api_key, base_url=emulator.kynasmith_url, token_refresh_margin=5.0
     ) as client:
         spec = await squat_spec(client)
         assert client.tokens.minted == 1
         await asyncio.gather(*(client.movespecs.get(spec) for _ in range(20)))
         assert client.tokens.minted == 1
-        await asyncio.sleep(0.6)  # inside the refresh margin now
+        await asyncio.sleep(5.1)  # inside the refresh margin now
         await asyncio.gather(*(client.movespecs.get(spec) for _ in range(20)))
         assert client.tokens.minted == 2
 
