@@ -33,6 +33,7 @@ __all__ = [
     "ErrorItem",
     "EventError",
     "InternalServerError",
+    "MessageTooLargeError",
     "MissingExtraError",
     "NotFoundError",
     "PayloadTooLargeError",
@@ -202,8 +203,34 @@ class PoseFrameError(AiolensError, ValueError):
         self.problems = list(problems)
 
 
+class MessageTooLargeError(AiolensError, ValueError):
+    """A realtime message is larger than the connection's limit; it was not sent.
+
+    Sending it would make the server close the socket (1009) and fail every request
+    waiting on it, so it is refused locally; the connection stays usable.
+
+    Attributes:
+        size: the encoded message's size in bytes.
+        limit: the largest size allowed (``max_message_size``).
+    """
+
+    def __init__(self, message: str, *, size: int, limit: int) -> None:
+        super().__init__(message)
+        self.size = size
+        self.limit = limit
+
+
 class ProtocolError(APIError):
-    """The server sent something that does not follow the protocol."""
+    """The server sent something that does not follow the protocol.
+
+    Attributes:
+        raw: the offending message as received (decoded JSON or text; secrets
+            redacted), when there is one.
+    """
+
+    def __init__(self, message: str, *, raw: Any = None) -> None:
+        super().__init__(message)
+        self.raw = _redacted(raw)
 
 
 class StreamResumeError(APIError):

@@ -524,3 +524,69 @@ def test_fuzz_per_chunk_results_add_up(stream: bytes, data: st.DataObject) -> No
         fed += chunk
         got += parser.feed(chunk)
         assert got == reference(fed)[0]
+
+
+# ---- the size bound (max_event_bytes) ----------------------------------------------------
+
+
+def test_an_event_over_the_bound_is_dropped_and_counted_and_parsing_goes_on() -> None:
+    parser = SSEParser(max_event_bytes=100)
+    stream = b"data: " + b"x" * 200 + b"\n\ndata: ok\n\n"
+    assert parser.feed(stream) == [SSEEvent("ok")]
+    assert parser.oversized == 1
+
+
+def test_an_over_long_line_is_discarded_as_it_arrives() -> None:
+    parser = SSEParser(max_event_bytes=100)
+    for _ in range(1000):  # 10 kB of one line, without a line end
+        parser.feed(b"data: " + b"y" * 4)
+        assert len(parser._buf) <= 100  # memory stays bounded
+    # The line ends (CRLF split across chunks); the frame's id still moves the cursor.
+    assert parser.feed(b"zz\r") == []
+    assert parser.feed(b"\nid: 5\n\ndata: after\n\n") == [SSEEvent("after", "message", "5")]
+    assert (parser.oversized, parser.dispatched_id) == (1, "5")
+
+
+def test_many_data_lines_without_a_blank_line_are_let_go() -> None:
+    parser = SSEParser(max_event_bytes=1000)
+    for _ in range(10_000):
+        parser.feed(b"data:\n")
+        assert len(parser._data) <= 1000
+    assert parser.oversized == 1
+    assert parser.feed(b"data: rest\n\ndata: next\n\n") == [SSEEvent("next")]
+
+
+def test_comments_alone_never_count_as_an_oversized_event() -> None:
+    parser = SSEParser(max_event_bytes=100)
+    for _ in range(100):
+        parser.feed(b": keep-alive\n")
+    assert parser.feed(b"\ndata: a\n\n") == [SSEEvent("a")]
+    assert parser.oversized == 0
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "16"])
+def test_the_bound_must_be_a_positive_integer(bad: object) -> None:
+    with pytest.raises(ValueError, match="max_event_bytes"):
+        SSEParser(max_event_bytes=bad)  # type: ignore[arg-type]
+
+
+@settings(max_examples=300)
+@given(streams_with_cuts(), st.integers(1, 64))
+def test_fuzz_a_bounded_parser_holds_no_more_than_its_bound(
+    case: tuple[bytes, list[int]], limit: int
+) -> None:
+    stream, cuts = case
+    parser = SSEParser(max_event_bytes=limit)
+    for chunk in split_at(stream, cuts):
+        for event in parser.feed(chunk):
+            assert len(event.data) <= limit
+        assert len(parser._buf) <= limit
+        assert sum(len(value) + 1 for value in parser._data) <= limit
+
+
+@given(streams_with_cuts())
+def test_fuzz_a_bound_above_the_stream_size_changes_nothing(case: tuple[bytes, list[int]]) -> None:
+    stream, cuts = case
+    parser = SSEParser(max_event_bytes=len(stream) + 1)
+    events = [e for chunk in split_at(stream, cuts) for e in parser.feed(chunk)]
+    assert events == reference(stream)[0] and parser.oversized == 0

@@ -90,8 +90,11 @@ async def test_rate_limit_surfaces_when_retries_disabled(
 
 async def test_timeout_is_typed(client: AsyncArchetypeClient, emulator: Emulator) -> None:
     emulator.faults.fail_next(200, path="/lens/info", delay=1.0, count=5)
-    with pytest.raises(APITimeoutError):
+    with pytest.raises(APITimeoutError) as err:
         await client.with_options(timeout=0.1, max_retries=1).lenses.info()
+    # The message says what happened, not "timed out: " with nothing after the colon.
+    assert not str(err.value).rstrip().endswith(":"), str(err.value)
+    assert "timed out" in str(err.value)
 
 
 async def test_connect_failure_is_retried_then_typed() -> None:

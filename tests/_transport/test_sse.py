@@ -11,6 +11,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from aiolens import AsyncArchetypeClient
+from aiolens._core.backoff import Backoff
 from aiolens.archetype.events import (
     InferenceResult,
     LogInfo,
@@ -19,10 +20,12 @@ from aiolens.archetype.events import (
     UnknownEvent,
 )
 from aiolens.archetype.session import LensSession
+from aiolens.errors import APIConnectionError
 
 START = b'data: {"type": "sse.stream.start", "event_data": {"session_id": "lsn-x"}}\n\n'
 END = b'data: {"type": "sse.stream.end"}\n\n'
 Body = Callable[[web.Request], list[bytes]]
+QUICK = Backoff(initial=0.01, maximum=0.05)
 
 
 def result(i: int, ident: str | None = None) -> bytes:
@@ -48,6 +51,8 @@ async def serve() -> AsyncIterator[Callable[[Body], asyncio.Future[LensSession]]
                     assert request.transport is not None
                     request.transport.abort()
                     return response
+                if part == b"STALL":  # until the server closes
+                    await asyncio.Event().wait()
                 await response.write(part)
             return response
 
@@ -56,7 +61,8 @@ async def serve() -> AsyncIterator[Callable[[Body], asyncio.Future[LensSession]]
         server = TestServer(app, host="127.0.0.1")
         await server.start_server()
         servers.append(server)
-        client = AsyncArchetypeClient("k" * 16, str(server.make_url("")))
+        # Resumes follow the client's backoff: short delays, Retry-After and retry: honoured.
+        client = AsyncArchetypeClient("k" * 16, str(server.make_url("")), backoff=QUICK)
         clients.append(client)
         session = LensSession(client, "lsn-x", "ws://unused")
         sessions.append(session)
@@ -217,6 +223,105 @@ async def test_a_full_queue_holds_the_reader_back_and_loses_nothing(
     results = [e for e in received if isinstance(e, InferenceResult)]
     assert [e.query_id for e in results] == [f"q{i}" for i in range(count)]
     assert events.dropped == 0 and events.delivered == count + 2
+
+
+async def test_ids_longer_than_ints_digit_limit_are_ordered_and_resumed_without_repeats(
+    serve: Callable[[Body], asyncio.Future[LensSession]],
+) -> None:
+    # More digits than int() converts (4300): the reader used to die on them, silently.
+    big, bigger = "9" * 5000, "1" + "0" * 5000
+    cursors: list[str | None] = []
+
+    def body(request: web.Request) -> list[bytes]:
+        cursors.append(request.headers.get("Last-Event-ID"))
+        if len(cursors) == 1:
+            return [START, result(1, big), b"DROP"]
+        return [START, result(1, big), result(2, bigger), result(3, "0" * 9000 + "7"), END]
+
+    session = await serve(body)
+    events = session.events()
+    received = await asyncio.wait_for(_collect(events), 10)
+    results = [e for e in received if isinstance(e, InferenceResult)]
+    assert [e.query_id for e in results] == ["q1", "q2"]  # no repeat; 7 is below both
+    assert cursors == [None, big]
+    assert events.last_event_id == bigger and events.malformed == 0
+
+
+def nested(depth: int) -> bytes:
+    return b"[" * depth + b"]" * depth
+
+
+async def test_json_nested_too_deeply_is_a_malformed_frame_and_the_stream_goes_on(
+    serve: Callable[[Body], asyncio.Future[LensSession]],
+) -> None:
+    # msgspec raises RecursionError on such input, which used to kill the reader.
+    session = await serve(
+        lambda _r: [
+            START,
+            b'id: 1\ndata: {"type": "inference.result", "event_data": ' + nested(50_000) + b"}\n\n",
+            b"id: 2\ndata: " + nested(50_000) + b"\n\n",
+            b'data: {"type": "sse.stream.end", "x": ' + nested(50_000) + b"}\n\n",
+            result(3, "3"),
+            END,
+        ]
+    )
+    events = session.events()
+    received = await asyncio.wait_for(_collect(events), 10)
+    assert [type(e) for e in received] == [SSEStreamStart, InferenceResult, SSEStreamEnd]
+    assert events.malformed == 3
+
+
+async def test_an_event_over_max_event_bytes_is_skipped_counted_and_the_stream_goes_on(
+    serve: Callable[[Body], asyncio.Future[LensSession]], caplog: pytest.LogCaptureFixture
+) -> None:
+    line = b"data: " + b"x" * 1000 + b"\n"
+    session = await serve(
+        lambda _r: [
+            START,
+            result(1, "1"),
+            b"id: 2\n" + line * 40 + b"\n",  # 40 kB in lines: over the bound
+            b"id: 3\ndata: " + b"y" * 50_000,  # one line, sent in pieces
+            b"z" * 50_000,
+            b"\n\n",
+            result(4, "4"),
+            END,
+        ]
+    )
+    events = session.events(max_event_bytes=10_000)
+    with caplog.at_level(logging.WARNING, logger="aiolens"):
+        received = await asyncio.wait_for(_collect(events), 10)
+    results = [e for e in received if isinstance(e, InferenceResult)]
+    assert [e.query_id for e in results] == ["q1", "q4"]
+    assert events.malformed == 2 and events.last_event_id == "4"
+    assert any("over max_event_bytes" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_reader_cancelled_from_outside_ends_the_iteration_with_a_typed_error(
+    serve: Callable[[Body], asyncio.Future[LensSession]],
+) -> None:
+    session = await serve(lambda _r: [START, result(1, "1"), b"STALL"])
+    events = session.events()
+    iterator = aiter(events)
+    assert isinstance(await anext(iterator), SSEStreamStart)
+    assert isinstance(await anext(iterator), InferenceResult)
+    (reader,) = [t for t in asyncio.all_tasks() if t.get_name().startswith("aiolens-sse")]
+    waiting = asyncio.ensure_future(anext(iterator))
+    await asyncio.sleep(0.05)
+    reader.cancel()  # e.g. a framework cancelling every task but its own
+    with pytest.raises(APIConnectionError, match="stopped"):
+        await asyncio.wait_for(waiting, 5)
+
+
+async def test_closing_the_stream_ends_a_consumer_waiting_in_another_task(
+    serve: Callable[[Body], asyncio.Future[LensSession]],
+) -> None:
+    session = await serve(lambda _r: [START, b"STALL"])
+    events = session.events()
+    consumer = asyncio.ensure_future(_collect(events))
+    await asyncio.sleep(0.1)
+    await events.aclose()
+    received = await asyncio.wait_for(consumer, 5)
+    assert [type(e) for e in received] == [SSEStreamStart]
 
 
 async def _collect(events: AsyncIterator[object]) -> list[object]:

@@ -137,6 +137,7 @@ def test_the_top_level_exports_are_pinned() -> None:
         "EventError",
         "InternalServerError",
         "LensSession",
+        "MessageTooLargeError",
         "MissingExtraError",
         "NotFoundError",
         "PayloadTooLargeError",

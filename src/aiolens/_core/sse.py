@@ -18,6 +18,12 @@ https://html.spec.whatwg.org/multipage/server-sent-events.html#event-stream-inte
   buffer is empty; the data and event type buffers are reset either way;
 * at end of stream, an event that was not dispatched is dropped.
 
+One rule is ours: memory is bounded by ``max_event_bytes``. An event larger than that (counted
+from the line after the previous blank line, as received, up to the blank line that ends it),
+or a single line longer than that, is dropped and counted in :attr:`SSEParser.oversized`: the
+bytes of an over-long line are discarded as they arrive, the data of an over-long event is let
+go, and parsing goes on with the next event. Its ``id`` still counts (the stream moved past it).
+
 It sits on the hot path of the SSE consumer, so the work per chunk is done by C code where
 possible: the newest line end is found with ``bytes.rfind``, every complete line of a chunk
 is decoded in one call (line ends are ASCII, so decoding all complete lines at once gives
@@ -33,9 +39,12 @@ from typing import Final
 
 import msgspec
 
-__all__ = ["SSEEvent", "SSEParser"]
+__all__ = ["DEFAULT_MAX_EVENT_BYTES", "SSEEvent", "SSEParser"]
 
 _BOM: Final = b"\xef\xbb\xbf"
+
+DEFAULT_MAX_EVENT_BYTES: Final = 16 * 1024 * 1024
+"""The default bound on one event: 16 MiB, like ``websockets``' ``max_size``."""
 
 
 class SSEEvent(msgspec.Struct, frozen=True, gc=False):
@@ -59,7 +68,12 @@ class SSEParser:
     """Incremental event-stream parser: :meth:`feed` it bytes, get the events they complete.
 
     One parser reads one stream (one HTTP response). It holds back only the bytes after the
-    last line end, so memory stays bounded by the longest line plus the pending event.
+    last line end and the data of the event in progress; both are bounded by
+    ``max_event_bytes`` (see the module docs), plus the chunk being parsed.
+
+    Args:
+        max_event_bytes: the largest event (and line) kept; larger ones are dropped and
+            counted in :attr:`oversized`.
 
     Attributes:
         last_event_id: the last-event-ID buffer: the value of the most recent valid ``id``
@@ -75,6 +89,8 @@ class SSEParser:
             stream sent none. Values with more digits than Python will convert
             (:func:`sys.get_int_max_str_digits`, 4300 by default, leading zeros aside)
             are ignored.
+        oversized: events dropped because they, or one of their lines, exceeded
+            ``max_event_bytes``.
     """
 
     __slots__ = (
@@ -83,14 +99,34 @@ class SSEParser:
         "_closed",
         "_cr_pending",
         "_data",
+        "_drop",
         "_event",
+        "_limit",
+        "_pending",
+        "_skip_line",
         "dispatched_id",
         "last_event_id",
+        "oversized",
         "retry",
     )
 
-    def __init__(self) -> None:
-        """Create a parser at the start of a stream, with no last-event-ID and no retry."""
+    def __init__(self, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
+        """Create a parser at the start of a stream, with no last-event-ID and no retry.
+
+        Raises:
+            ValueError: ``max_event_bytes`` is not a positive integer.
+        """
+        if (
+            not isinstance(max_event_bytes, int)
+            or isinstance(max_event_bytes, bool)
+            or max_event_bytes < 1
+        ):
+            raise ValueError(f"max_event_bytes must be a positive integer, not {max_event_bytes!r}")
+        self._limit = max_event_bytes
+        self._pending = 0  # characters of complete lines since the last blank line
+        self._skip_line = False  # discarding an over-long line up to its line end
+        self._drop = False  # the event in progress is over the limit: drop it
+        self.oversized = 0
         self._buf = bytearray()  # bytes after the last line end (and the BOM check)
         self._bom_pending = True  # the first bytes may still be (part of) a BOM
         self._cr_pending = False  # the last byte fed was a CR: drop one LF that follows
@@ -133,6 +169,10 @@ class SSEParser:
             self._cr_pending = False
             if chunk[0] == 10:  # the LF of a CRLF split across chunks
                 chunk = chunk[1:]
+        if self._skip_line:
+            chunk = self._skip_to_line_end(chunk)
+            if not chunk:
+                return []
         # The last line end in the chunk: everything before it is complete lines.
         end = chunk.rfind(b"\n")
         cr = chunk.rfind(b"\r", end + 1)
@@ -143,6 +183,8 @@ class SSEParser:
         if end < 0:
             if chunk:
                 self._buf += chunk
+                if self._pending + len(self._buf) > self._limit:
+                    self._over_limit()
             return []
         end += 1
         buf = self._buf
@@ -164,6 +206,8 @@ class SSEParser:
         event = self._event
         last_id = self.last_event_id
         dispatched = self.dispatched_id
+        drop = self._drop
+        limit = self._limit
         for line in lines:
             # Fast paths first, for the lines of a typical frame; the general case below
             # gives the same result for them.
@@ -171,8 +215,14 @@ class SSEParser:
                 data.append(line[6:])
             elif not line:  # a blank line dispatches
                 if data:
-                    events.append(SSEEvent("\n".join(data), event or "message", last_id))
+                    if not drop:
+                        value = "\n".join(data)
+                        if len(value) <= limit:
+                            events.append(SSEEvent(value, event or "message", last_id))
+                        else:
+                            self.oversized += 1
                     data.clear()
+                drop = False
                 event = ""
                 dispatched = last_id
             elif line[:7] == "event: ":
@@ -197,6 +247,19 @@ class SSEParser:
         self._event = event
         self.last_event_id = last_id
         self.dispatched_id = dispatched
+        self._drop = drop
+        # What the event in progress holds: the lines after the last blank line of the
+        # text (a blank line is "\n\n" inside it, or "\n" at its start) and the
+        # incomplete line.
+        blank = text.rfind("\n\n")
+        if blank >= 0:
+            self._pending = len(text) - blank - 2
+        elif text[0] == "\n":
+            self._pending = len(text) - 1
+        else:
+            self._pending += len(text)
+        if self._pending + len(buf) > limit:
+            self._over_limit()
         return events
 
     def close(self) -> None:
@@ -212,6 +275,42 @@ class SSEParser:
         self._data.clear()
         self._event = ""
         self._cr_pending = False
+        self._skip_line = False
+        self._drop = False
+        self._pending = 0
+
+    def _over_limit(self) -> None:
+        """The event in progress outgrew ``max_event_bytes``: let its data go, drop it.
+
+        An incomplete line longer than the limit is discarded, and so is the rest of it
+        as it arrives (:meth:`_skip_to_line_end`). Lines without data (comments, ``id``)
+        hold no memory: until a data line or an over-long line comes, nothing is dropped.
+        """
+        buf = self._buf
+        if len(buf) > self._limit:
+            buf.clear()
+            self._skip_line = True
+        elif not self._data:
+            return
+        self._data.clear()
+        if not self._drop:
+            self._drop = True
+            self.oversized += 1
+
+    def _skip_to_line_end(self, chunk: bytes | bytearray) -> bytes | bytearray:
+        """Discard the rest of an over-long line; what follows its line end (maybe empty)."""
+        lf = chunk.find(b"\n")
+        cr = chunk.find(b"\r", 0, lf if lf >= 0 else len(chunk))
+        if cr >= 0:
+            if cr + 1 == len(chunk):
+                self._cr_pending = True  # an LF in the next chunk belongs to this CR
+            elif chunk[cr + 1] == 10:
+                cr += 1
+            lf = cr
+        elif lf < 0:
+            return b""
+        self._skip_line = False
+        return chunk[lf + 1 :]
 
     def _set_retry(self, digits: str) -> None:
         # int() refuses more significant digits than sys.get_int_max_str_digits() (4300

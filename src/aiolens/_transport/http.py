@@ -627,9 +627,8 @@ def _connection_error(
     if isinstance(exc, aiohttp.ClientConnectorError):
         return APIConnectionError(f"Cannot connect to {url}: {exc}", sent=bool(sent))
     if isinstance(exc, TimeoutError):
-        return APITimeoutError(
-            f"{method} {url} timed out: {exc or 'no answer'}", sent=sent is not False
-        )
+        detail = str(exc) or "no answer within the timeout"  # str(TimeoutError()) is ""
+        return APITimeoutError(f"{method} {url} timed out: {detail}", sent=sent is not False)
     return APIConnectionError(f"{method} {url} failed: {exc!r}", sent=sent is not False)
 
 

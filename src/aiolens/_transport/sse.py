@@ -18,8 +18,18 @@ each event and puts it on a bounded queue that the consumer iterates.
   A 429 or 5xx answer (to the first request or a resume) is retried the same
   way, after the server's ``Retry-After`` when it gives one; after
   ``max_reconnects`` failures in a row the consumer gets the last error.
-* **Malformed frames** are logged at WARNING, counted in
-  :attr:`EventStream.malformed`, and skipped; the stream goes on.
+* **Malformed frames** (not JSON, JSON too deeply nested to decode, any decode
+  error) and events larger than ``max_event_bytes`` are logged at WARNING,
+  counted in :attr:`EventStream.malformed`, and skipped; the stream goes on.
+* **The consumer always hears the end**: whatever ends the reader task (the end
+  event, a lost stream, an unexpected error, a cancel from outside) ends the
+  iteration, with a typed error (:class:`~aiolens.errors.AiolensError`) unless
+  the stream ended normally or was closed; an unexpected exception is the
+  typed error's ``__cause__``.
+* **Decisions are pure**: which ids were delivered and whether a resume is
+  safe is :class:`~aiolens._core.resume.ResumeCursor`'s; when to reconnect and
+  when to give up is :class:`~aiolens._core.reconnect.ReconnectPolicy`'s (a
+  connection that ends before delivering anything counts as a failed attempt).
 * **Decoding where the event is used**: with ``ordinary`` set, the reader only
   checks each frame's kind (well-formed, not the end, not skipped, not a
   connection event) and queues it still encoded; the consumer decodes it when
@@ -34,20 +44,22 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import time
 from collections.abc import Callable
 from typing import Any, Final, Generic, Literal, TypeVar
 
 import aiohttp
 
 from aiolens._core.backoff import Backoff
+from aiolens._core.reconnect import ReconnectPolicy
 from aiolens._core.redact import get_logger
-from aiolens._core.sse import SSEEvent, SSEParser
+from aiolens._core.resume import ResumeCursor
+from aiolens._core.sse import DEFAULT_MAX_EVENT_BYTES, SSEEvent, SSEParser
 from aiolens._transport.http import HTTPTransport
 from aiolens.errors import (
     AiolensError,
     APIConnectionError,
     APIStatusError,
-    ProtocolError,
     StreamResumeError,
 )
 
@@ -60,7 +72,8 @@ Overflow = Literal["block", "drop_oldest"]
 
 _END: Final = object()
 _SKIP: Final = object()
-_RECENT_IDS: Final = 4096
+_USEFUL_AFTER: Final = 10.0
+"""Seconds after which an open connection counts as useful even without events."""
 
 
 class _Failure:
@@ -94,14 +107,20 @@ class EventStream(Generic[T]):
         overflow: ``"block"`` or ``"drop_oldest"``.
         liveness_timeout: seconds without any bytes (heartbeats included)
             after which the connection is considered dead and resumed.
-        max_reconnects: consecutive failed reconnects before giving up.
+        max_reconnects: consecutive failed reconnects before giving up (a
+            connection that ends before delivering an event, within 10 s,
+            counts as a failed one).
         backoff: delays between reconnects.
         last_event_id: a resume cursor kept elsewhere (a checkpoint): the first
             request sends it as ``Last-Event-ID``, and events up to it count as
             delivered.
+        max_event_bytes: the largest event (or line) kept; a larger one is
+            dropped, logged and counted in :attr:`malformed`, so memory stays
+            bounded whatever the server sends.
 
     Cancelling the consumer does not stop the reader; :meth:`aclose` does
-    (and releases the connection). Leaving an ``async with`` block closes it.
+    (and releases the connection), and consumers waiting at that moment see
+    the iteration end. Leaving an ``async with`` block closes it.
     """
 
     def __init__(
@@ -120,9 +139,12 @@ class EventStream(Generic[T]):
         max_reconnects: int = 5,
         backoff: Backoff | None = None,
         last_event_id: str = "",
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     ) -> None:
         if queue_size < 1:
             raise ValueError("queue_size must be at least 1")
+        SSEParser(max_event_bytes)  # checks the bound now, not at the first connection
+        self._max_event_bytes = max_event_bytes
         self._http = http
         self._path = path
         self._decode = decode
@@ -131,7 +153,6 @@ class EventStream(Generic[T]):
         self._outside = outside_sequence
         self._ordinary = ordinary
         self._opened = False
-        self._since_id = 0  # sequence events delivered without an id since the last id
         # The queue between reader and consumer: a deque bounded by hand, with the waiting
         # consumers and the waiting reader as futures (asyncio.Queue's rules, without its
         # per-item coroutines and bookkeeping; see _offer and __anext__).
@@ -142,20 +163,15 @@ class EventStream(Generic[T]):
         self._overflow = overflow
         self._liveness = liveness_timeout
         self._max_reconnects = max_reconnects
-        self._backoff = backoff or Backoff(initial=0.2, maximum=5.0)
+        self._policy = ReconnectPolicy(
+            backoff or Backoff(initial=0.2, maximum=5.0),
+            max_attempts=max_reconnects,
+            useful_after=_USEFUL_AFTER,
+        )
         self._reader: asyncio.Task[None] | None = None
         self._finished = False
-        # Ids already delivered, so that a resume never repeats an event. Numeric ids
-        # (the usual kind) are only remembered when above the last one, so "seen" is
-        # "not above the last numeric id". Other ids count as seen while they are among
-        # the last _RECENT_IDS ids remembered (of any kind): _named maps each to its
-        # position in that sequence (_remembered counts it).
-        self._last_number: int | None = None
-        self._remembered = 0
-        self._named: dict[str, int] = {}
-        self._named_order: collections.deque[tuple[int, str]] = collections.deque()
-        self.last_event_id: str = ""
-        """The id of the last event delivered (the resume cursor)."""
+        self._terminal = False  # the end or a failure was queued
+        self._cursor = ResumeCursor()  # ids delivered, so that a resume repeats nothing
         self.dropped = 0
         """Events discarded by the ``drop_oldest`` policy."""
         self.malformed = 0
@@ -168,7 +184,12 @@ class EventStream(Generic[T]):
         """The reconnection time the stream asked for (its last ``retry:``), in seconds."""
         self._parser: SSEParser | None = None  # the current (or last) connection's
         if last_event_id:
-            self._advance(last_event_id)
+            self._cursor.advance(last_event_id)
+
+    @property
+    def last_event_id(self) -> str:
+        """The id of the last event delivered (the resume cursor)."""
+        return self._cursor.last_event_id
 
     @property
     def finished(self) -> bool:
@@ -179,6 +200,7 @@ class EventStream(Generic[T]):
         """Start the reader task (iteration starts it too)."""
         if self._reader is None:
             self._reader = asyncio.create_task(self._run(), name=f"aiolens-sse {self._path}")
+            self._reader.add_done_callback(self._reader_done)
 
     def __aiter__(self) -> EventStream[T]:
         self.start()
@@ -191,6 +213,8 @@ class EventStream(Generic[T]):
             self.start()
         items = self._items
         while not items:
+            if self._finished:  # closed, or another consumer took the end
+                raise StopAsyncIteration
             getter = asyncio.get_running_loop().create_future()
             self._getters.append(getter)
             try:
@@ -208,16 +232,16 @@ class EventStream(Generic[T]):
         if type(item) is SSEEvent:  # an ordinary event, queued undecoded
             try:
                 return self._decode(item)
-            except ProtocolError as exc:  # ordinary() said it would not: count it, go on
+            except Exception as exc:  # ordinary() said it would not: count it, go on
                 self.malformed += 1
                 self.delivered -= 1
-                log.warning("skipping malformed event on %s: %s", self._path, exc)
+                log.warning("skipping malformed event on %s: %s", self._path, _describe(exc))
                 return await self.__anext__()
         if item is _END:
-            self._finished = True
+            self._finish()
             raise StopAsyncIteration
         if type(item) is _Failure:
-            self._finished = True
+            self._finish()
             raise item.error
         result: T = item
         return result
@@ -229,9 +253,20 @@ class EventStream(Generic[T]):
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    async def aclose(self) -> None:
-        """Stop the reader and release the connection. Idempotent; shielded from cancel."""
+    def _finish(self) -> None:
+        """The iteration is over: later and concurrent ``__anext__`` calls stop too."""
         self._finished = True
+        for getter in self._getters:
+            if not getter.done():
+                getter.set_result(None)
+        self._getters.clear()
+
+    async def aclose(self) -> None:
+        """Stop the reader and release the connection. Idempotent; shielded from cancel.
+
+        Consumers waiting for an event at that moment see the iteration end.
+        """
+        self._finish()
         reader = self._reader
         if reader is not None and not reader.done():
             reader.cancel()
@@ -240,81 +275,116 @@ class EventStream(Generic[T]):
 
     # ---- reader task --------------------------------------------------------------------
 
+    def _reader_done(self, reader: asyncio.Task[None]) -> None:
+        """The reader ended: if it queued neither the end nor a failure, queue one now.
+
+        That happens when it is cancelled (by :meth:`aclose`: the iteration just ends; from
+        outside, e.g. a loop shutting down: the consumer gets a typed error), so that no
+        consumer waits for an event that cannot come.
+        """
+        if self._terminal:
+            return
+        self._terminal = True
+        if reader.cancelled() and self._finished:
+            item: Any = _END
+        else:
+            exc = None if reader.cancelled() else reader.exception()
+            error = APIConnectionError(f"The reader of event stream {self._path} stopped")
+            error.__cause__ = exc
+            item = _Failure(error)
+        self._items.append(item)  # past the bound: it must not wait
+        _wake_first(self._getters)
+
     async def _run(self) -> None:
-        failures = 0
-        first = True
+        """The reader task: read and resume until the end; queue the end or the failure."""
         try:
-            while True:
-                if not first and self._since_id:
-                    raise StreamResumeError(
-                        f"The event stream dropped after {self._since_id} event(s) without "
-                        "ids; it cannot be resumed without losing or repeating events"
-                    )
-                resuming = not first and bool(self.last_event_id)
-                first = False
-                before = self.delivered
-                retry_after: float | None = None
-                error: BaseException | None = None
-                try:
-                    ended = await self._read_once()
-                except StreamResumeError:
-                    raise
-                except APIStatusError as exc:
-                    if resuming and 400 <= exc.status < 500 and exc.status not in (401, 429):
-                        raise StreamResumeError(
-                            f"The server cannot resume after event {self.last_event_id!r}: "
-                            f"HTTP {exc.status} {exc.message}"
-                        ) from exc
-                    if not exc.retryable:
-                        raise
-                    # 429 / 5xx: come back later (after Retry-After, when given).
-                    error, retry_after = exc, exc.retry_after
-                except (APIConnectionError, aiohttp.ClientError, TimeoutError) as exc:
-                    error = exc
-                else:
-                    if ended:
-                        await self._put(_END)
-                        return
-                    # EOF before the end event: the server went away; resume.
-                failures = 1 if self.delivered > before else failures + 1
-                if failures > self._max_reconnects:
-                    if isinstance(error, APIStatusError):
-                        raise error
-                    if error is None:
-                        raise APIConnectionError(
-                            f"Event stream {self._path} kept closing before its end event"
-                        )
-                    raise APIConnectionError(
-                        f"Event stream {self._path} lost and not resumed after "
-                        f"{self._max_reconnects} attempts: {error}"
-                    ) from error
-                if self._parser is not None and self._parser.retry is not None:
-                    self.server_retry = self._parser.retry / 1000
-                delay = self._backoff.delay(failures - 1, retry_after)
-                if retry_after is None and self.server_retry is not None:
-                    # WHATWG: the stream's "retry:" sets the reconnection time; our
-                    # backoff may wait longer, never less (capped like Retry-After).
-                    delay = min(max(delay, self.server_retry), self._backoff.max_retry_after)
-                log.info(
-                    "event stream %s dropped (%s); resuming after id %r in %.2fs",
-                    self._path,
-                    "EOF" if error is None else type(error).__name__,
-                    self.last_event_id,
-                    delay,
-                )
-                await asyncio.sleep(delay)
+            await self._read_all()
         except asyncio.CancelledError:
             raise
-        except (AiolensError, aiohttp.ClientError, OSError) as exc:
+        except AiolensError as exc:
             await self._put(_Failure(exc))
+        except Exception as exc:
+            # Not one of ours (a bug, or an error no layer below wrapped): the consumer
+            # still hears it, typed, with the cause attached.
+            log.warning("event stream %s failed: %r", self._path, exc)
+            error = APIConnectionError(f"Event stream {self._path} failed: {_describe(exc)}")
+            error.__cause__ = exc
+            await self._put(_Failure(error))
+
+    async def _read_all(self) -> None:
+        first = True
+        cursor, policy = self._cursor, self._policy
+        while True:
+            if not first and not cursor.resumable:
+                raise StreamResumeError(
+                    f"The event stream dropped after {cursor.since_id} event(s) without "
+                    "ids; it cannot be resumed without losing or repeating events"
+                )
+            resuming = not first and bool(cursor.last_event_id)
+            first = False
+            before = self.delivered
+            retry_after: float | None = None
+            error: BaseException | None = None
+            try:
+                ended = await self._read_once()
+            except StreamResumeError:
+                raise
+            except APIStatusError as exc:
+                if resuming and 400 <= exc.status < 500 and exc.status not in (401, 429):
+                    raise StreamResumeError(
+                        f"The server cannot resume after event {cursor.last_event_id!r}: "
+                        f"HTTP {exc.status} {exc.message}"
+                    ) from exc
+                if not exc.retryable:
+                    raise
+                # 429 / 5xx: come back later (after Retry-After, when given).
+                error, retry_after = exc, exc.retry_after
+            except (APIConnectionError, aiohttp.ClientError, TimeoutError) as exc:
+                error = exc
+            else:
+                if ended:
+                    await self._put(_END)
+                    return
+                # EOF before the end event: the server went away; resume.
+            if self._parser is not None and self._parser.retry is not None:
+                self.server_retry = self._parser.retry / 1000
+            # WHATWG: the stream's "retry:" sets the reconnection time; our backoff may
+            # wait longer, never less (capped like Retry-After).
+            delay = policy.ended(
+                time.monotonic(),
+                useful=self.delivered > before,
+                retry_after=retry_after,
+                at_least=self.server_retry,
+            )
+            if delay is None:
+                if isinstance(error, APIStatusError):
+                    raise error
+                if error is None:
+                    raise APIConnectionError(
+                        f"Event stream {self._path} kept closing before its end event"
+                    )
+                raise APIConnectionError(
+                    f"Event stream {self._path} lost and not resumed after "
+                    f"{self._max_reconnects} attempts: {_describe(error)}"
+                ) from error
+            log.info(
+                "event stream %s dropped (%s); resuming after id %r in %.2fs",
+                self._path,
+                "EOF" if error is None else type(error).__name__,
+                cursor.last_event_id,
+                delay,
+            )
+            await asyncio.sleep(delay)
 
     async def _read_once(self) -> bool:
         """Read one connection until EOF; ``True`` when the end event arrived."""
         headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
-        if self.last_event_id:
-            headers["Last-Event-ID"] = self.last_event_id
+        cursor = self._cursor
+        if cursor.last_event_id:
+            headers["Last-Event-ID"] = cursor.last_event_id
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=10.0, sock_read=self._liveness)
-        parser = self._parser = SSEParser()
+        parser = self._parser = SSEParser(self._max_event_bytes)
+        oversized = 0
         previous_id = ""
         items, size, is_end = self._items, self._size, self._is_end
         async with self._http.stream(
@@ -323,6 +393,7 @@ class EventStream(Generic[T]):
             if self._opened:
                 self.reconnects += 1
             self._opened = True
+            self._policy.opened(time.monotonic())
             async for chunk in resp.content.iter_any():
                 for raw in parser.feed(chunk):
                     # The last-event-ID persists across frames (WHATWG): only a
@@ -342,89 +413,56 @@ class EventStream(Generic[T]):
                     if event is not raw and is_end(event):
                         return True
                 if parser.dispatched_id != previous_id:
-                    # A frame with an id and no data (not an event) moved the cursor.
+                    # A frame with an id and no event (no data, or dropped as oversized)
+                    # moved the cursor.
                     previous_id = parser.dispatched_id
-                    if previous_id:
-                        self._advance(previous_id)
+                    cursor.advance(previous_id)
+                if parser.oversized != oversized:
+                    log.warning(
+                        "skipping %d event(s) over max_event_bytes (%d) on %s",
+                        parser.oversized - oversized,
+                        self._max_event_bytes,
+                        self._path,
+                    )
+                    self.malformed += parser.oversized - oversized
+                    oversized = parser.oversized
         parser.close()
         return False
 
     def _accept(self, raw: SSEEvent, event_id: str) -> Any:
-        """Decode one frame and track its id; the event to deliver, or ``_SKIP``."""
-        number: int | None = None
+        """Decode one frame and track its id; the event to deliver, or ``_SKIP``.
+
+        Any exception from decoding (a :class:`ProtocolError`, a ``RecursionError`` from
+        JSON nested too deeply ...) marks the frame malformed: logged, counted, skipped.
+        """
+        cursor = self._cursor
         if event_id:
-            if event_id.isascii() and event_id.isdigit():
-                number = int(event_id)
-                if self._last_number is not None and number <= self._last_number:
-                    return _SKIP  # seen
-            elif self._seen_name(event_id):
+            if cursor.seen(event_id):
                 return _SKIP
+            cursor.remember(event_id)  # delivered or skipped below: the stream moved past it
         try:
             if self._ordinary is not None and self._ordinary(raw):
                 event: Any = raw  # decoded by the consumer (__anext__)
             else:
                 event = self._decode(raw)
-        except ProtocolError as exc:
+        except Exception as exc:
             self.malformed += 1
-            log.warning("skipping malformed event (id %r) on %s: %s", event_id, self._path, exc)
-            self._remember(event_id, number)
+            log.warning(
+                "skipping malformed event (id %r) on %s: %s",
+                event_id[:100],
+                self._path,
+                _describe(exc),
+            )
             return _SKIP
-        if number is not None:  # _remember(), inlined for the usual case
-            self.last_event_id = event_id
-            self._remembered += 1
-            self._last_number = number
-        elif event_id:
-            self._remember(event_id, None)
         if event is raw:  # ordinary: not skipped, inside the sequence
-            self._since_id = 0 if event_id else self._since_id + 1
+            if not event_id:
+                cursor.since_id += 1
             return event
         if self._skip is not None and self._skip(event):
             return _SKIP
-        if event_id:
-            self._since_id = 0
-        elif self._outside is None or not self._outside(event):
-            self._since_id += 1
+        if not event_id and (self._outside is None or not self._outside(event)):
+            cursor.since_id += 1
         return event
-
-    def _advance(self, event_id: str) -> None:
-        """Move the resume cursor to the id of a frame that carried no event.
-
-        WHATWG: such a frame still sets the last event ID, so a resume starts after it.
-        An id at or below the cursor, or already seen, changes nothing.
-        """
-        number: int | None = None
-        if event_id.isascii() and event_id.isdigit():
-            number = int(event_id)
-            if self._last_number is not None and number <= self._last_number:
-                return
-        elif self._seen_name(event_id):
-            return
-        self._remember(event_id, number)
-        self._since_id = 0
-
-    def _seen_name(self, event_id: str) -> bool:
-        """Whether a non-numeric id is among the last ``_RECENT_IDS`` ids remembered."""
-        position = self._named.get(event_id)
-        return position is not None and position >= self._remembered - _RECENT_IDS
-
-    def _remember(self, event_id: str, number: int | None) -> None:
-        """Record a delivered id (``number``: its value when it is all digits)."""
-        if not event_id:
-            return
-        self.last_event_id = event_id
-        position = self._remembered
-        self._remembered = position + 1
-        if number is not None:
-            self._last_number = number
-            return
-        self._named[event_id] = position
-        order = self._named_order
-        order.append((position, event_id))
-        horizon = position + 1 - _RECENT_IDS
-        while order[0][0] < horizon:
-            old_position, old = order.popleft()
-            if self._named.get(old) == old_position:
-                del self._named[old]
 
     def _offer(self, item: Any) -> bool:
         """Queue ``item`` without waiting; ``False`` when it must wait for room.
@@ -458,6 +496,12 @@ class EventStream(Generic[T]):
                 if len(self._items) < self._size and not putter.cancelled():
                     _wake_first(self._putters)
                 raise
+
+
+def _describe(exc: BaseException) -> str:
+    """An exception as one short log or message line."""
+    text = (str(exc) or type(exc).__name__)[:300]
+    return text if isinstance(exc, AiolensError) else f"{type(exc).__name__}: {text}"
 
 
 def _wake_first(waiters: collections.deque[asyncio.Future[None]]) -> None:

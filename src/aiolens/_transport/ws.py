@@ -12,7 +12,22 @@ away, 1011 internal error, 1012 service restart, 1013 try again later,
 1014 bad gateway. A normal close (1000), a policy violation (1008, e.g. bad
 auth) and other codes end the channel. A reconnect attempt that the server
 answers 429 or 5xx is retried (after its ``Retry-After``, when given); one
-answered with another status (401, 404 ...) ends the channel.
+answered with another status (401, 404 ...) ends the channel. When to
+reconnect is :class:`~aiolens._core.reconnect.ReconnectPolicy`'s decision: a
+connection that closes before it was useful (no message received, open less
+than 10 s) counts as a failed attempt, so a server that accepts every
+handshake and closes at once meets a growing backoff, and ``max_reconnects``
+such failures in a row end the channel.
+
+The channel always ends audibly: if its reader task stops for any reason
+other than :meth:`WebSocketChannel.aclose` (an unexpected error, a cancel from
+outside), ``on_lost`` and ``on_final`` are called with a
+:class:`~aiolens.errors.ConnectionLostError` whose ``__cause__`` is the reason.
+
+Outgoing messages are checked against ``max_message_size`` before anything
+is written: a message the server would refuse (closing the socket with 1009
+for every pending request) raises :class:`~aiolens.errors.MessageTooLargeError`
+locally instead.
 
 Writes are coalesced: the frames :meth:`WebSocketChannel.send` queues during
 one pass of the event loop go to the socket together, in order, in one
@@ -28,6 +43,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Final
 
@@ -37,12 +53,14 @@ from websockets.protocol import State
 from websockets.typing import Subprotocol
 
 from aiolens._core.backoff import Backoff, parse_retry_after
+from aiolens._core.reconnect import ReconnectPolicy
 from aiolens._core.redact import get_logger, install_log_redaction
 from aiolens.errors import (
     APIConnectionError,
     APIStatusError,
     APITimeoutError,
     ConnectionLostError,
+    MessageTooLargeError,
     make_status_error,
 )
 
@@ -51,6 +69,10 @@ __all__ = ["RECOVERABLE_CLOSE_CODES", "WebSocketChannel"]
 log = get_logger("ws")
 
 RECOVERABLE_CLOSE_CODES: Final = frozenset({1001, 1006, 1011, 1012, 1013, 1014})
+DEFAULT_MAX_MESSAGE_SIZE: Final = 16 * 1024 * 1024
+"""The largest message sent or received by default: 16 MiB, ``websockets``' ``max_size``."""
+_USEFUL_AFTER: Final = 10.0
+"""Seconds after which an open connection counts as useful even without messages."""
 
 Target = Callable[[], Awaitable[tuple[str, Mapping[str, str]]]]
 """Returns the URL and headers for each (re)connect attempt."""
@@ -71,9 +93,11 @@ class WebSocketChannel:
             task: no message is read until it returns, so it must not wait
             for replies (spawn a task for that).
         on_final: called once when the channel ends for good without
-            :meth:`aclose` (an unrecoverable close, or reconnects ran out).
+            :meth:`aclose` (an unrecoverable close, reconnects ran out, or the
+            reader stopped unexpectedly).
         reconnect: whether to reconnect after a recoverable close.
-        max_reconnects: attempts per outage before giving up.
+        max_reconnects: failed attempts in a row before giving up; a
+            connection that closes before it was useful counts as one.
         backoff: delays between reconnect attempts.
         open_timeout: seconds for the opening handshake.
         ping_interval: seconds between keepalive pings (``None`` disables).
@@ -83,6 +107,8 @@ class WebSocketChannel:
         compression: ``"deflate"`` or ``None`` (the default: small frames
             gain nothing from compression and pay its latency).
         max_size: largest incoming message in bytes.
+        max_message_size: largest outgoing message in bytes (its encoded
+            size); :meth:`send` refuses a larger one without sending it.
         name: how the channel appears in logs.
     """
 
@@ -102,7 +128,8 @@ class WebSocketChannel:
         ping_timeout: float | None = 20.0,
         subprotocols: Sequence[str] | None = None,
         compression: str | None = None,
-        max_size: int | None = 16 * 1024 * 1024,
+        max_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         name: str = "websocket",
     ) -> None:
         install_log_redaction()
@@ -120,6 +147,10 @@ class WebSocketChannel:
         self._subprotocols = [Subprotocol(p) for p in subprotocols or ()]
         self._compression = compression
         self._max_size = max_size
+        self.max_message_size = max_message_size
+        self._policy = ReconnectPolicy(
+            self._backoff, max_attempts=max_reconnects, useful_after=_USEFUL_AFTER
+        )
         self.name = name
         self._ws: ClientConnection | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -155,8 +186,10 @@ class WebSocketChannel:
             APITimeoutError: the handshake took longer than ``open_timeout``.
         """
         self._ws = await self._open()
+        self._policy.opened(time.monotonic())
         self._connected.set()
         self._reader = asyncio.create_task(self._read_loop(), name=f"aiolens-{self.name}-reader")
+        self._reader.add_done_callback(self._reader_done)
 
     async def _open(self) -> ClientConnection:
         url, headers = await self._target()
@@ -231,8 +264,16 @@ class WebSocketChannel:
         write buffer drains does not unsend it.
 
         Raises:
+            MessageTooLargeError: the encoded message is larger than
+                ``max_message_size``; nothing was sent.
             ConnectionLostError: the connection is down.
         """
+        if isinstance(message, str):
+            data, as_text = message.encode(), text is not False
+        else:
+            data, as_text = message, text is True
+        if len(data) > self.max_message_size:
+            self.refuse(data)
         ws = self._ws
         if ws is None or not self._connected.is_set():
             self._raise_if_final()
@@ -241,10 +282,6 @@ class WebSocketChannel:
         if protocol.state is State.OPEN and not ws.transport.get_write_buffer_size():
             # The fast path: frame it now, write it with the rest of this loop pass.
             # The same calls as websockets' own send(), without its per-frame write.
-            if isinstance(message, str):
-                data, as_text = message.encode(), text is not False
-            else:
-                data, as_text = message, text is True
             if as_text:
                 protocol.send_text(data)
             else:
@@ -256,11 +293,25 @@ class WebSocketChannel:
                 asyncio.get_running_loop().call_soon(self._flush, ws)
             return
         try:
-            await ws.send(message, text=text)  # also writes the frames queued before it
+            await ws.send(data, text=as_text)  # also writes the frames queued before it
         except ConnectionClosed as exc:
             raise ConnectionLostError(
                 f"{self.name} closed while sending", close_code=_code(exc), unsent=[message]
             ) from None
+
+    def refuse(self, data: bytes, what: str = "message") -> None:
+        """Raise :class:`MessageTooLargeError` if ``data`` is over ``max_message_size``.
+
+        Owners call it before they register a message as pending, so that a refused
+        one leaves no trace; :meth:`send` calls it too.
+        """
+        if len(data) > self.max_message_size:
+            raise MessageTooLargeError(
+                f"{self.name}: a {what} of {len(data)} bytes is over max_message_size "
+                f"({self.max_message_size}); it was not sent",
+                size=len(data),
+                limit=self.max_message_size,
+            )
 
     def _flush(self, ws: ClientConnection) -> None:
         """The end-of-pass write scheduled by :meth:`send`."""
@@ -285,12 +336,15 @@ class WebSocketChannel:
                 transport.close()
 
     async def _read_loop(self) -> None:
+        policy = self._policy
         while True:
             ws = self._ws
             assert ws is not None
             code: int | None = None
+            received = 0
             try:
                 async for message in ws:
+                    received += 1
                     try:
                         self._on_message(message)
                     except Exception:
@@ -312,19 +366,22 @@ class WebSocketChannel:
             )
             self._on_lost(lost)
             if not (self.reconnect and code in RECOVERABLE_CLOSE_CODES):
+                policy.fail()
                 self._final_error = lost
                 log.info("%s closed (code %s), not reconnecting", self.name, code)
-            elif await self._reconnect(lost):
+            elif await self._reconnect(lost, received > 0):
                 continue
             if self._on_final is not None and self._final_error is not None:
                 self._on_final(self._final_error)
             return
 
-    async def _reconnect(self, lost: ConnectionLostError) -> bool:
-        retry_after: float | None = None
-        for attempt in range(self.max_reconnects):
-            delay = self._backoff.delay(attempt, retry_after)
-            log.info("%s: reconnecting in %.2fs (attempt %d)", self.name, delay, attempt + 1)
+    async def _reconnect(self, lost: ConnectionLostError, useful: bool) -> bool:
+        """Reconnect as the policy says; ``False`` (with the final error set) to give up."""
+        policy = self._policy
+        delay = policy.ended(time.monotonic(), useful=useful)
+        cause: BaseException | None = None
+        while delay is not None:
+            log.info("%s: reconnecting in %.2fs (attempt %d)", self.name, delay, policy.failures)
             await asyncio.sleep(delay)
             if self._closing:
                 return False
@@ -332,18 +389,23 @@ class WebSocketChannel:
                 self._ws = await self._open()
             except APIConnectionError as exc:
                 log.info("%s: reconnect failed: %s", self.name, exc)
-                retry_after = None
+                cause, delay = exc, policy.ended(time.monotonic())
                 continue
             except APIStatusError as exc:
+                cause = exc
                 if exc.retryable:  # 429, 5xx: try again, after Retry-After when given
                     log.info("%s: reconnect refused for now: %s", self.name, exc)
-                    retry_after = exc.retry_after
+                    delay = policy.ended(time.monotonic(), retry_after=exc.retry_after)
                     continue
                 log.warning("%s: reconnect refused: %s", self.name, exc)
-                break  # 401, 404 ...: do not hammer the server
+                policy.fail()  # 401, 404 ...: do not hammer the server
+                break
             except Exception as exc:
                 log.warning("%s: reconnect failed: %r", self.name, exc)
+                cause = exc
+                policy.fail()
                 break
+            policy.opened(time.monotonic())
             self.reconnects += 1
             self._connected.set()
             if self._on_reconnect is not None:
@@ -352,11 +414,40 @@ class WebSocketChannel:
                 except Exception:
                     log.exception("%s: on_reconnect hook failed", self.name)
             return True
+        if policy.failures > self.max_reconnects:
+            why = (
+                f"after {self.max_reconnects} attempt(s) in a row that failed or closed "
+                "before they were useful"
+            ) + (f"; last: {cause}" if cause is not None else "")
+        else:
+            why = f"refused: {cause}"
         self._final_error = ConnectionLostError(
-            f"{self.name}: could not reconnect after {self.max_reconnects} attempts",
-            close_code=lost.close_code,
+            f"{self.name}: gave up reconnecting {why}", close_code=lost.close_code
         )
+        self._final_error.__cause__ = cause if cause is not None else lost
+        log.warning("%s", self._final_error)
         return False
+
+    def _reader_done(self, reader: asyncio.Task[None]) -> None:
+        """The reader ended: unless closed or already given up, the owner hears why now."""
+        if self._closing or self._final_error is not None:
+            return
+        self._connected.clear()
+        self._policy.fail()
+        cause = None if reader.cancelled() else reader.exception()
+        why = "it was cancelled" if cause is None else f"{type(cause).__name__}: {cause}"
+        lost = ConnectionLostError(
+            f"{self.name}: the reader stopped ({why}); the outcome of pending requests is unknown"
+        )
+        lost.__cause__ = cause
+        self._final_error = lost
+        log.warning("%s", lost, exc_info=cause)
+        for callback in (self._on_lost, self._on_final):
+            if callback is not None:
+                try:
+                    callback(lost)
+                except Exception:
+                    log.exception("%s: error reporting the stopped reader", self.name)
 
     async def aclose(self, timeout: float = 5.0) -> None:
         """Close the connection and stop the reader. Idempotent.

@@ -181,7 +181,7 @@ def decode_event(data: str | bytes) -> LensEvent | UnknownEvent:
         event: LensEvent = _decoder.decode(data)
     except msgspec.ValidationError:
         pass
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:  # RecursionError: nested too deeply
         raise ProtocolError(f"Malformed event JSON: {exc}") from None
     else:
         return event

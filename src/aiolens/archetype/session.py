@@ -17,7 +17,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, Self
+from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
 
 import msgspec
 
@@ -30,11 +30,11 @@ from aiolens._core.options import (
     check_seconds,
 )
 from aiolens._core.redact import get_logger
-from aiolens._core.sse import SSEEvent
+from aiolens._core.sse import DEFAULT_MAX_EVENT_BYTES, SSEEvent
 from aiolens._transport.deadlines import Deadlines
 from aiolens._transport.shielded import wait_to_completion
 from aiolens._transport.sse import EventStream, Overflow
-from aiolens._transport.ws import WebSocketChannel
+from aiolens._transport.ws import DEFAULT_MAX_MESSAGE_SIZE, WebSocketChannel
 from aiolens.archetype.events import (
     LensEvent,
     RawEvent,
@@ -74,6 +74,9 @@ _CONNECTION_EVENTS: Final = frozenset(
 )
 
 
+_Reply = TypeVar("_Reply")
+
+
 class _Tag(msgspec.Struct, gc=False):
     type: str
 
@@ -108,6 +111,7 @@ class LensSessionOptions:
     destroy_timeout: float = DEFAULT_DESTROY_TIMEOUT
     open_timeout: float = 10.0
     ping_interval: float | None = 20.0
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
 
     def __post_init__(self) -> None:
         check_count("max_in_flight", self.max_in_flight)
@@ -118,6 +122,7 @@ class LensSessionOptions:
         check_seconds("destroy_timeout", self.destroy_timeout)
         check_seconds("open_timeout", self.open_timeout)
         check_optional_seconds("ping_interval", self.ping_interval)
+        check_count("max_message_size", self.max_message_size)
 
 
 class LensSession:
@@ -141,7 +146,8 @@ class LensSession:
         request_timeout: default seconds for :meth:`request`.
         heartbeat_interval: send ``session.heartbeat`` after this many idle
             seconds (``None`` disables); websocket pings run regardless.
-        reconnect: reconnect the WebSocket after a recoverable close.
+        reconnect: reconnect the WebSocket after a recoverable close (with the
+            client's ``backoff`` between attempts).
         on_reconnect: called with the session after each reconnect (e.g. to
             re-bind streams); it runs in a task of its own, so it may make
             requests. An exception it raises is logged; it is cancelled when
@@ -150,6 +156,10 @@ class LensSession:
         open_timeout: seconds for the WebSocket's opening handshake.
         ping_interval: seconds between WebSocket keepalive pings (``None``
             disables them); a pong missing for as long drops the connection.
+        max_message_size: the largest request frame, in bytes once encoded;
+            :meth:`request` refuses a larger one with
+            :class:`~aiolens.errors.MessageTooLargeError`, without sending it
+            (the server would close the socket, failing every pending request).
 
     Raises:
         ConfigurationError: a bad option value (it names the option): seconds
@@ -173,6 +183,7 @@ class LensSession:
         destroy_timeout: float = DEFAULT_DESTROY_TIMEOUT,
         open_timeout: float = 10.0,
         ping_interval: float | None = 20.0,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
     ) -> None:
         options = LensSessionOptions(
             max_in_flight=max_in_flight,
@@ -183,6 +194,7 @@ class LensSession:
             destroy_timeout=destroy_timeout,
             open_timeout=open_timeout,
             ping_interval=ping_interval,
+            max_message_size=max_message_size,
         )
         self.client = client
         self.session_id = session_id
@@ -202,9 +214,11 @@ class LensSession:
             on_lost=self._on_lost,
             on_reconnect=self._reconnected,
             reconnect=reconnect,
+            backoff=client._http.backoff,
             open_timeout=open_timeout,
             ping_interval=ping_interval,
             ping_timeout=ping_interval,
+            max_message_size=max_message_size,
             name=f"lens session {session_id}",
         )
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -214,7 +228,7 @@ class LensSession:
         self.unmatched_replies = 0
         """Replies that matched no pending request (logged and dropped)."""
         self.malformed_replies = 0
-        """Frames that were not JSON objects (logged and dropped)."""
+        """Frames that were not JSON objects, or replies of the wrong shape (logged, dropped)."""
         client._registry.add(self)  # last: a session that failed to build is not owned
 
     def __repr__(self) -> str:
@@ -318,7 +332,7 @@ class LensSession:
         self._last_activity = time.monotonic()
         try:
             reply = _reply_decoder.decode(data)
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, RecursionError) as exc:  # nested too deeply: the latter
             self.malformed_replies += 1
             log.warning("session %s: malformed frame skipped: %s", self.session_id, exc)
             return
@@ -395,6 +409,8 @@ class LensSession:
             ``session.status``, the session record as a dict.
 
         Raises:
+            MessageTooLargeError: the encoded request is over
+                ``max_message_size``; nothing was sent.
             EventError: the server answered ``{"type": "error", ...}``.
             QueryTimeoutError: a ``model.query`` the server gave up on.
             APITimeoutError: no reply within ``timeout``. The request may have
@@ -413,6 +429,8 @@ class LensSession:
         frame = _encoder.encode(message)
         limit = self.request_timeout if timeout is None else timeout
         channel = self._channel
+        if len(frame) > channel.max_message_size:
+            channel.refuse(frame, f"{type} request")
         try:
             # The same bound as ``asyncio.timeout(limit)``, on one timer for all requests.
             with self._deadlines.scope(limit):
@@ -446,15 +464,35 @@ class LensSession:
         return _interpret(type, reply)
 
     async def status(self) -> SessionInfo:
-        """The session record (``session.status``)."""
+        """The session record (``session.status``).
+
+        Raises:
+            ProtocolError: the reply is not a session record (wrong field types);
+                it carries the reply as ``raw`` and counts in ``malformed_replies``.
+        """
         record = await self.request("session.status")
-        info: SessionInfo = msgspec.convert(record, SessionInfo, dec_hook=dec_hook)
-        return info
+        return self._convert("session.status", record, SessionInfo)
 
     async def validate(self) -> Validation:
-        """Check the session's health and model connectivity (``session.validate``)."""
+        """Check the session's health and model connectivity (``session.validate``).
+
+        Raises:
+            ProtocolError: the reply does not have the documented shape; it carries
+                the reply as ``raw`` and counts in ``malformed_replies``.
+        """
         data = await self.request("session.validate", {})
-        return msgspec.convert(data or {"is_valid": False}, Validation)
+        return self._convert("session.validate", data or {"is_valid": False}, Validation)
+
+    def _convert(self, request_type: str, reply: Any, into: type[_Reply]) -> _Reply:
+        """``reply`` as ``into``; a reply of the wrong shape is a counted :class:`ProtocolError`."""
+        try:
+            return msgspec.convert(reply, into, dec_hook=dec_hook)
+        except (msgspec.ValidationError, RecursionError) as exc:
+            self.malformed_replies += 1
+            log.warning("session %s: malformed %s reply: %s", self.session_id, request_type, exc)
+            raise ProtocolError(
+                f"{request_type} reply does not have the expected shape: {exc}", raw=reply
+            ) from exc
 
     async def read(self, client_id: str) -> list[LensEvent | UnknownEvent]:
         """Read new mailbox messages for ``client_id`` (``session.read``); ``[]`` when none.
@@ -537,6 +575,7 @@ class LensSession:
         liveness_timeout: float = 30.0,
         max_reconnects: int = 5,
         last_event_id: str = "",
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     ) -> EventStream[LensEvent | UnknownEvent]:
         """Consume the session's SSE stream: ``async for event in session.events():``.
 
@@ -547,7 +586,9 @@ class LensSession:
         ``Last-Event-ID`` without repeats; see
         :class:`~aiolens._transport.sse.EventStream` for the queue policy
         (``overflow``), liveness and errors. ``last_event_id`` resumes after
-        an event delivered earlier (a checkpoint kept elsewhere).
+        an event delivered earlier (a checkpoint kept elsewhere). An event
+        larger than ``max_event_bytes`` (16 MiB by default) is skipped and
+        counted in the stream's ``malformed``, like an event that does not decode.
 
         The stream closes when the session closes; ``async with
         session.events() as events:`` closes it earlier.
@@ -572,6 +613,8 @@ class LensSession:
             liveness_timeout=liveness_timeout,
             max_reconnects=max_reconnects,
             last_event_id=last_event_id,
+            backoff=self.client._http.backoff,
+            max_event_bytes=max_event_bytes,
         )
         return self._keep(stream)
 
@@ -582,6 +625,7 @@ class LensSession:
         queue_size: int = 1024,
         liveness_timeout: float = 30.0,
         max_reconnects: int = 5,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     ) -> EventStream[RawEvent]:
         """The SSE stream with events left encoded (:class:`RawEvent`), to store or relay.
 
@@ -608,6 +652,8 @@ class LensSession:
             liveness_timeout=liveness_timeout,
             max_reconnects=max_reconnects,
             last_event_id=last_event_id,
+            backoff=self.client._http.backoff,
+            max_event_bytes=max_event_bytes,
         )
         return self._keep(stream)
 

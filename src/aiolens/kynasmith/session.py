@@ -30,7 +30,7 @@ from aiolens._core.options import (
 )
 from aiolens._core.redact import get_logger
 from aiolens._transport.shielded import wait_to_completion
-from aiolens._transport.ws import WebSocketChannel
+from aiolens._transport.ws import DEFAULT_MAX_MESSAGE_SIZE, WebSocketChannel
 from aiolens.errors import (
     AiolensError,
     APITimeoutError,
@@ -72,6 +72,16 @@ _PONG: Final = b'{"type":"pong"}'
 _FINALIZE: Final = b'{"type":"finalize"}'
 _END: Final = object()
 
+
+class _Failure:
+    """The events stream ended with an error (the stream was lost for good)."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: AiolensError) -> None:
+        self.error = error
+
+
 StreamItem = DetectionEvent | UnknownEvent | SessionUpdate | SessionDone
 
 
@@ -94,6 +104,7 @@ class DetectionSessionOptions:
     reconnect: bool = True
     ping_interval: float | None = 20.0
     cancel_timeout: float = DEFAULT_CANCEL_TIMEOUT
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
 
     def __post_init__(self) -> None:
         check_count("window", self.window)
@@ -103,6 +114,7 @@ class DetectionSessionOptions:
         check_bool("reconnect", self.reconnect)
         check_optional_seconds("ping_interval", self.ping_interval)
         check_seconds("cancel_timeout", self.cancel_timeout)
+        check_count("max_message_size", self.max_message_size)
 
 
 class DetectionSession:
@@ -124,10 +136,13 @@ class DetectionSession:
             past it the oldest item is dropped and counted in
             :attr:`dropped_events` (acks are never dropped).
         validate: check frames locally before sending.
-        reconnect: reconnect the stream after a recoverable close.
+        reconnect: reconnect the stream after a recoverable close (with the
+            client's ``backoff`` between attempts).
         ping_interval: seconds between WebSocket keepalive pings (``None``
             disables them).
         cancel_timeout: bound on the cancel call made while closing.
+        max_message_size: the largest ``frame_batch`` in bytes once encoded;
+            :meth:`send` refuses a larger one without sending it.
 
     Raises:
         ConfigurationError: a bad option value (it names the option).
@@ -146,6 +161,7 @@ class DetectionSession:
         reconnect: bool = True,
         ping_interval: float | None = 20.0,
         cancel_timeout: float = DEFAULT_CANCEL_TIMEOUT,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
     ) -> None:
         DetectionSessionOptions(
             window=window,
@@ -155,6 +171,7 @@ class DetectionSession:
             reconnect=reconnect,
             ping_interval=ping_interval,
             cancel_timeout=cancel_timeout,
+            max_message_size=max_message_size,
         )
         self.client = client
         self.created = created
@@ -165,6 +182,8 @@ class DetectionSession:
         self.status = created.status
         self.accepted_frames_total = 0
         self.dropped_events = 0
+        self.malformed_messages = 0
+        """Messages and events that could not be decoded (logged and skipped)."""
         self.done: SessionDone | None = None
         self._window = asyncio.Semaphore(window)
         self._batch_seq = 0
@@ -186,6 +205,8 @@ class DetectionSession:
             on_reconnect=self._resend,
             on_final=self._on_final,
             reconnect=reconnect,
+            backoff=client._http.backoff,
+            max_message_size=max_message_size,
             ping_interval=ping_interval,
             ping_timeout=ping_interval,
             name=f"detection session {created.session_id}",
@@ -214,7 +235,8 @@ class DetectionSession:
     def _on_message(self, data: str | bytes) -> None:
         try:
             message = server_message_decoder.decode(data)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        except (msgspec.DecodeError, RecursionError) as exc:  # the latter: nested too deeply
+            self.malformed_messages += 1
             log.warning("session %s: message skipped: %s", self.session_id, exc)
             return
         if isinstance(message, FrameAck):
@@ -230,7 +252,8 @@ class DetectionSession:
             for raw in message.events:
                 try:
                     event = decode_detection_event(raw)
-                except (msgspec.DecodeError, ValueError) as exc:
+                except (msgspec.DecodeError, ValueError, RecursionError) as exc:
+                    self.malformed_messages += 1
                     log.warning("session %s: malformed event skipped: %s", self.session_id, exc)
                     continue
                 if isinstance(event, UnknownEvent):
@@ -328,7 +351,12 @@ class DetectionSession:
         # After session_done the server closes the socket: the outcome is known.
         self._fail_pending(self._terminal_error() if self.done is not None else error)
         if not self._done_future.done():
-            self._done_future.set_exception(ConnectionLostError(str(error)))
+            lost = ConnectionLostError(str(error), close_code=error.close_code)
+            lost.__cause__ = error.__cause__
+            self._done_future.set_exception(lost)
+        if self.done is None and not self._ended:
+            self._ended = True
+            self._push(_Failure(error))  # the consumer of events() hears why they stopped
         self._end()
 
     def _fail_pending(self, error: AiolensError) -> None:
@@ -348,6 +376,8 @@ class DetectionSession:
 
         Raises:
             PoseFrameError: a frame is invalid (nothing is sent).
+            MessageTooLargeError: the encoded batch is over the stream's
+                ``max_message_size`` (nothing is sent; send fewer frames).
             APITimeoutError: no ack within ``ack_timeout``; the batch may still
                 be processed.
             DetectionError: the server rejected the batch or the session ended.
@@ -361,7 +391,7 @@ class DetectionSession:
         if self.done is not None:
             raise self._terminal_error()
         numbered = []
-        last_seq = self._frame_seq  # committed only once every frame passed
+        first_seq = last_seq = self._frame_seq  # committed only once every frame passed
         for index, frame in enumerate(frames):
             if self.validate:
                 problems = validate_frame(frame)
@@ -380,6 +410,11 @@ class DetectionSession:
                     self._batch_seq += 1
                     seq = self._batch_seq
                     payload = encoder.encode(FrameBatch(batch_seq=seq, frames=numbered))
+                    if len(payload) > self._channel.max_message_size:
+                        self._batch_seq -= 1  # nothing ran since it was taken
+                        if self._frame_seq == last_seq:  # nor was a later batch numbered
+                            self._frame_seq = first_seq
+                        self._channel.refuse(payload, "frame_batch")
                     future: asyncio.Future[FrameAck] = asyncio.get_running_loop().create_future()
                     alone = not self._pending  # nothing else in flight: write it at once
                     self._pending[seq] = (future, payload)
@@ -401,7 +436,10 @@ class DetectionSession:
     async def events(self) -> AsyncIterator[StreamItem]:
         """Detection events and session updates, in order; ends after ``session_done``.
 
-        Also ends when the stream is lost for good or the session is closed.
+        Also ends when the session is closed. When the stream is lost for good
+        before ``session_done`` (reconnects ran out, an unrecoverable close),
+        the iteration raises :class:`~aiolens.errors.ConnectionLostError`
+        after the items received before, with the reason as ``__cause__``.
         Items wait in a bounded queue (``event_queue_size``): when the
         consumer lags past it, the oldest are dropped (see
         :attr:`dropped_events`), never the end of the stream. Cancelling the
@@ -412,6 +450,9 @@ class DetectionSession:
             if item is _END:
                 self._events.put_nowait(_END)  # later iterators end too
                 return
+            if type(item) is _Failure:
+                self._events.put_nowait(item)  # later iterators fail too
+                raise item.error
             yield item
 
     async def finalize(self, *, timeout: float = 30.0) -> SessionDone:

@@ -1,0 +1,95 @@
+"""The resume cursor of a Server-Sent-Events sequence (pure, no I/O).
+
+A stream that drops is resumed with ``Last-Event-ID``; the server then sends the events after
+that id, and perhaps some that were already delivered. :class:`ResumeCursor` decides which
+events were delivered (to drop their repeats) and whether a resume is safe at all:
+
+* **Numeric ids** (ASCII digits, the usual kind) are ordered: an id not above the highest one
+  delivered is a repeat. They are compared as decimal strings (length after leading zeros,
+  then text), so an id of any length works; no ``int()`` conversion, whose digit limit
+  (:func:`sys.get_int_max_str_digits`) a hostile id would hit.
+* **Other ids** are opaque: one counts as delivered while it is among the last
+  :data:`RECENT_IDS` ids remembered (of any kind).
+* **Events without ids** cannot be resumed after: once one is delivered after the last id,
+  :attr:`ResumeCursor.resumable` is false until an id moves the cursor again.
+"""
+
+from __future__ import annotations
+
+import collections
+from typing import Final
+
+__all__ = ["RECENT_IDS", "ResumeCursor"]
+
+RECENT_IDS: Final = 4096
+
+
+class ResumeCursor:
+    """Which ids of one event sequence were delivered, and where a resume starts.
+
+    Attributes:
+        last_event_id: the id to resume after (``Last-Event-ID``); ``""`` before any id.
+        since_id: events of the sequence delivered without an id since the cursor last
+            moved; a resume would repeat or lose them, so it is unsafe while this is not 0.
+    """
+
+    __slots__ = (
+        "_last_digits",
+        "_named",
+        "_named_order",
+        "_remembered",
+        "last_event_id",
+        "since_id",
+    )
+
+    def __init__(self) -> None:
+        """A cursor before the first event: nothing seen, nothing to resume after."""
+        self.last_event_id = ""
+        self.since_id = 0
+        self._last_digits: str | None = None  # the highest numeric id, without leading zeros
+        self._remembered = 0  # ids remembered so far (positions in _named)
+        self._named: dict[str, int] = {}
+        self._named_order: collections.deque[tuple[int, str]] = collections.deque()
+
+    @property
+    def resumable(self) -> bool:
+        """Whether a resume from :attr:`last_event_id` loses and repeats nothing."""
+        return self.since_id == 0
+
+    def seen(self, event_id: str) -> bool:
+        """Whether the event with this (non-empty) id was already delivered or skipped."""
+        if event_id.isascii() and event_id.isdigit():
+            last = self._last_digits
+            if last is None:
+                return False
+            digits = event_id.lstrip("0")
+            return len(digits) < len(last) or (len(digits) == len(last) and digits <= last)
+        position = self._named.get(event_id)
+        return position is not None and position >= self._remembered - RECENT_IDS
+
+    def remember(self, event_id: str) -> None:
+        """Move the cursor to a (non-empty, not :meth:`seen`) id.
+
+        Call it for every frame that carried the id, whether its event was delivered,
+        skipped as malformed or carried no event at all: the stream moved past it.
+        """
+        self.last_event_id = event_id
+        self.since_id = 0
+        position = self._remembered
+        self._remembered = position + 1
+        if event_id.isascii() and event_id.isdigit():
+            self._last_digits = event_id.lstrip("0")
+            return
+        self._named[event_id] = position
+        order = self._named_order
+        order.append((position, event_id))
+        horizon = position + 1 - RECENT_IDS
+        while order[0][0] < horizon:
+            old_position, old = order.popleft()
+            if self._named.get(old) == old_position:
+                del self._named[old]
+
+    def advance(self, event_id: str) -> None:
+        """A frame with an id and no event: move the cursor unless the id was seen."""
+        if event_id and not self.seen(event_id):
+            self.remember(event_id)

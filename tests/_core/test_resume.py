@@ -1,0 +1,55 @@
+"""The SSE resume cursor, without sockets: repeats, id ordering, resumability."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from aiolens._core.resume import RECENT_IDS, ResumeCursor
+
+
+def test_numeric_ids_at_or_below_the_highest_are_repeats() -> None:
+    cursor = ResumeCursor()
+    assert not cursor.seen("5")
+    cursor.remember("5")
+    assert cursor.seen("5") and cursor.seen("4") and cursor.seen("005")
+    assert not cursor.seen("6") and not cursor.seen("10")
+    assert cursor.last_event_id == "5"
+
+
+def test_ids_beyond_ints_digit_limit_are_ordered_without_int() -> None:
+    big = "9" * 5000
+    cursor = ResumeCursor()
+    cursor.remember(big)
+    assert cursor.seen(big) and cursor.seen("0" * 10_000 + big) and cursor.seen("8" + "9" * 4999)
+    assert not cursor.seen("1" + "0" * 5000)
+
+
+@given(st.integers(0, 10**30), st.integers(0, 10**30), st.integers(0, 5))
+def test_decimal_comparison_matches_int_comparison(last: int, other: int, zeros: int) -> None:
+    cursor = ResumeCursor()
+    cursor.remember(str(last))
+    assert cursor.seen("0" * zeros + str(other)) == (other <= last)
+
+
+def test_other_ids_are_repeats_while_among_the_recent_ones() -> None:
+    cursor = ResumeCursor()
+    cursor.remember("a")
+    assert cursor.seen("a") and not cursor.seen("b")
+    for i in range(RECENT_IDS):
+        cursor.remember(f"n{i}")
+    assert not cursor.seen("a")  # forgotten: the memory is bounded
+    assert cursor.seen(f"n{RECENT_IDS - 1}")
+    assert len(cursor._named) <= RECENT_IDS
+
+
+def test_events_without_ids_make_a_resume_unsafe_until_an_id_comes() -> None:
+    cursor = ResumeCursor()
+    assert cursor.resumable
+    cursor.since_id += 1
+    assert not cursor.resumable
+    cursor.advance("7")  # a frame with only an id
+    assert cursor.resumable and cursor.last_event_id == "7"
+    cursor.advance("6")  # already passed: nothing moves
+    cursor.advance("")
+    assert cursor.last_event_id == "7"
