@@ -395,7 +395,17 @@ class EventStream(Generic[T]):
             self._opened = True
             self._policy.opened(time.monotonic())
             async for chunk in resp.content.iter_any():
-                for raw in parser.feed(chunk):
+                frames = parser.feed(chunk)
+                if parser.oversized != oversized:
+                    log.warning(
+                        "skipping %d event(s) over max_event_bytes (%d) on %s",
+                        parser.oversized - oversized,
+                        self._max_event_bytes,
+                        self._path,
+                    )
+                    self.malformed += parser.oversized - oversized
+                    oversized = parser.oversized
+                for raw in frames:
                     # The last-event-ID persists across frames (WHATWG): only a
                     # frame that changed it carries an id of its own.
                     own_id = raw.id if raw.id != previous_id else ""
@@ -417,15 +427,6 @@ class EventStream(Generic[T]):
                     # moved the cursor.
                     previous_id = parser.dispatched_id
                     cursor.advance(previous_id)
-                if parser.oversized != oversized:
-                    log.warning(
-                        "skipping %d event(s) over max_event_bytes (%d) on %s",
-                        parser.oversized - oversized,
-                        self._max_event_bytes,
-                        self._path,
-                    )
-                    self.malformed += parser.oversized - oversized
-                    oversized = parser.oversized
         parser.close()
         return False
 
