@@ -245,3 +245,69 @@ async def test_an_oversized_frame_batch_is_refused_locally_and_numbering_goes_on
             assert ack.batch_seq == 2 and ack.accepted_frames_total == 2
             assert det.reconnects == 0
     assert sessions_left(emulator) == 0
+
+
+async def test_a_reader_cancelled_from_outside_fails_pending_requests_at_once(
+    leaks: LeakGuard,
+    emulator: Emulator,
+    hostile: HostileServer,
+    lens: AsyncArchetypeClient,
+) -> None:
+    async def silent(ws: web.WebSocketResponse, request: web.Request) -> None:
+        async for _ in ws:  # takes requests, never answers
+            pass
+
+    hostile.on("GET", LENS_WS, ws_script(silent), name="ws")
+    async with asyncio.timeout(HANG_GUARD):
+        async with lens.session(IMAGE_QA, request_timeout=30) as session:
+            pending = asyncio.ensure_future(session.validate())
+            await asyncio.sleep(0.05)
+            (reader,) = [t for t in asyncio.all_tasks() if t.get_name().endswith("-reader")]
+            reader.cancel()  # e.g. a framework cancelling every task but its own
+            with pytest.raises(ConnectionLostError, match="reader stopped") as err:
+                await pending  # at once, not after request_timeout
+            assert err.value.close_code is None
+            with pytest.raises(ConnectionLostError, match="reader stopped"):
+                await session.validate()
+    assert sessions_left(emulator) == 0
+
+
+async def test_undecodable_detection_messages_are_counted_and_the_stream_goes_on(
+    leaks: LeakGuard,
+    emulator: Emulator,
+    hostile: HostileServer,
+    kyna: AsyncKynasmithClient,
+) -> None:
+    nested = "[" * 5000 + "]" * 5000
+
+    async def script(ws: web.WebSocketResponse, request: web.Request) -> None:
+        await ws.send_str(nested)  # RecursionError in the decoder
+        await ws.send_str("{not json")
+        await ws.send_str('{"type": "event_batch", "batch_seq": 1, "events": [' + nested + "]}")
+        await ws.send_str('{"type": "ping"}')
+        async for _ in ws:  # until the client closes
+            pass
+
+    spec = await squat_spec(kyna)
+    hostile.on("GET", KYNA_WS, ws_script(script), name="ws")
+    async with asyncio.timeout(HANG_GUARD):
+        async with kyna.detection_session(movespec_id=spec) as det:
+            while det.malformed_messages < 3:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+            await det.ping()  # the socket still works
+            assert det.reconnects == 0
+    assert sessions_left(emulator) == 0
+
+
+async def test_a_rest_answer_after_the_timeout_is_a_typed_timeout(
+    leaks: LeakGuard,
+    emulator: Emulator,
+    hostile: HostileServer,
+    lens: AsyncArchetypeClient,
+) -> None:
+    hostile.on("GET", r"/v0.5/lens/info", stall, name="info")
+    async with asyncio.timeout(HANG_GUARD):
+        with pytest.raises(APITimeoutError) as err:
+            await lens.with_options(timeout=0.2, max_retries=1).lenses.info()
+    assert "timed out: no answer" in str(err.value)
+    assert hostile.hits["info"] == 2
