@@ -63,7 +63,10 @@ _encoder: Final = msgspec.json.Encoder()
 
 
 def sse_event(i: int, total: int) -> dict[str, object]:
-    """The ``i``-th ``inference.result`` of a stream, in the documented shape (PROTOCOL §A.7)."""
+    """The ``i``-th ``inference.result`` of a stream, in the examples' shape.
+
+    See docs/protocol-notes.md, "Lens events".
+    """
     return {
         "type": "inference.result",
         "timestamp": 1741843200.0 + i * 0.01,

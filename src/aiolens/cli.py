@@ -108,7 +108,12 @@ async def _emulate(args: argparse.Namespace) -> int:
     from aiolens.emulator import Emulator
 
     emu = Emulator(
-        host=args.host, port=args.port, api_key=args.api_key, kynasmith_api_key=args.kynasmith_key
+        host=args.host,
+        port=args.port,
+        api_key=args.api_key,
+        kynasmith_api_key=args.kynasmith_key,
+        sse_replay=args.sse_replay,
+        session_ttl_sec=args.session_ttl,
     )
     await emu.start()
     stop = asyncio.Event()
@@ -272,6 +277,18 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="KEY_ID:SECRET",
         help="Kynasmith API key to accept (random); the project id derives from its key id",
+    )
+    emulate.add_argument(
+        "--sse-replay",
+        action="store_true",
+        help="SSE consumers without Last-Event-ID also get past events (default: live only)",
+    )
+    emulate.add_argument(
+        "--session-ttl",
+        type=parse_duration,
+        default=86400.0,
+        metavar="DURATION",
+        help="destroy Lens sessions idle this long (default 24h)",
     )
     emulate.set_defaults(run=_emulate)
 

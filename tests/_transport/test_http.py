@@ -120,7 +120,7 @@ async def test_cancel_during_retry_wait(client: AsyncArchetypeClient, emulator: 
 
 
 async def test_all_documented_error_shapes() -> None:
-    """Every error envelope in PROTOCOL §A.2.1 / §B.2.1 becomes a typed error."""
+    """Every error envelope of docs/protocol-notes.md "Errors" becomes a typed error."""
     answers = [
         web.json_response(
             {

@@ -118,7 +118,7 @@ async def test_session_lifecycle(client: AsyncArchetypeClient) -> None:
     reply = await client.sessions.process_event(created.session_id, "session.validate")
     assert reply.event_data == {"is_valid": True, "error_messages": []}
     status = await client.sessions.process_event(created.session_id, "session.status")
-    assert status.event_data["session_status"] == "SESSION_STATUS_RUNNING"
+    assert status.event_data["session_status"] == "LensSessionStatus.SESSION_STATUS_RUNNING"
 
     destroyed = await client.sessions.destroy(created.session_id)
     assert destroyed.status is SessionStatus.DESTROYED

@@ -512,7 +512,21 @@ def test_video_run_emits_a_processed_frame_before_each_caption() -> None:
     [
         (SENSOR_LOGS, "csv_file_reader", {"file_id": "missing.csv"}, "upload_not_found"),
         (SENSOR_LOGS, "csv_file_reader", {}, "missing_parameter"),
-        (SENSOR_LOGS, "rtsp_video_streamer", {"file_id": "sensor_demo.csv"}, "invalid_stream_type"),
+        (SENSOR_LOGS, "kafka_reader", {"file_id": "sensor_demo.csv"}, "invalid_stream_type"),
+        (SENSOR_LOGS, "rtsp_video_streamer", {"file_id": "sensor_demo.csv"}, "missing_parameter"),
+        (CAMERA, "rtsp_video_streamer", {"rtsp_url": "http://cam/x"}, "invalid_model_parameter"),
+        (
+            CAMERA,
+            "rtsp_video_streamer",
+            {"rtsp_url": "rtsp://cam/x", "target_image_size": [360]},
+            "invalid_model_parameter",
+        ),
+        (
+            CAMERA,
+            "rtsp_video_reader",
+            {"rtsp_url": "rtsp://cam/x", "target_frame_rate_hz": 0},
+            "invalid_model_parameter",
+        ),
         (TIMESERIES, "video_file_reader", {"file_id": "clip.mp4"}, "invalid_stream_type"),
         (SENSOR_LOGS, "csv_file_reader", {"file_id": "empty.csv"}, "empty_sensor_log_error"),
         (SENSOR_LOGS, "video_file_reader", {"file_id": "empty.csv"}, "empty_sensor_log_error"),
@@ -573,6 +587,37 @@ def test_runs_that_cannot_start_fail_at_construction(
 ) -> None:
     files = {**FILES, "empty.csv": b"", "bad.csv": b"a,b\n1\n", "clip.mp4": b"\0" * 9000}
     assert error_code(LensRun, lens_config, stream_type, stream_config, files) == code
+
+
+def test_unknown_stream_type_is_named_in_the_error_not_a_missing_file_id() -> None:
+    with pytest.raises(LensEngineError) as err:
+        LensRun(SENSOR_LOGS, "kafka_reader", {}, FILES)
+    assert err.value.code == "invalid_stream_type" and "kafka_reader" in err.value.message
+
+
+@pytest.mark.parametrize("stream_type", ["rtsp_video_streamer", "rtsp_video_reader"])
+def test_rtsp_streams_read_a_synthetic_recording(stream_type: str) -> None:
+    config = {
+        "rtsp_url": "rtsp://camera.example.com:554/stream",
+        "target_image_size": [360, 640],
+        "target_frame_rate_hz": 0.2,
+    }
+    events = list(LensRun(CAMERA, stream_type, config, {}))
+    assert events[0]["type"] == "stream.start"
+    assert events[0]["event_data"]["stream_type"] == stream_type
+    captions = [e for e in events if e["type"] == "inference.result"]
+    assert len(captions) == 60 // 5
+    assert all(c["event_data"]["response"][0].startswith("[emulated] ") for c in captions)
+    assert events == list(LensRun(CAMERA, stream_type, config, {}))  # deterministic
+
+
+def test_sensor_streamer_reads_synthetic_channels() -> None:
+    events = list(LensRun(SENSOR_LOGS, "sensor_streamer", {"sensor_id": "s1"}, {}))
+    results = [e["event_data"] for e in events if e["type"] == "inference.result"]
+    assert len(results) == 4096 // 1024
+    assert set(results[0]["statistics"]) == {"accel_x", "accel_y", "accel_z"}
+    other = list(LensRun(SENSOR_LOGS, "sensor_streamer", {"sensor_id": "s2"}, {}))
+    assert other != events
 
 
 def test_engine_error_carries_code_and_message_and_pickles() -> None:

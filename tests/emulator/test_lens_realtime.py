@@ -1,6 +1,6 @@
 """The emulator's Lens WebSocket and SSE routes, tested over loopback with raw clients.
 
-These pin the SERVER against PROTOCOL §A.6-§A.8: raw ``websockets`` and raw
+These pin the SERVER against docs/protocol-notes.md: raw ``websockets`` and raw
 aiohttp, never the aiolens client.
 """
 
@@ -20,7 +20,7 @@ from websockets.exceptions import ConnectionClosed, ConnectionClosedError, Inval
 
 from aiolens.emulator import Emulator
 
-IMAGE_QA = "lns-fd669361822b07e2-237ab3ffd79199b0"  # has a model-query processor
+IMAGE_QA = "lns-fd669361822b07e2-237ab3ffd79199b1"  # has a model-query processor
 DATA = resources.files("aiolens.data")
 N_SHOT = {"IDLE": "sensor_idle.csv", "NORMAL": "sensor_normal.csv", "WARNING": "sensor_warning.csv"}
 DESCRIBER = {"model_pipeline": [{"processor_name": "lens_sensor_logs_processor"}]}
@@ -98,7 +98,9 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 
 @pytest.fixture
 async def emu() -> AsyncIterator[Emulator]:
-    async with Emulator(event_interval=0) as emulator:
+    # sse_replay: these tests read a finished stream from its start (ids, resume,
+    # computation); the live default has tests of its own below.
+    async with Emulator(event_interval=0, sse_replay=True) as emulator:
         yield emulator
 
 
@@ -160,8 +162,10 @@ async def test_every_session_event_round_trips_with_its_envelope(
         status = await ask(ws, "session.status", binary=binary)
         assert "type" not in status  # the bare session record
         assert status["session_id"] == session_id
-        assert status["session_status"] == "SESSION_STATUS_RUNNING"
-        assert status["num_active_connections"] == 1
+        # The create record's shape (seed 001): prefix included; the asking socket
+        # is not counted.
+        assert status["session_status"] == "LensSessionStatus.SESSION_STATUS_RUNNING"
+        assert status["num_active_connections"] == 0
 
         validate = await ask(ws, "session.validate", {}, binary=binary)
         assert validate == {
@@ -259,11 +263,14 @@ async def test_connections_are_counted_and_mark_the_session_running(
     record = emu.lens.sessions[session_id]
     assert record.status == "SESSION_STATUS_REGISTERED"
     async with api.ws(session_id) as one, api.ws(session_id) as two:
-        assert (await ask(one, "session.status"))["num_active_connections"] == 2
+        # the other socket counts, the asking one does not (seed 001)
+        assert (await ask(one, "session.status"))["num_active_connections"] == 1
+        assert emu.lens.sessions[session_id].num_active_connections == 2
         assert record.status == "SESSION_STATUS_RUNNING"
         await two.close()
         await asyncio.sleep(0.05)
-        assert (await ask(one, "session.status"))["num_active_connections"] == 1
+        assert (await ask(one, "session.status"))["num_active_connections"] == 0
+        assert record.num_active_connections == 1
 
 
 # ---- WebSocket: auth ---------------------------------------------------------------------
@@ -363,7 +370,7 @@ async def test_resume_from_an_unknown_id_is_409_resume_unavailable(api: Api, cur
 
 
 async def test_evicted_ids_cannot_be_resumed(http: aiohttp.ClientSession) -> None:
-    async with Emulator(event_interval=0, max_session_events=16) as emu:
+    async with Emulator(event_interval=0, max_session_events=16, sse_replay=True) as emu:
         api = Api(emu, http)
         session_id = await csv_session(api, rows=200)  # 40 results + 4 stream events
         await api.event(session_id, "input_stream.set", csv_input())

@@ -145,7 +145,7 @@ class _SessionHolder:
 
 @dataclass(frozen=True, slots=True)
 class RateLimit:
-    """The ``RateLimit-*`` headers of the server's latest answer (PROTOCOL §B.3).
+    """The ``RateLimit-*`` headers of the server's latest answer (docs/protocol-notes.md).
 
     Attributes:
         limit: requests allowed in the window (``RateLimit-Limit``).

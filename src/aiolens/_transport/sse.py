@@ -169,6 +169,7 @@ class EventStream(Generic[T]):
             useful_after=_USEFUL_AFTER,
         )
         self._reader: asyncio.Task[None] | None = None
+        self._connected = asyncio.Event()  # set once the server first answers 200
         self._finished = False
         self._terminal = False  # the end or a failure was queued
         self._cursor = ResumeCursor()  # ids delivered, so that a resume repeats nothing
@@ -201,6 +202,30 @@ class EventStream(Generic[T]):
         if self._reader is None:
             self._reader = asyncio.create_task(self._run(), name=f"aiolens-sse {self._path}")
             self._reader.add_done_callback(self._reader_done)
+
+    async def wait_connected(self) -> bool:
+        """Start the reader and wait until the server has accepted the stream.
+
+        A live-only server (the Lens consumer without ``Last-Event-ID``) sends
+        only what is produced after the consumer connected: wait for this
+        before starting what produces the events. Bound it with
+        ``asyncio.timeout``; cancelling it leaves the reader running.
+
+        Returns:
+            ``True`` once connected; ``False`` when the stream ended or failed
+            before connecting (iterating it raises that error).
+        """
+        self.start()
+        reader = self._reader
+        assert reader is not None
+        if self._connected.is_set() or reader.done():
+            return self._connected.is_set()
+        connected = asyncio.ensure_future(self._connected.wait())
+        try:
+            await asyncio.wait((connected, reader), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            connected.cancel()
+        return self._connected.is_set()
 
     def __aiter__(self) -> EventStream[T]:
         self.start()
@@ -394,6 +419,7 @@ class EventStream(Generic[T]):
                 self.reconnects += 1
             self._opened = True
             self._policy.opened(time.monotonic())
+            self._connected.set()
             async for chunk in resp.content.iter_any():
                 frames = parser.feed(chunk)
                 if parser.oversized != oversized:

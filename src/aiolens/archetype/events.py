@@ -39,6 +39,8 @@ class _Event(msgspec.Struct, tag_field="type", kw_only=True, gc=False):
 
     event_data: Any = None
     timestamp: float | None = None
+    data: Any = None
+    """The seeds' payload field (``{"timestamp", "type", "data"}``); see each event."""
 
     @property
     def type(self) -> str:
@@ -64,11 +66,10 @@ class InferenceResult(_Event, tag="inference.result"):
     """A lens result.
 
     Two payload shapes are in use: ``event_data.response`` (a list of strings,
-    with ``query_id``, ``sensor_timestamp``, ``query_metadata`` ...) and the
-    docs' ``data.result``. :attr:`text` reads either.
+    with ``query_id``, ``sensor_timestamp``, ``query_metadata`` ...; the
+    official examples) and ``data.result`` with a top-level ``timestamp`` (the
+    seed pages). :attr:`text` and :attr:`query_id` read either.
     """
-
-    data: dict[str, Any] | None = None
 
     @property
     def text(self) -> str:
@@ -79,16 +80,16 @@ class InferenceResult(_Event, tag="inference.result"):
                 return "\n".join(str(r) for r in response)
             if response is not None:
                 return str(response)
-        if self.data is not None and "result" in self.data:
+        if isinstance(self.data, dict) and "result" in self.data:
             return str(self.data["result"])
         return ""
 
     @property
     def query_id(self) -> str | None:
         """The ``query_id`` of the result, if any."""
-        if isinstance(self.event_data, dict):
-            qid = self.event_data.get("query_id")
-            return str(qid) if qid is not None else None
+        for payload in (self.event_data, self.data):
+            if isinstance(payload, dict) and payload.get("query_id") is not None:
+                return str(payload["query_id"])
         return None
 
 

@@ -68,6 +68,8 @@ DEFAULT_DESTROY_TIMEOUT: Final = 10.0
 _encoder: Final = msgspec.json.Encoder()
 _reply_decoder: Final = msgspec.json.Decoder(dict[str, Any])
 _QUERY_TIMED_OUT: Final = "timed out"
+_PRODUCING_EVENTS: Final = frozenset({"input_stream.set", "session.update"})
+"""Events after which the lens produces output: open consumers connect first."""
 _OUTSIDE_SEQUENCE: Final = frozenset({SSEStreamStart, SSEStreamHeartbeat})
 _CONNECTION_EVENTS: Final = frozenset(
     cls.__struct_config__.tag for cls in (SSEStreamStart, SSEStreamHeartbeat, SSEStreamEnd)
@@ -434,6 +436,8 @@ class LensSession:
         try:
             # The same bound as ``asyncio.timeout(limit)``, on one timer for all requests.
             with self._deadlines.scope(limit):
+                if type in _PRODUCING_EVENTS and self._streams:
+                    await self._connect_consumers()
                 slots = self._slots
                 await slots.acquire()
                 try:
@@ -462,6 +466,18 @@ class LensSession:
         except TimeoutError:
             raise APITimeoutError(f"No reply to {type} within {limit}s") from None
         return _interpret(type, reply)
+
+    async def _connect_consumers(self) -> None:
+        """Start this session's open SSE consumers and wait until each is connected.
+
+        The consumer is live (it gets what is produced after it connects), so
+        an input started before it connected would lose its first events. A
+        consumer that fails to connect does not hold the request back: its
+        error is raised where it is iterated.
+        """
+        streams = [s for s in self._streams if not s.finished]
+        if streams:
+            await asyncio.gather(*(s.wait_connected() for s in streams))
 
     async def status(self) -> SessionInfo:
         """The session record (``session.status``).
@@ -589,6 +605,12 @@ class LensSession:
         an event delivered earlier (a checkpoint kept elsewhere). An event
         larger than ``max_event_bytes`` (16 MiB by default) is skipped and
         counted in the stream's ``malformed``, like an event that does not decode.
+
+        The consumer is live: it gets what the lens produces after it
+        connects. Open it before starting the input: ``input_stream.set`` and
+        ``session.update`` sent through this session first start every
+        consumer opened on it and wait until each is connected, so none misses
+        the first results (docs/protocol-notes.md, "SSE replay").
 
         The stream closes when the session closes; ``async with
         session.events() as events:`` closes it earlier.

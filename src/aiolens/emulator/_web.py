@@ -68,7 +68,7 @@ class ServiceError(Exception):
         self.status = status
         self.code = code
         self.message = message
-        # PROTOCOL §B.2.2: rate_limited (429) and internal_error (500) are retryable;
+        # docs/protocol-notes.md, "Errors": rate_limited (429), internal_error (500) retry;
         # the other 5xx (bad gateway, unavailable, timeout) are transient as well.
         self.retryable = (
             retryable if retryable is not None else status in (408, 429) or status >= 500

@@ -1,6 +1,6 @@
 """Runs a MoveSpec over pose frames for real: the emulator's detection engine.
 
-Angles (PROTOCOL §B.9 [INF]) are 3-D, in degrees, measured at the middle
+Angles (docs/protocol-notes.md, an emulator choice) are 3-D, in degrees, measured at the middle
 landmark of three:
 
 * knee = hip–knee–ankle, hip = shoulder–hip–knee, elbow = shoulder–elbow–wrist,
@@ -13,7 +13,7 @@ landmark of three:
   angles is in range (chosen over "either side" so that one noisy leg cannot
   satisfy a two-legged phase alone).
 
-State machine (§B.9 [INF]), one frame at a time:
+State machine (an emulator choice), one frame at a time:
 
 * The frame's phase is the first phase, in MoveSpec order, whose criteria all
   hold (range ends included). A frame where no phase holds keeps the current

@@ -59,7 +59,7 @@ class Faults:
             each WebSocket / SSE stream.
         detection_fail_after: fail each Kynasmith detection session once it has
             accepted this many frames: its socket gets an ``error`` and then a
-            ``session_done`` with status ``failed`` (PROTOCOL §B.5.6 "fatal error").
+            ``session_done`` with status ``failed`` ("fatal error", docs/protocol-notes.md).
     """
 
     http: list[HTTPFault] = field(default_factory=list)

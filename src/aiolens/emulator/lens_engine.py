@@ -1,10 +1,11 @@
 """What the emulated lenses compute: pure, deterministic, no I/O, no asyncio.
 
-A :class:`LensRun` turns a session's lens configuration, its input stream
-(PROTOCOL §A.6.5) and the uploaded files into the lazy sequence of events the
-session emits (§A.7). The server wraps it, paces it and routes the events; this
-module only computes them. Nothing here depends on wall-clock time or on hash
-randomisation, so two runs over the same inputs yield equal events.
+A :class:`LensRun` turns a session's lens configuration, its input stream and
+the uploaded files into the lazy sequence of events the session emits
+(docs/protocol-notes.md, "Input streams" and "Lens events"). The server wraps
+it, paces it and routes the events; this module only computes them. Nothing
+here depends on wall-clock time or on hash randomisation, so two runs over the
+same inputs yield equal events.
 
 Readers (each parses eagerly, so a bad file fails at once, then yields lazily):
 
@@ -107,7 +108,7 @@ class LensEngineError(Exception):
     """A configuration or a file the lens cannot run.
 
     Attributes:
-        code: the documented error code (PROTOCOL §A.2.2), e.g.
+        code: the documented error code (docs/protocol-notes.md, "Errors"), e.g.
             ``invalid_model_parameter``, ``empty_sensor_log_error``,
             ``sensor_log_conversion_error``, ``missing_parameter``,
             ``upload_not_found``; ``invalid_stream_type`` (not documented) for a
@@ -175,6 +176,79 @@ class Window:
     sensor_timestamp: str = "00:00:00"
     index: int = 0
     loop: int = 0
+
+
+LIVE_STREAMS: Final = ("rtsp_video_streamer", "rtsp_video_reader", "sensor_streamer")
+"""Input streams with a live source, read from a synthetic recording (seed 001)."""
+
+SYNTHETIC_FRAMES: Final = 60
+"""Pseudo-frames of a synthetic RTSP recording."""
+
+SYNTHETIC_SENSOR_ROWS: Final = 4096
+"""Rows of a synthetic sensor recording."""
+
+
+def synthetic_source(stream_type: str, config: Mapping[str, Any]) -> tuple[str, str, bytes]:
+    """A finite, deterministic stand-in for a live source: ``(reader, file_id, bytes)``.
+
+    **Emulator simplification**: the emulator opens no network stream.
+    ``rtsp_video_streamer`` (and the older ``rtsp_video_reader``) checks
+    ``rtsp_url`` (``rtsp://`` or ``rtsps://``), ``target_image_size``
+    (``[height, width]``, positive) and ``target_frame_rate_hz`` (> 0), then
+    reads :data:`SYNTHETIC_FRAMES` pseudo-frames derived from the URL as a
+    ``video_file_reader``. ``sensor_streamer`` (whose configuration is not
+    documented) reads :data:`SYNTHETIC_SENSOR_ROWS` rows of three sine-wave
+    channels derived from the configuration as a ``csv_file_reader``. The
+    same configuration always gives the same recording.
+
+    Raises:
+        LensEngineError: ``missing_parameter`` (no ``rtsp_url``),
+            ``invalid_model_parameter`` (a malformed URL, size or rate).
+    """
+    digest = hashlib.sha256(msgspec.json.encode(dict(config), order="sorted")).digest()
+    if stream_type == "sensor_streamer":
+        phase = digest[0] / 255.0
+        lines = ["timestamp,accel_x,accel_y,accel_z"]
+        for row in range(SYNTHETIC_SENSOR_ROWS):
+            t = row / DEFAULT_SAMPLE_RATE_HZ
+            lines.append(
+                f"{t:.4f},{math.sin(t + phase):.5f},{math.cos(0.5 * t + phase):.5f},"
+                f"{math.sin(2.0 * t) * 0.1 + 1.0:.5f}"
+            )
+        return (
+            "csv_file_reader",
+            f"sensor_streamer-{digest.hex()[:12]}.csv",
+            ("\n".join(lines).encode()),
+        )
+    url = config.get("rtsp_url")
+    if not isinstance(url, str) or not url:
+        raise LensEngineError("missing_parameter", "Failed to find key: rtsp_url")
+    if not url.startswith(("rtsp://", "rtsps://")):
+        raise LensEngineError("invalid_model_parameter", f"rtsp_url must be rtsp://...: {url!r}")
+    size = config.get("target_image_size", [360, 640])
+    if not (
+        isinstance(size, list | tuple)
+        and len(size) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)
+    ):
+        raise LensEngineError(
+            "invalid_model_parameter", f"target_image_size must be [height, width]: {size!r}"
+        )
+    rate = config.get("target_frame_rate_hz", 0.2)
+    if isinstance(rate, bool) or not isinstance(rate, int | float) or not rate > 0:
+        raise LensEngineError(
+            "invalid_model_parameter", f"target_frame_rate_hz must be > 0: {rate!r}"
+        )
+    frames = bytearray()
+    block = digest
+    while len(frames) < SYNTHETIC_FRAMES * FRAME_BYTES:
+        block = hashlib.sha256(block).digest()
+        frames += block * 32
+    return (
+        _VIDEO_READER,
+        f"rtsp-{digest.hex()[:12]}.mp4",
+        bytes(frames[: SYNTHETIC_FRAMES * FRAME_BYTES]),
+    )
 
 
 def _hhmmss(seconds: float) -> str:
@@ -928,8 +1002,8 @@ def _query_time(rows: int, columns: int, video: bool) -> float:
 class LensRun:
     """The events one input stream of a session produces.
 
-    Built from the session's ``lens_config`` (PROTOCOL §A.4), the
-    ``input_stream.set`` payload (§A.6.5) and the uploaded files. Everything
+    Built from the session's ``lens_config`` (docs/protocol-notes.md, "Input streams"), the
+    ``input_stream.set`` payload and the uploaded files. Everything
     that can fail is checked here; iterating never raises. Iterating is lazy
     (one window is read per ``inference.result``) and may be repeated: every
     iteration yields the same events. Running forever is possible:
@@ -996,21 +1070,27 @@ class LensRun:
         max_windows = params.get("max_windows")
         _check_max_windows(max_windows)
 
+        if stream_type not in (*_SENSOR_READERS, _VIDEO_READER, *LIVE_STREAMS):
+            raise LensEngineError(
+                "invalid_stream_type",
+                f"Unsupported input stream for the emulator: {stream_type!r}"
+                f" (use {', '.join((*_SENSOR_READERS, _VIDEO_READER, *LIVE_STREAMS))})",
+            )
+        source_type = stream_type
+        if stream_type in LIVE_STREAMS:
+            # Live sources have no uploaded file: read a synthetic recording instead.
+            stream_type, synthetic_id, synthetic = synthetic_source(stream_type, stream_config)
+            files = {**files, synthetic_id: synthetic}
+            stream_config = {**stream_config, "file_id": synthetic_id}
         file_id = stream_config.get("file_id")
         if not isinstance(file_id, str) or not file_id:
             raise LensEngineError("missing_parameter", "Failed to find key: file_id")
         if file_id not in files:
             raise LensEngineError("upload_not_found", f"File not found: {file_id}")
         self.file_id: str = file_id
-        self.stream_type: str = stream_type
+        self.stream_type: str = source_type
         data = files[file_id]
         video = stream_type == _VIDEO_READER
-        if stream_type not in (*_SENSOR_READERS, _VIDEO_READER):
-            raise LensEngineError(
-                "invalid_stream_type",
-                f"Unsupported input stream for the emulator: {stream_type!r}"
-                f" (use {', '.join((*_SENSOR_READERS, _VIDEO_READER))})",
-            )
         if video and self.processor_name == _TIMESERIES:
             raise LensEngineError(
                 "invalid_stream_type", f"{_TIMESERIES} reads csv_file_reader or jsonl_file_reader"

@@ -1,4 +1,4 @@
-"""Session events of the emulated Lens API (PROTOCOL §A.6).
+"""Session events of the emulated Lens API (docs/protocol-notes.md, "WebSocket events").
 
 One function, :func:`handle_event`, answers a session event; the WebSocket
 route and ``POST /lens/sessions/events/process`` both use it, so a session
@@ -6,7 +6,9 @@ behaves the same over either channel.
 
 * Replies: ``{"type": "<type>.response", "event_data": ...}`` (``null`` when
   there is nothing to say); ``session.status`` answers the bare session
-  record; failures answer ``{"type": "error", "message": ...}``.
+  record, in the create record's shape (``LensSessionStatus.`` prefix
+  included, the asking socket not counted in ``num_active_connections``);
+  failures answer ``{"type": "error", "message": ...}``.
 * The first event of a session (like its first WebSocket or SSE connection,
   see :func:`start_session`) marks it RUNNING and starts the input streams its
   ``lens_config`` already names.
@@ -36,12 +38,14 @@ MODEL_QUERY_PROCESSORS = frozenset({"lens_model_query_processor", "lens_noop_pro
 class EventContext:
     """What an event handler needs besides the session: the store and URLs."""
 
-    __slots__ = ("api_key", "store", "ws_base")
+    __slots__ = ("api_key", "own_connections", "store", "ws_base")
 
-    def __init__(self, store: LensStore, ws_base: str) -> None:
+    def __init__(self, store: LensStore, ws_base: str, *, own_connections: int = 0) -> None:
         self.store = store
         self.ws_base = ws_base
         self.api_key = store.api_key
+        self.own_connections = own_connections
+        """Connections of the asker counted in the session (its WebSocket: 1; REST: 0)."""
 
 
 def _reply(event_type: str, data: Any = None) -> dict[str, Any]:
@@ -83,7 +87,11 @@ def handle_event(
     session.touch()
     data = event_data if isinstance(event_data, dict) else {}
     if event_type == "session.status":
-        return session.record(ctx.ws_base, ctx.api_key)
+        # The create record's shape, prefix included (seed 001); the asking socket is
+        # not one of the num_active_connections it reports (seed 001 shows 0).
+        record = session.record(ctx.ws_base, ctx.api_key, enum_prefix=True)
+        record["num_active_connections"] -= ctx.own_connections
+        return record
     if event_type == "session.heartbeat":
         return _reply(event_type)
     if event_type == "session.validate":
@@ -107,7 +115,9 @@ def handle_event(
         if not isinstance(client_id, str) or not client_id:
             return _error("session.read needs event_data.client_id")
         messages = runtime_for(ctx.store, session).read(client_id)
-        return _reply(event_type, None if messages is None else {"messages": messages})
+        if messages is None:
+            return _reply(event_type)
+        return _reply(event_type, {"messages": messages, "client_id": client_id})
     if event_type in ("input_stream.set", "output_stream.set"):
         stream_type = data.get("stream_type")
         config = data.get("stream_config") or {}
@@ -169,10 +179,12 @@ def _model_query(session: SessionRecord, data: dict[str, Any]) -> dict[str, Any]
     )
     answer = answers[int(digest[:8], 16) % len(answers)]
     session.num_outputs += 1
+    text = f"[emulated] {answer}"
     return _reply(
         "model.query",
         {
-            "response": [f"[emulated] {answer}"],
+            "result": text,  # the seed's field (seed 001); the rest mirrors /query
+            "response": [text],
             "query_id": f"qry-{digest[:16]}",
             "query_time_sec": 0.0,
             "focus": focus,

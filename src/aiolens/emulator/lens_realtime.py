@@ -1,6 +1,6 @@
 """The Lens realtime routes: the session WebSocket and the SSE consumer.
 
-**WebSocket** ``GET /v0.5/lens/sessions/{session_id}`` (PROTOCOL §A.6).
+**WebSocket** ``GET /v0.5/lens/sessions/{session_id}`` (docs/protocol-notes.md).
 
 * Auth: the Lens auth middleware accepts ``Authorization: Bearer <key>`` or an
   offered subprotocol ending in ``bearer.<key>``; a bad key is answered 401
@@ -18,14 +18,14 @@
   config names, and counts in ``num_active_connections``.
 * Unknown session id: the socket is accepted and every request is answered
   ``{"type": "error", "message": "Unknown session id: <id>"}``, the documented
-  error reply (§A.6.1), rather than closing with 1008. A session destroyed
+  error reply, rather than closing with 1008. A session destroyed
   before the socket connected answers the same error to everything except
   ``session.status``, which still returns its (DESTROYED) record.
 * ``session.destroy`` is answered, then the socket closes (1000). Destroying
   the session any other way (REST, another socket) closes every socket of the
   session (1000) once its current reply, if any, is sent.
 
-**SSE** ``GET /v0.5/lens/sessions/consumer/{session_id}`` (§A.8).
+**SSE** ``GET /v0.5/lens/sessions/consumer/{session_id}`` ("SSE consumer").
 
 * ``text/event-stream``; every frame is ``event: message``. First
   ``sse.stream.start`` ``{session_id, reader_id}``, then the session's events,
@@ -42,9 +42,11 @@
   ``errors[0].code == "resume_unavailable"`` when N is not an integer, is
   newer than the newest event, or was evicted from the log (the log keeps
   ``max_session_events`` events).
-* Without ``Last-Event-ID`` a consumer gets the current stream from its start,
-  not only live events (an emulator simplification; see
-  :mod:`aiolens.emulator.lens_runtime`). Any number of consumers each get
+* Without ``Last-Event-ID`` a consumer gets only what is produced after it
+  connects (live, as seed 002 describes: "server pushes events as they
+  arrive"); a stream that has already ended gives just ``sse.stream.end``.
+  With ``sse_replay`` it gets the current stream from its start instead
+  (docs/protocol-notes.md, row 11). Any number of consumers each get
   every event; each event is encoded once, when produced, and written in
   batches.
 * A consumer so slow that events it has not read yet are evicted is
@@ -221,7 +223,7 @@ class _Realtime:
         session: SessionRecord | None,
         attached: bool,
     ) -> None:
-        ctx = EventContext(self.store, self.ws_base(request))
+        ctx = EventContext(self.store, self.ws_base(request), own_connections=int(attached))
         session_id = request.match_info["session_id"]
         faults = self.faults
         send = ws.send_frame
@@ -398,7 +400,10 @@ def _start_position(request: web.Request, runtime: SessionRuntime) -> int:
     """The id after which this consumer starts; raises 409 when it cannot resume."""
     cursor = request.headers.get("Last-Event-ID", "").strip()
     if not cursor:
-        return max(runtime.stream_start, runtime.base)
+        if runtime.store.sse_replay:
+            return max(runtime.stream_start, runtime.base)
+        # Live only: what is produced from now on; a finished stream still ends.
+        return max(runtime.last_id - 1, runtime.base) if runtime.ended else runtime.last_id
     if not cursor.isdigit():
         raise ServiceError(
             409, "resume_unavailable", f"Last-Event-ID {cursor!r} is not an event id of this stream"

@@ -1,13 +1,17 @@
-"""REST routes of the emulated Lens API (PROTOCOL Part A), as an aiohttp sub-app."""
+"""REST routes of the emulated Lens API (docs/protocol-notes.md), as an aiohttp sub-app."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import contextlib
 import copy
 import logging
+import math
 import secrets
 import time
+from collections.abc import AsyncIterator
 from typing import Any, Final
 
 from aiohttp import web
@@ -19,7 +23,7 @@ from aiolens.emulator.lens_events import EventContext, destroy, handle_event
 from aiolens.emulator.lens_realtime import add_realtime_routes
 from aiolens.emulator.lens_store import ACCEPTED_FILE_TYPES, LensRecord, LensStore, SessionRecord
 
-__all__ = ["STORE_KEY", "lens_app", "ws_base_url"]
+__all__ = ["STORE_KEY", "lens_app", "unknown_route_middleware", "ws_base_url"]
 
 STORE_KEY: Final = web.AppKey("lens_store", LensStore)
 FAULTS_KEY: Final = web.AppKey("lens_faults", Faults)
@@ -31,9 +35,9 @@ log = logging.getLogger("aiolens.emulator")
 
 
 def _error_body(err: ServiceError) -> dict[str, Any]:
-    if err.code == "unauthorized":  # the legacy FastAPI shape some auth failures use
-        return {"detail": err.message}
-    return {
+    """The ``errors`` array (seeds 000, 003); 401s also keep the legacy ``detail``."""
+    body: dict[str, Any] = {"detail": err.message} if err.code == "unauthorized" else {}
+    return body | {
         "errors": [
             {
                 "code": err.code,
@@ -52,7 +56,7 @@ async def _auth(request: web.Request, handler: Any) -> web.StreamResponse:
         if header.startswith("Bearer "):
             key = header[len("Bearer ") :]
         else:
-            # Browser-style auth: a subprotocol ending in bearer.<key> (PROTOCOL §A.1).
+            # Browser-style auth: a subprotocol ending in bearer.<key> (docs/protocol-notes.md).
             protocols = request.headers.get("Sec-WebSocket-Protocol", "")
             key = next(
                 (
@@ -68,6 +72,29 @@ async def _auth(request: web.Request, handler: Any) -> web.StreamResponse:
             raise ServiceError(401, "unauthorized", "Invalid API key")
     result: web.StreamResponse = await handler(request)
     return result
+
+
+@web.middleware
+async def unknown_route_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Unknown routes (404) and methods (405) answer the ``errors`` array, as JSON.
+
+    For the root application: aiohttp answers text/plain ``404: Not Found`` on
+    its own. Paths under ``/api`` (the Kynasmith service) are left to that
+    service's envelope.
+    """
+    try:
+        response: web.StreamResponse = await handler(request)
+    except web.HTTPException as exc:
+        if exc.status not in (404, 405) or request.path.startswith("/api/"):
+            raise
+        code = "not_found" if exc.status == 404 else "method_not_allowed"
+        err = ServiceError(exc.status, code, f"No route for {request.method} {request.path}")
+        return json_response(
+            _error_body(err),
+            exc.status,
+            {"Allow": exc.headers.get("Allow", "")} if exc.status == 405 else None,
+        )
+    return response
 
 
 def ws_base_url(request: web.Request) -> str:
@@ -137,7 +164,7 @@ async def lens_register(request: web.Request) -> web.Response:
             {"is_valid": False, "error_messages": ["lens_config must be an object"]}
         )
     config = copy.deepcopy(outer)
-    # The official examples nest a second lens_config inside the first (PROTOCOL §A.3.3).
+    # The official examples nest a second lens_config inside the first (docs/protocol-notes.md).
     inner = config.pop("lens_config", None)
     if isinstance(inner, dict):
         config.update(inner)
@@ -239,6 +266,7 @@ async def session_create(request: web.Request) -> web.Response:
         lens.lens_name,
         copy.deepcopy(lens.lens_config),
         store.org_id,
+        session_ttl_sec=math.ceil(store.session_ttl_sec),
     )
     store.sessions[session.session_id] = session
     return json_response(session.record(ws_base_url(request), store.api_key, enum_prefix=True))
@@ -438,6 +466,41 @@ async def files_delete(request: web.Request) -> web.Response:
     return json_response({"is_valid": True, "file_id": record.file_id, "file_uid": record.file_uid})
 
 
+async def _expire_idle_sessions(app: web.Application) -> AsyncIterator[None]:
+    """While the app runs: destroy sessions idle for longer than ``session_ttl_sec``.
+
+    A session is idle when it received no event and ran no input stream for
+    that long (docs/protocol-notes.md, row 7). Checked every quarter of the TTL
+    (at most every 30 s); cancelled when the app stops.
+    """
+    store = app[STORE_KEY]
+
+    def producing(session: SessionRecord) -> bool:
+        runtime = session.extra.get("runtime")
+        return bool(getattr(runtime, "producing", False))
+
+    async def sweep() -> None:
+        interval = min(max(store.session_ttl_sec / 4, 0.01), 30.0)
+        while True:
+            await asyncio.sleep(interval)
+            for session in store.expired_sessions(time.time(), producing):
+                log.info(
+                    "session %s expired after %.0f s of inactivity",
+                    session.session_id,
+                    store.session_ttl_sec,
+                )
+                try:
+                    destroy(session)
+                except Exception:  # one bad session must not stop the expiry of the others
+                    log.exception("expiring session %s failed", session.session_id)
+
+    task = asyncio.get_running_loop().create_task(sweep(), name="lens-session-ttl")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 def lens_app(store: LensStore, faults: Faults) -> web.Application:
     """The Lens REST API as an aiohttp application, to mount at ``/v0.5``.
 
@@ -450,5 +513,6 @@ def lens_app(store: LensStore, faults: Faults) -> web.Application:
     app[STORE_KEY] = store
     app[FAULTS_KEY] = faults
     app.add_routes(routes)
+    app.cleanup_ctx.append(_expire_idle_sessions)
     add_realtime_routes(app, store, faults, ws_base_url)
     return app

@@ -4,7 +4,7 @@ One :class:`SessionRuntime` per session (``session.extra["runtime"]``), made
 by :func:`runtime_for`. The input pump runs a
 :class:`~aiolens.emulator.lens_engine.LensRun` at the store's
 ``event_interval`` and routes every event either to the SSE log (when an SSE
-writer is bound) or to the mailbox, never both (PROTOCOL §A.6.2, §A.6.6).
+writer is bound) or to the mailbox, never both (docs/protocol-notes.md, "Lens events").
 
 **SSE log.** Every event routed to SSE is encoded once, as its complete
 ``event: message`` / ``id: N`` / ``data: ...`` frame, when it is appended;
@@ -18,12 +18,12 @@ oldest are evicted in chunks of 1/16 of the bound. An evicted id cannot be
 resumed (the SSE route answers 409 ``resume_unavailable``); a mailbox reader
 whose cursor was evicted continues at the oldest message kept.
 
-**Which events a new SSE consumer gets** (emulator simplification): a
-consumer without ``Last-Event-ID`` receives the current stream from its start
+**Which events a new SSE consumer gets**: a consumer without ``Last-Event-ID``
+receives what is produced after it connects (live, seed 002). With the
+store's ``sse_replay`` it receives the current stream from its start
 (everything since the last ``sse.stream.end`` that preceded the current
-input, or the whole last stream if the session has ended), not only what is
-produced after it connects. The real service is live-only (§A.8 [3P]); the
-replay makes tests deterministic, since they never race the producer.
+input, or the whole last stream if the session has ended), so a test never
+races the producer (docs/protocol-notes.md, row 11).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from typing import Any, Final, Protocol
 
 import msgspec
@@ -52,6 +53,33 @@ class Connection(Protocol):
 
     def session_destroyed(self) -> None:
         """The session was destroyed: close the connection soon."""
+
+
+def seed_shaped(event: dict[str, Any]) -> dict[str, Any]:
+    """``event`` with the seeds' fields added: a top-level ``timestamp`` and ``data``.
+
+    Seeds 001 and 002 show lens events as ``{"type", "timestamp", "data"}``:
+    ``inference.result`` carries ``data: {"result": "<text>"}`` and ``log.info``
+    a string. The official examples read ``event_data.response[]`` instead, so
+    ``event_data`` is kept: both readings work (docs/protocol-notes.md, rows 1 and 3).
+    """
+    if "data" in event and "timestamp" in event:
+        return event
+    shaped = {"type": event.get("type"), "timestamp": time.time(), **event}
+    payload = event.get("event_data")
+    if "data" not in shaped:
+        if shaped["type"] == "inference.result" and isinstance(payload, dict):
+            response = payload.get("response")
+            text = "\n".join(map(str, response)) if isinstance(response, list) else response
+            shaped["data"] = {"result": "" if text is None else str(text)}
+        elif shaped["type"] == "log.info" and isinstance(payload, dict) and "message" in payload:
+            shaped["data"] = str(payload["message"])
+        elif shaped["type"] == "error":
+            extra = payload if isinstance(payload, dict) else {}
+            shaped["data"] = {"message": event.get("message"), **extra}
+        else:
+            shaped["data"] = payload
+    return shaped
 
 
 def _encode_frame(ident: int, event: dict[str, Any]) -> bytes:
@@ -89,6 +117,11 @@ class SessionRuntime:
         self._autostarted = False
 
     @property
+    def producing(self) -> bool:
+        """Whether an input stream is running (which counts as session activity)."""
+        return self._pump is not None and not self._pump.done()
+
+    @property
     def last_id(self) -> int:
         """The id of the newest frame in the log (0 when none)."""
         return self.base + len(self.frames)
@@ -110,8 +143,9 @@ class SessionRuntime:
     # ---- producers --------------------------------------------------------------------------
 
     def emit(self, event: dict[str, Any]) -> None:
-        """Route one lens event to the SSE log or the mailbox."""
+        """Route one lens event to the SSE log or the mailbox, in the seeds' shape."""
         self.session.num_outputs += 1
+        event = seed_shaped(event)
         if self.sse_bound:
             self._append(event)
         else:

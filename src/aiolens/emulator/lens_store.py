@@ -6,6 +6,7 @@ import csv
 import io
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,10 +52,20 @@ BUILTIN_LENSES: tuple[dict[str, Any], ...] = (
         },
     },
     {
+        # The seeds' example lens (seed 000): a bare noop pipeline, which answers model.query.
         "lens_id": "lns-fd669361822b07e2-237ab3ffd79199b0",
+        "lens_name": "Example Lens",
+        "lens_config": {
+            "model_pipeline": [{"processor_name": "lens_noop_processor", "processor_config": {}}],
+        },
+    },
+    {
+        "lens_id": "lns-fd669361822b07e2-237ab3ffd79199b1",
         "lens_name": "Image Q&A",
         "lens_config": {
-            "model_pipeline": [{"processor_name": "lens_model_query_processor"}],
+            "model_pipeline": [
+                {"processor_name": "lens_model_query_processor", "processor_config": {}}
+            ],
             "model_parameters": {
                 "model_version": "Newton::c1_6_241117d4362cc9",
                 "template_name": "image_qa_template_task",
@@ -236,6 +247,10 @@ class LensStore:
     """Seconds between SSE heartbeats."""
     max_session_events: int = 1_000_000
     """Per session: events kept in the SSE log (resumable) and in the mailbox."""
+    session_ttl_sec: float = 86400
+    """Seconds of inactivity after which a session is destroyed (seed 000: 24 h)."""
+    sse_replay: bool = False
+    """A consumer without ``Last-Event-ID`` also gets the current stream's past events."""
     lenses: dict[str, LensRecord] = field(default_factory=dict)
     sessions: dict[str, SessionRecord] = field(default_factory=dict)
     files: dict[str, FileRecord] = field(default_factory=dict)
@@ -279,6 +294,20 @@ class LensStore:
         )
         self.files[file_id] = record
         return record
+
+    def expired_sessions(
+        self, now: float, producing: Callable[[SessionRecord], bool]
+    ) -> list[SessionRecord]:
+        """Active sessions idle for longer than :attr:`session_ttl_sec`.
+
+        Idle: no event received since ``last_event_timestamp`` and no input
+        stream running (``producing``).
+        """
+        return [
+            s
+            for s in self.sessions.values()
+            if s.active and now - s.last_event_timestamp > self.session_ttl_sec and not producing(s)
+        ]
 
     def active_sessions(self) -> list[SessionRecord]:
         return [s for s in self.sessions.values() if s.active]

@@ -1,11 +1,11 @@
-"""MoveSpec YAML: parsing and validation with 1-based line and column (PROTOCOL §B.9).
+"""MoveSpec YAML: parsing and validation with 1-based line and column (docs/protocol-notes.md).
 
 The emulator's validate endpoints report what this module finds, and its
 detector runs the :class:`MoveSpecDefinition` it builds. The YAML is composed
 with PyYAML's node API (``SafeLoader``), so every issue points at the node that
 caused it; a missing field points at the mapping that lacks it.
 
-The schema (§B.9)::
+The schema (docs/protocol-notes.md, "Kynasmith")::
 
     name: squat                 # required string
     version: "1.0"              # required; a string (a bare number only warns)
@@ -69,7 +69,7 @@ JOINTS: Final = frozenset({"knee", "hip", "elbow", "shoulder"})
 SIDES: Final = frozenset({"front", "back", "left", "right"})
 """Values of a criterion's optional ``side``."""
 LEVELS: Final = frozenset({"info", "coaching", "success"})
-"""Feedback levels (§B.7.2)."""
+"""Feedback levels of the runtime contract's feedback events."""
 DETECTION_TYPES: Final = frozenset({"repetition"})
 
 SQUAT_YAML: Final = """\

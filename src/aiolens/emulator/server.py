@@ -11,7 +11,7 @@ from aiohttp import web
 from aiolens.emulator._web import json_response
 from aiolens.emulator.faults import Faults
 from aiolens.emulator.kynasmith_app import KynasmithState, kynasmith_app
-from aiolens.emulator.lens_rest import PREFIX, lens_app
+from aiolens.emulator.lens_rest import PREFIX, lens_app, unknown_route_middleware
 from aiolens.emulator.lens_store import LensStore
 
 __all__ = ["Emulator"]
@@ -41,6 +41,13 @@ class Emulator:
         max_session_events: per session, how many events the SSE log (the
             ``Last-Event-ID`` resume window) and the mailbox keep; older ones
             are evicted.
+        session_ttl_sec: seconds without an event or a running input stream
+            after which a Lens session is destroyed (reported as
+            ``session_ttl_sec``; 24 h like the service).
+        sse_replay: when true, an SSE consumer connecting without
+            ``Last-Event-ID`` first gets the current stream's past events;
+            by default it gets only what is produced after it connects, like
+            the service (docs/protocol-notes.md).
         kynasmith_api_key: the ``<key_id>:<key_secret>`` Kynasmith credential
             to accept; random when omitted.
         kynasmith_token_ttl: lifetime of Kynasmith access tokens in seconds.
@@ -67,10 +74,14 @@ class Emulator:
         event_interval: float = 0.001,
         sse_heartbeat_interval: float = 5.0,
         max_session_events: int = 1_000_000,
+        session_ttl_sec: float = 86400,
+        sse_replay: bool = False,
         kynasmith_api_key: str | None = None,
         kynasmith_token_ttl: float = 900.0,
         kynasmith_limits: dict[str, int] | None = None,
     ) -> None:
+        if not session_ttl_sec > 0:
+            raise ValueError(f"session_ttl_sec must be > 0, got {session_ttl_sec!r}")
         self.host = host
         self.port = port
         self.api_key = api_key or f"atai-emu-{secrets.token_hex(16)}"
@@ -82,6 +93,8 @@ class Emulator:
             event_interval=event_interval,
             sse_heartbeat_interval=sse_heartbeat_interval,
             max_session_events=max_session_events,
+            session_ttl_sec=session_ttl_sec,
+            sse_replay=sse_replay,
         )
         self.kynasmith_api_key = (
             kynasmith_api_key or f"kid_{secrets.token_hex(6)}:{secrets.token_hex(16)}"
@@ -95,7 +108,7 @@ class Emulator:
 
     def build_app(self) -> web.Application:
         """The root aiohttp application serving both APIs."""
-        root = web.Application()
+        root = web.Application(middlewares=[unknown_route_middleware])
         lens = lens_app(self.lens, self.faults)
         root.add_subapp(PREFIX, lens)
         root.add_subapp("/api", kynasmith_app(self.kynasmith, self.faults))
