@@ -246,6 +246,14 @@ class HTTPTransport:
         """Close the owned aiohttp session. Idempotent; a borrowed session stays open."""
         await self._holder.aclose()
 
+    async def client_session(self) -> aiohttp.ClientSession:
+        """The aiohttp session this transport sends with (made on first use).
+
+        For requests that must not carry the API key, such as PUTs to presigned
+        storage URLs. Do not close it: :meth:`aclose` does, when it is owned.
+        """
+        return await self._holder.get()
+
     def url(self, path: str) -> str:
         """The absolute URL for ``path`` (absolute URLs pass through)."""
         if path.startswith(("http://", "https://")):

@@ -40,6 +40,7 @@ from aiolens.archetype.models import (
     dec_hook,
 )
 from aiolens.archetype.pages import get_page, iterate_pages
+from aiolens.archetype.uploads import DIRECT_UPLOAD_THRESHOLD, ProgressCallback, direct_upload
 from aiolens.errors import NotFoundError, RejectedRequestError
 
 __all__ = ["Files", "Lenses", "Sessions", "mime_type_for"]
@@ -333,27 +334,60 @@ class Files(_Resource):
         filename: str | None = None,
         content_type: str | None = None,
         timeout: Timeout | None = None,
+        direct: bool | None = None,
+        progress: ProgressCallback | None = None,
+        part_concurrency: int = 8,
+        resume: bool = False,
     ) -> UploadedFile:
-        """Upload a file as multipart (``POST /files``), streamed from disk.
+        """Upload a file, streamed from disk: as one multipart ``POST /files``, or direct.
+
+        Files above :data:`~aiolens.archetype.uploads.DIRECT_UPLOAD_THRESHOLD`
+        (100 MiB), or any file with ``direct=True``, go straight to storage in
+        parts (:mod:`aiolens.archetype.uploads`): concurrent, retried, resumable,
+        aborted on failure. Smaller ones go through the API as one request.
 
         Args:
             source: a path (read in chunks, never whole into memory) or bytes.
             filename: the name to store; defaults to the path's basename. It
                 becomes the ``file_id`` and replaces any file of that name.
             content_type: MIME type; derived from the extension by default.
-            timeout: seconds for the whole upload and the answer (an attempt);
-                give large files a larger one, or an :class:`aiohttp.ClientTimeout`.
+            timeout: seconds for the whole proxy upload and its answer (an
+                attempt); for a direct upload, for each API call and each idle
+                period of a part. An :class:`aiohttp.ClientTimeout` is used as given.
+            direct: ``True``/``False`` force the direct or the proxy upload;
+                ``None`` chooses by size.
+            progress: direct uploads: called with an
+                :class:`~aiolens.archetype.uploads.UploadProgress` as bytes go out.
+            part_concurrency: direct uploads: parts in flight at once.
+            resume: direct uploads: continue an unfinished upload of the same
+                file (only missing parts are sent), and leave a cancelled one
+                resumable.
 
-        Retried only when the request never left or on 429/503. After a
-        timeout, a reset or a cancellation the file may or may not be stored
-        (check with :meth:`metadata`); the local file is always closed.
+        The proxy upload is retried only when the request never left or on
+        429/503. After a timeout, a reset or a cancellation the file may or may
+        not be stored (check with :meth:`metadata`); the local file is always closed.
 
         Raises:
-            PayloadTooLargeError: over the server's limit (512 MB).
+            PayloadTooLargeError: over the server's limit (512 MB for the proxy).
             BadRequestError: unsupported type (``invalid_file_type``).
+            ValueError: an option is out of range.
         """
         name, opener = _file_source(source, filename)
         mime = content_type or mime_type_for(name)
+        if direct is None:
+            size = len(source) if isinstance(source, bytes) else os.stat(source).st_size
+            direct = size > DIRECT_UPLOAD_THRESHOLD
+        if direct:
+            return await direct_upload(
+                self._http,
+                source,
+                filename=name,
+                content_type=mime,
+                part_concurrency=part_concurrency,
+                progress=progress,
+                resume=resume,
+                timeout=timeout,
+            )
 
         def body() -> aiohttp.FormData:
             form = aiohttp.FormData()

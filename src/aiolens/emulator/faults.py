@@ -60,6 +60,10 @@ class Faults:
         detection_fail_after: fail each Kynasmith detection session once it has
             accepted this many frames: its socket gets an ``error`` and then a
             ``session_done`` with status ``failed`` ("fatal error", docs/protocol-notes.md).
+        part_urls_expired: answer the next N presigned part PUTs ``403`` "Request
+            has expired", as storage does when a URL's time is up.
+        part_drop_after: abort the connection of the next part PUT after reading
+            this many bytes of its body (``None``: never); used once.
     """
 
     http: list[HTTPFault] = field(default_factory=list)
@@ -68,6 +72,8 @@ class Faults:
     reply_delay: float = 0.0
     malformed_after: int | None = None
     detection_fail_after: int | None = None
+    part_urls_expired: int = 0
+    part_drop_after: int | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def fail_next(self, status: int | None = 503, **kwargs: Any) -> HTTPFault:
@@ -101,6 +107,8 @@ class Faults:
         self.reply_delay = 0.0
         self.malformed_after = None
         self.detection_fail_after = None
+        self.part_urls_expired = 0
+        self.part_drop_after = None
 
     def update(self, settings: dict[str, Any]) -> None:
         """Apply settings given as plain data (the ``/_emulator/faults`` body)."""
@@ -112,6 +120,8 @@ class Faults:
             "reply_delay",
             "malformed_after",
             "detection_fail_after",
+            "part_urls_expired",
+            "part_drop_after",
         ):
             if key in settings:
                 setattr(self, key, settings[key])

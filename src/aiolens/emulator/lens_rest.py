@@ -22,8 +22,9 @@ from aiolens.emulator.faults import Faults
 from aiolens.emulator.lens_events import EventContext, destroy, handle_event
 from aiolens.emulator.lens_realtime import add_realtime_routes
 from aiolens.emulator.lens_store import ACCEPTED_FILE_TYPES, LensRecord, LensStore, SessionRecord
+from aiolens.emulator.lens_uploads import add_upload_routes
 
-__all__ = ["STORE_KEY", "lens_app", "unknown_route_middleware", "ws_base_url"]
+__all__ = ["STORE_KEY", "error_body", "lens_app", "unknown_route_middleware", "ws_base_url"]
 
 STORE_KEY: Final = web.AppKey("lens_store", LensStore)
 FAULTS_KEY: Final = web.AppKey("lens_faults", Faults)
@@ -34,7 +35,7 @@ routes = web.RouteTableDef()
 log = logging.getLogger("aiolens.emulator")
 
 
-def _error_body(err: ServiceError) -> dict[str, Any]:
+def error_body(err: ServiceError) -> dict[str, Any]:
     """The ``errors`` array (seeds 000, 003); 401s also keep the legacy ``detail``."""
     body: dict[str, Any] = {"detail": err.message} if err.code == "unauthorized" else {}
     return body | {
@@ -90,7 +91,7 @@ async def unknown_route_middleware(request: web.Request, handler: Any) -> web.St
         code = "not_found" if exc.status == 404 else "method_not_allowed"
         err = ServiceError(exc.status, code, f"No route for {request.method} {request.path}")
         return json_response(
-            _error_body(err),
+            error_body(err),
             exc.status,
             {"Allow": exc.headers.get("Allow", "")} if exc.status == 405 else None,
         )
@@ -448,6 +449,8 @@ async def files_metadata(request: web.Request) -> web.Response:
 @routes.get("/files/download/{file_id}")
 async def files_download(request: web.Request) -> web.StreamResponse:
     record = _store(request).file(request.match_info["file_id"])
+    if record.file_status == "FILE_STATUS_CORRUPT":
+        raise ServiceError(400, "file_corrupt", f"{record.file_id} is corrupt")
     response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
     response.content_length = len(record.data)
     await response.prepare(request)
@@ -507,12 +510,13 @@ def lens_app(store: LensStore, faults: Faults) -> web.Application:
     It includes the realtime routes of :mod:`aiolens.emulator.lens_realtime`.
     """
     app = web.Application(
-        middlewares=[fault_middleware(faults, _error_body), _auth],
+        middlewares=[fault_middleware(faults, error_body), _auth],
         client_max_size=store.max_upload_bytes + 1024 * 1024,
     )
     app[STORE_KEY] = store
     app[FAULTS_KEY] = faults
     app.add_routes(routes)
     app.cleanup_ctx.append(_expire_idle_sessions)
+    add_upload_routes(app, store)
     add_realtime_routes(app, store, faults, ws_base_url)
     return app

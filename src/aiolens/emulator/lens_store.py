@@ -199,6 +199,8 @@ class FileRecord:
     file_type: str
     file_index: int
     uploaded_at: float = field(default_factory=time.time)
+    file_status: str = "FILE_STATUS_INGESTED"
+    """``FILE_STATUS_CORRUPT`` after a direct upload failed its integrity check."""
 
     def metadata(self) -> dict[str, Any]:
         return {
@@ -207,8 +209,8 @@ class FileRecord:
             "is_valid": True,
             "file_type": self.file_type,
             "num_bytes": len(self.data),
-            "file_status": "FILE_STATUS_INGESTED",
-            "ingested": True,
+            "file_status": self.file_status,
+            "ingested": self.file_status == "FILE_STATUS_INGESTED",
             "file_index": self.file_index,
             "file_tags": {},
             "file_attributes": self._attributes(),
@@ -216,7 +218,10 @@ class FileRecord:
 
     def _attributes(self) -> dict[str, Any]:
         if self.file_type == "text/csv" or self.file_id.endswith(".csv"):
-            rows = list(csv.reader(io.StringIO(self.data.decode("utf-8", "replace"))))
+            try:
+                rows = list(csv.reader(io.StringIO(self.data.decode("utf-8", "replace"))))
+            except csv.Error:  # not really CSV: no attributes rather than a 500
+                return {}
             headers = rows[0] if rows else []
             return {
                 "num_rows": max(0, len(rows) - 1),
@@ -251,6 +256,19 @@ class LensStore:
     """Seconds of inactivity after which a session is destroyed (seed 000: 24 h)."""
     sse_replay: bool = False
     """A consumer without ``Last-Event-ID`` also gets the current stream's past events."""
+    upload_part_size: int = 8 * 1024 * 1024
+    """Direct uploads: bytes per part (the docs' example: 8 MiB)."""
+    upload_url_ttl: float = 3600.0
+    """Direct uploads: seconds a presigned part URL stays valid."""
+    max_direct_upload_bytes: int = 4 * 1024**3
+    """Direct uploads: the largest file (the service takes 250 GB; this emulator keeps
+    uploads in memory)."""
+    upload_integrity_algorithm: str = "sha256"
+    """Direct uploads: the whole-file checksum ``complete`` checks (``"none"``: none)."""
+    upload_secret: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
+    """Signs the presigned part URLs."""
+    uploads: dict[str, Any] = field(default_factory=dict)
+    """Direct uploads by ``upload_id`` (:class:`~aiolens.emulator.lens_uploads.Upload`)."""
     lenses: dict[str, LensRecord] = field(default_factory=dict)
     sessions: dict[str, SessionRecord] = field(default_factory=dict)
     files: dict[str, FileRecord] = field(default_factory=dict)
@@ -287,10 +305,23 @@ class LensStore:
     def new_session_id(self) -> str:
         return "lsn-" + time.strftime("%y%m%d", time.gmtime()) + secrets.token_hex(12)
 
-    def add_file(self, file_id: str, data: bytes, file_type: str) -> FileRecord:
+    def add_file(
+        self,
+        file_id: str,
+        data: bytes,
+        file_type: str,
+        *,
+        file_uid: str | None = None,
+        file_status: str = "FILE_STATUS_INGESTED",
+    ) -> FileRecord:
         self._file_counter += 1
         record = FileRecord(
-            file_id, secrets.token_hex(11), data, file_type, file_index=self._file_counter
+            file_id,
+            file_uid or secrets.token_hex(11),
+            data,
+            file_type,
+            file_index=self._file_counter,
+            file_status=file_status,
         )
         self.files[file_id] = record
         return record

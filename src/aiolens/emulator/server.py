@@ -11,8 +11,9 @@ from aiohttp import web
 from aiolens.emulator._web import json_response
 from aiolens.emulator.faults import Faults
 from aiolens.emulator.kynasmith_app import KynasmithState, kynasmith_app
-from aiolens.emulator.lens_rest import PREFIX, lens_app, unknown_route_middleware
+from aiolens.emulator.lens_rest import PREFIX, error_body, lens_app, unknown_route_middleware
 from aiolens.emulator.lens_store import LensStore
+from aiolens.emulator.lens_uploads import STORAGE_PREFIX, storage_app
 
 __all__ = ["Emulator"]
 
@@ -111,6 +112,7 @@ class Emulator:
         root = web.Application(middlewares=[unknown_route_middleware])
         lens = lens_app(self.lens, self.faults)
         root.add_subapp(PREFIX, lens)
+        root.add_subapp(STORAGE_PREFIX, storage_app(self.lens, self.faults, error_body))
         root.add_subapp("/api", kynasmith_app(self.kynasmith, self.faults))
         root.router.add_post("/_emulator/faults", self._set_faults)
         root.router.add_get("/_emulator/health", self._health)
