@@ -38,8 +38,8 @@ import msgspec
 
 from aiolens._core.backoff import parse_retry_after
 from aiolens._core.redact import get_logger
-from aiolens._core.shielded import run_to_completion
 from aiolens._transport.http import HTTPTransport, Timeout
+from aiolens._transport.shielded import run_to_completion
 from aiolens.archetype.models import UploadedFile
 from aiolens.errors import (
     APIConnectionError,
