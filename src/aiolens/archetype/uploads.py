@@ -49,12 +49,9 @@ from aiolens.errors import (
     make_status_error,
 )
 
-__all__ = [
-    "DIRECT_UPLOAD_THRESHOLD",
-    "ProgressCallback",
-    "UploadProgress",
-    "direct_upload",
-]
+# direct_upload takes the client's transport: the resources' helper, not for users
+# (they call files.upload(..., direct=True)).
+__all__ = ["DIRECT_UPLOAD_THRESHOLD", "ProgressCallback", "UploadProgress"]
 
 log = get_logger("archetype")
 
