@@ -1,4 +1,4 @@
-"""msgspec models of the Kynasmith Detection API (PROTOCOL Part B, contract v1).
+"""msgspec models of the Kynasmith Detection API (contract v1; docs/protocol-notes.md, "Kynasmith").
 
 These structs are the single definition of the wire format: the client decodes
 and encodes with them, and the emulator answers with them.
@@ -84,11 +84,11 @@ __all__ = [
 ]
 
 CONTRACT_MAJOR_VERSION: Final = 1
-"""The only runtime-contract major version the API supports (§B.11)."""
+"""The only runtime-contract major version the API supports."""
 INPUT_SCHEMA_VERSION: Final = "mediapipe_pose_landmarker/v1"
-"""The value every pose frame's ``pose_schema`` must have (§B.7.1)."""
+"""The value every pose frame's ``pose_schema`` must have."""
 OUTPUT_SCHEMA_VERSION: Final = "kynasmith_detection_events/v1"
-"""The schema of the detection events the server returns (§B.7.2)."""
+"""The schema of the detection events the server returns."""
 
 LANDMARK_NAMES: Final[tuple[str, ...]] = (
     "nose", "left_eye_inner", "left_eye", "left_eye_outer", "right_eye_inner", "right_eye",
@@ -98,13 +98,13 @@ LANDMARK_NAMES: Final[tuple[str, ...]] = (
     "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle", "left_heel",
     "right_heel", "left_foot_index", "right_foot_index",
 )  # fmt: skip
-"""The 33 canonical landmark names in MediaPipe index order (§B.7.1)."""
+"""The 33 canonical landmark names in MediaPipe index order."""
 
 _NAME_SET: Final = frozenset(LANDMARK_NAMES)
 _LANDMARK_COUNT: Final = len(LANDMARK_NAMES)
 
 SessionStatus = Literal["created", "streaming", "finalizing", "completed", "failed", "cancelled"]
-"""The documented detection-session states (§B.5.2)."""
+"""The documented detection-session states."""
 SESSION_STATUSES: Final[tuple[str, ...]] = (
     "created",
     "streaming",
@@ -114,10 +114,10 @@ SESSION_STATUSES: Final[tuple[str, ...]] = (
     "cancelled",
 )
 TERMINAL_STATUSES: Final[frozenset[str]] = frozenset({"completed", "failed", "cancelled"})
-"""States a session never leaves (§B.5.6)."""
+"""States a session never leaves."""
 
 FeedbackLevel = Literal["info", "coaching", "success"]
-"""The documented feedback levels (§B.7.2); decoding accepts any string."""
+"""The documented feedback levels; decoding accepts any string."""
 
 
 # ---- pose frames ------------------------------------------------------------------------
@@ -173,7 +173,7 @@ class PoseFrame(msgspec.Struct, gc=False, kw_only=True):
 
 
 def validate_frame(frame: PoseFrame) -> list[str]:
-    """Check one frame against contract v1 (§B.7.1).
+    """Check one frame against contract v1.
 
     The client calls this on every frame it sends, so the common case (33
     landmarks in MediaPipe order, every value in range) is one inlined pass
@@ -319,14 +319,14 @@ class UnknownEvent(msgspec.Struct, gc=False):
 
 
 DetectionEvent = ShapeEnter | ShapeExit | EventCompleted | EventInterrupted | Feedback
-"""The detection events of schema ``kynasmith_detection_events/v1`` (§B.7.2)."""
+"""The detection events of schema ``kynasmith_detection_events/v1``."""
 
 
 # ---- realtime messages ------------------------------------------------------------------
 
 
 class ErrorDetail(msgspec.Struct, gc=False):
-    """The Kynasmith error object (§B.2.1); ``details`` values are scalars."""
+    """The Kynasmith error object; ``details`` values are scalars."""
 
     code: str
     message: str = ""
@@ -411,9 +411,9 @@ class ErrorMessage(_Message, tag="error"):
 
 
 ServerMessage = FrameAck | EventBatch | SessionUpdate | SessionDone | ErrorMessage | Ping | Pong
-"""Every message the server sends on the realtime socket (§B.6.3)."""
+"""Every message the server sends on the realtime socket."""
 ClientMessage = FrameBatch | Finalize | Cancel | Ping | Pong
-"""Every message the client sends on the realtime socket (§B.6.2)."""
+"""Every message the client sends on the realtime socket."""
 
 server_message_decoder: Final = msgspec.json.Decoder(ServerMessage)
 """Decodes one server → client text frame."""
@@ -453,7 +453,7 @@ def decode_detection_event(raw: msgspec.Raw | bytes | str) -> DetectionEvent | U
 
 
 class AccessToken(msgspec.Struct, kw_only=True):
-    """The answer of ``POST /api/auth/access-tokens`` (§B.1.1); ``repr`` hides the token."""
+    """The answer of ``POST /api/auth/access-tokens``; ``repr`` hides the token."""
 
     access_token: str
     token_type: str = "Bearer"
@@ -467,7 +467,7 @@ class AccessToken(msgspec.Struct, kw_only=True):
 
 
 class DetectionSessionCreated(msgspec.Struct, kw_only=True):
-    """The answer of ``POST /api/detection/sessions`` (§B.5.1); ``repr`` hides the token."""
+    """The answer of ``POST /api/detection/sessions``; ``repr`` hides the token."""
 
     session_id: str
     project_id: str
@@ -487,7 +487,7 @@ class DetectionSessionCreated(msgspec.Struct, kw_only=True):
 
 
 class DetectionSessionRecord(msgspec.Struct, kw_only=True):
-    """The stored session of ``GET /api/detection/sessions/{id}`` (§B.5.2).
+    """The stored session of ``GET /api/detection/sessions/{id}``.
 
     Datetimes are kept as the server's ISO-8601 strings.
     """
@@ -507,7 +507,7 @@ class DetectionSessionRecord(msgspec.Struct, kw_only=True):
 
 
 class MoveSpec(msgspec.Struct, kw_only=True):
-    """A MoveSpec (§B.8); both documented variants decode (most fields optional)."""
+    """A MoveSpec; both documented variants decode (most fields optional)."""
 
     movespec_id: str
     name: str
@@ -525,7 +525,7 @@ class MoveSpec(msgspec.Struct, kw_only=True):
 
 
 class MoveSpecDraft(msgspec.Struct, kw_only=True):
-    """A MoveSpec's mutable draft (§B.8)."""
+    """A MoveSpec's mutable draft."""
 
     draft_id: str
     movespec_id: str
@@ -535,7 +535,7 @@ class MoveSpecDraft(msgspec.Struct, kw_only=True):
 
 
 class MoveSpecVersion(msgspec.Struct, kw_only=True):
-    """An immutable MoveSpec version (§B.8); ``content_hash`` is the YAML's SHA-256."""
+    """An immutable MoveSpec version; ``content_hash`` is the YAML's SHA-256."""
 
     movespec_version_id: str
     movespec_id: str
@@ -547,7 +547,7 @@ class MoveSpecVersion(msgspec.Struct, kw_only=True):
 
 
 class ValidationIssue(msgspec.Struct, kw_only=True):
-    """One validation problem; ``line`` and ``column`` are 1-based (§B.8)."""
+    """One validation problem; ``line`` and ``column`` are 1-based."""
 
     code: str
     message: str
@@ -558,7 +558,7 @@ class ValidationIssue(msgspec.Struct, kw_only=True):
 
 
 class ValidationResult(msgspec.Struct, kw_only=True):
-    """The answer of ``POST /api/movespecs/{id}/draft/validate`` (§B.8).
+    """The answer of ``POST /api/movespecs/{id}/draft/validate``.
 
     Errors block a release; warnings do not.
     """
