@@ -23,6 +23,8 @@ __all__ = [
     "APIResponseValidationError",
     "APIStatusError",
     "APITimeoutError",
+    "AgentQueryError",
+    "AgentRunError",
     "AiolensError",
     "AuthenticationError",
     "BadRequestError",
@@ -45,6 +47,7 @@ __all__ = [
     "RejectedRequestError",
     "StreamResumeError",
     "UnprocessableEntityError",
+    "WaitTimeoutError",
     "make_status_error",
     "parse_error_body",
 ]
@@ -235,6 +238,48 @@ class ProtocolError(APIError):
 
 class StreamResumeError(APIError):
     """An event stream dropped and could not be resumed without losing events."""
+
+
+class AgentRunError(APIError):
+    """An agent instance, eval or optimization ended ``failed`` (raised by ``wait()``).
+
+    Attributes:
+        code: the server's error code, ``""`` when it gave none.
+        record: the final record (its ``error`` holds the server's explanation).
+    """
+
+    def __init__(self, message: str, *, code: str = "", record: Any = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.record = record
+
+
+class AgentQueryError(APIError):
+    """A serving instance answered a window with ``status: "failed"``.
+
+    Attributes:
+        code: the server's error code (``invalid_input`` ...), ``""`` when none.
+        reply: the whole reply frame.
+    """
+
+    def __init__(self, message: str, *, code: str = "", reply: Any = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.reply = reply
+
+
+class WaitTimeoutError(AiolensError, TimeoutError):
+    """``wait()`` reached its deadline before the record reached a terminal status.
+
+    The work goes on server-side; cancel it or wait again.
+
+    Attributes:
+        record: the last record seen.
+    """
+
+    def __init__(self, message: str, *, record: Any = None) -> None:
+        super().__init__(redact(message))
+        self.record = record
 
 
 class APIResponseValidationError(APIError):

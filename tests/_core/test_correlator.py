@@ -413,3 +413,14 @@ def test_long_sequences_match_the_model_through_compactions(ops: list[tuple[str,
         assert len(c) == len(model)
     assert c.pending_types() == [t for _, t in model]
     assert c.drain() == [w for w, _ in model]
+
+
+def test_a_classifier_gives_every_reply_to_the_oldest_request() -> None:
+    # The agents serving socket: replies carry no type; each answers the oldest query.
+    c: Correlator[Waiter] = Correlator(lambda message: "query")
+    first, second = Waiter("a"), Waiter("b")
+    c.add("query", first)
+    c.add("query", second)
+    assert c.route({"status": "completed", "response": 1}) == (first, "query")
+    assert c.route({"status": "failed"}) == (second, "query")
+    assert c.route({"status": "completed"}) is None

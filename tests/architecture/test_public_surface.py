@@ -26,6 +26,8 @@ _PROGRAMS = ("aiolens.cli", "aiolens.demo", "aiolens.data")
 _BUILT_BY_THE_CLIENT = {
     "aiolens.kynasmith.tokens.TokenManager",  # client.tokens
     "aiolens._transport.sse.EventStream",  # session.events()
+    "aiolens.archetype.agents.Agents",  # client.agents
+    "aiolens.archetype.agents.serving.AgentConnection",  # client.agents.connect()
 }
 
 

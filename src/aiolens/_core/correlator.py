@@ -20,7 +20,7 @@ outright and is only right for a request that never reached the wire.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final, Generic, TypeVar
 
 __all__ = ["Correlator", "reply_request_type"]
@@ -85,12 +85,20 @@ class Correlator(Generic[W]):
     The waiter type ``W`` is anything the caller hands replies to, e.g.
     ``asyncio.Future[dict[str, Any]]``; the correlator only stores and returns waiters, and
     tells them apart by identity.
+
+    ``classify`` maps a reply to the request type it answers (``None``: an ``error`` reply
+    or none). The default is the Lens rule, :func:`reply_request_type`; a protocol whose
+    every reply answers the oldest request (the agents serving socket) passes a function
+    returning one constant type.
     """
 
-    __slots__ = ("_by_id", "_by_type", "_live", "_order", "_slots")
+    __slots__ = ("_by_id", "_by_type", "_classify", "_live", "_order", "_slots")
 
-    def __init__(self) -> None:
+    def __init__(
+        self, classify: Callable[[Mapping[str, Any]], str | None] = reply_request_type
+    ) -> None:
         """Create an empty correlator."""
+        self._classify = classify
         self._by_type: dict[str, deque[_Entry[W]]] = {}
         self._order: deque[_Entry[W]] = deque()
         # id(waiter) -> its live entry, or a list of them (a waiter added more than once)
@@ -169,7 +177,7 @@ class Correlator(Generic[W]):
             reply (unknown message, or no request of its type pending), in which case
             nothing changes.
         """
-        request_type = reply_request_type(message)
+        request_type = self._classify(message)
         if request_type is not None:
             queue = self._by_type.get(request_type)
             if queue is None:

@@ -12,9 +12,11 @@ import aiohttp
 from aiolens._core.backoff import Backoff
 from aiolens._core.redact import SecretStr, install_log_redaction
 from aiolens._transport.client_base import ClientBase
-from aiolens._transport.http import HTTPTransport, Timeout
+from aiolens._transport.http import HTTPTransport, Timeout, _checked_base_url
 from aiolens._transport.session_registry import SessionRegistry
 from aiolens._transport.shielded import finish_or_undo
+from aiolens.archetype.agents import Agents
+from aiolens.archetype.agents import agents_base_url as _agents_base_url
 from aiolens.archetype.resources import Files, Lenses, Sessions
 from aiolens.archetype.session import LensSession, LensSessionOptions
 from aiolens.errors import ConfigurationError, NotFoundError, ProtocolError
@@ -37,7 +39,12 @@ class AsyncArchetypeClient(ClientBase):
     Args:
         api_key: the API key; defaults to ``$ATAI_API_KEY``.
         base_url: the API root; defaults to ``$ATAI_API_ENDPOINT``, then
-            ``https://api.u1.archetypeai.app/v0.5``.
+            ``https://api.u1.archetypeai.app/v0.5``. The platform endpoint
+            ``https://platform.u1.archetypeai.app/api`` works too (README
+            "Base URL").
+        agents_base_url: where the Agents API lives (paths ``/agents/...``
+            under it); derived from ``base_url`` by default
+            (:func:`~aiolens.archetype.agents.agents_base_url`).
         session: an :class:`aiohttp.ClientSession` to use. The client never
             closes a session it was given.
         timeout: seconds per HTTP attempt (or an :class:`aiohttp.ClientTimeout`).
@@ -53,6 +60,7 @@ class AsyncArchetypeClient(ClientBase):
         lenses: lens templates (:class:`~aiolens.archetype.resources.Lenses`).
         sessions: lens sessions over REST.
         files: the Files API.
+        agents: the Agents API (:class:`~aiolens.archetype.agents.Agents`).
 
     The key never appears in a repr, a log line or an exception message.
     """
@@ -67,6 +75,7 @@ class AsyncArchetypeClient(ClientBase):
         max_retries: int = 2,
         backoff: Backoff | None = None,
         observer: Observer | None = None,
+        agents_base_url: str | None = None,
         _transport: HTTPTransport | None = None,
         _registry: SessionRegistry[LensSession] | None = None,
     ) -> None:
@@ -95,6 +104,12 @@ class AsyncArchetypeClient(ClientBase):
         self.lenses = Lenses(self._http)
         self.sessions = Sessions(self._http)
         self.files = Files(self._http)
+        self.agents_url = (
+            _checked_base_url(agents_base_url)
+            if agents_base_url
+            else _agents_base_url(self._http.base_url)
+        )
+        self.agents = Agents(self._http.with_options(base_url=self.agents_url))
 
     async def _auth_headers(self) -> Mapping[str, str]:
         return {"Authorization": f"Bearer {self._api_key.get_secret_value()}"}
@@ -253,6 +268,7 @@ class AsyncArchetypeClient(ClientBase):
         return type(self)(
             self._api_key.get_secret_value(),
             self.base_url,
+            agents_base_url=self.agents_url,
             _transport=self._transport_with(timeout=timeout, max_retries=max_retries),
             _registry=self._registry,
         )

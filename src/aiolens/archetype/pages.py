@@ -15,11 +15,14 @@ every resource that lists with cursors::
 
     async for item in iterate_pages(lambda after: get_page(http, "/x", Item, {"after": after})):
         ...
+
+:class:`AsyncPager` wraps it for list methods that give both one page and
+every item (the Agents API's): ``await`` it for a page, ``async for`` it for items.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Mapping
 from typing import Any, Generic, TypeVar
 
 import msgspec
@@ -28,7 +31,7 @@ from aiolens._transport.http import HTTPTransport, Timeout
 from aiolens.errors import ProtocolError
 
 # get_page is the resources' helper (it takes the client's transport): not for users.
-__all__ = ["CursorPage", "iterate_pages"]
+__all__ = ["AsyncPager", "CursorPage", "iterate_pages"]
 
 T = TypeVar("T")
 
@@ -112,3 +115,53 @@ async def iterate_pages(
                 f"The server said has_more but gave no new next_cursor (got {cursor!r})"
             )
         seen.add(cursor)
+
+
+class AsyncPager(Generic[T]):
+    """The answer of a list call, fetched lazily.
+
+    * ``await pager`` fetches one page (:class:`CursorPage`), from ``after`` /
+      ``before`` as given to the list call (walk on with ``after=page.next_cursor``);
+    * ``async for item in pager`` yields every item from there on, fetching
+      each next page only when the previous one is used up.
+
+    Nothing is fetched until one of these is used. Cancel: the page request in
+    flight is cancelled; nothing runs in the background.
+
+    Args:
+        fetch: fetches the page after ``after`` (or before ``before``).
+        after: start after this cursor.
+        before: end before this cursor (for the first page; iterating walks
+            forward from there).
+
+    Raises:
+        ValueError: both ``after`` and ``before`` were given.
+    """
+
+    __slots__ = ("_after", "_before", "_fetch")
+
+    def __init__(
+        self,
+        fetch: Callable[[str | None, str | None], Awaitable[CursorPage[T]]],
+        *,
+        after: str | None = None,
+        before: str | None = None,
+    ) -> None:
+        if after is not None and before is not None:
+            raise ValueError("Pass after or before, not both")
+        self._fetch = fetch
+        self._after = after
+        self._before = before
+
+    def __await__(self) -> Generator[Any, None, CursorPage[T]]:
+        return self._fetch(self._after, self._before).__await__()
+
+    def __aiter__(self) -> AsyncIterator[T]:
+        before = self._before
+
+        async def fetch(cursor: str | None) -> CursorPage[T]:
+            nonlocal before
+            first_before, before = before, None  # ``before`` bounds the first page only
+            return await self._fetch(cursor, first_before)
+
+        return iterate_pages(fetch, after=self._after).__aiter__()

@@ -9,6 +9,9 @@ from typing import Self
 from aiohttp import web
 
 from aiolens.emulator._web import json_response
+from aiolens.emulator.agents_rest import agents_app
+from aiolens.emulator.agents_serving import AgentSockets
+from aiolens.emulator.agents_store import AgentsStore
 from aiolens.emulator.faults import Faults
 from aiolens.emulator.kynasmith_app import KynasmithState, kynasmith_app
 from aiolens.emulator.lens_rest import PREFIX, error_body, lens_app, unknown_route_middleware
@@ -16,6 +19,8 @@ from aiolens.emulator.lens_store import LensStore
 from aiolens.emulator.lens_uploads import STORAGE_PREFIX, storage_app
 
 __all__ = ["Emulator"]
+
+PLATFORM = "/platform"
 
 
 class Emulator:
@@ -55,11 +60,14 @@ class Emulator:
         kynasmith_limits: requests per rolling minute (``project``,
             ``organization``, ``sessions``, ``movespecs``); the documented
             defaults (100, 500, 10, 60) when omitted.
+        agents_step_interval: seconds an agent run spends per window (an eval
+            or an optimization trial per example): modelled processing time.
 
     Attributes:
         api_key: the accepted Lens API key.
         faults: fault-injection knobs (:class:`~aiolens.emulator.faults.Faults`).
         lens: the Lens API's state, for inspection in tests.
+        agents: the Agents API's state (blueprints, bundles, instances ...).
         kynasmith: the Kynasmith API's state.
         kynasmith_api_key: the accepted Kynasmith credential.
     """
@@ -80,6 +88,7 @@ class Emulator:
         kynasmith_api_key: str | None = None,
         kynasmith_token_ttl: float = 900.0,
         kynasmith_limits: dict[str, int] | None = None,
+        agents_step_interval: float = 0.002,
     ) -> None:
         if not session_ttl_sec > 0:
             raise ValueError(f"session_ttl_sec must be > 0, got {session_ttl_sec!r}")
@@ -97,6 +106,7 @@ class Emulator:
             session_ttl_sec=session_ttl_sec,
             sse_replay=sse_replay,
         )
+        self.agents = AgentsStore(self.lens, step_interval=agents_step_interval)
         self.kynasmith_api_key = (
             kynasmith_api_key or f"kid_{secrets.token_hex(6)}:{secrets.token_hex(16)}"
         )
@@ -114,6 +124,12 @@ class Emulator:
         root.add_subapp(PREFIX, lens)
         root.add_subapp(STORAGE_PREFIX, storage_app(self.lens, self.faults, error_body))
         root.add_subapp("/api", kynasmith_app(self.kynasmith, self.faults))
+        # The Agents API in both layouts (README "Base URL"): beside /v0.5 at the host
+        # root, and the whole platform (Lens, files, agents) under /platform.
+        sockets = AgentSockets(self.agents, self.faults)
+        root.add_subapp("/agents", agents_app(self.agents, self.faults, sockets))
+        root.add_subapp(f"{PLATFORM}/agents", agents_app(self.agents, self.faults, sockets))
+        root.add_subapp(PLATFORM, lens_app(self.lens, self.faults))
         root.router.add_post("/_emulator/faults", self._set_faults)
         root.router.add_get("/_emulator/health", self._health)
         return root
@@ -140,6 +156,15 @@ class Emulator:
     def lens_url(self) -> str:
         """The Lens API base URL (``http://127.0.0.1:PORT/v0.5``)."""
         return f"{self.base_url}{PREFIX}"
+
+    @property
+    def platform_url(self) -> str:
+        """The platform layout's base URL (``http://127.0.0.1:PORT/platform``).
+
+        Like ``https://platform.u1.archetypeai.app/api``: the Lens API, the
+        files and the Agents API all under one prefix.
+        """
+        return f"{self.base_url}{PLATFORM}"
 
     @property
     def kynasmith_url(self) -> str:
