@@ -199,7 +199,9 @@ async def blueprints_list(request: web.Request) -> web.Response:
 @routes.get("/blueprints/{ref}")
 async def blueprints_get(request: web.Request) -> web.Response:
     blueprint = _store(request).blueprint(request.match_info["ref"])
-    return json_response(blueprint.to_wire(include_yaml=request.query.get("yaml") == "true"))
+    # requests (the official SDK) sends a Python bool as "True"; aiolens sends "true".
+    include = request.query.get("yaml", "").lower() in ("true", "1")
+    return json_response(blueprint.to_wire(include_yaml=include))
 
 
 @routes.get("/blueprints/{ref}/versions")
