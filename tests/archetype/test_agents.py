@@ -124,6 +124,11 @@ async def test_blueprint_yaml_and_bundle_lifecycle(client: AsyncArchetypeClient)
     osm = await client.agents.blueprints.get("osm", include_yaml=True)
     assert osm.yaml is not None and "window_size" in osm.yaml
     assert (await client.agents.blueprints.get(osm.id, include_yaml=False)).yaml is None
+    # The official SDK (requests) sends the flag as "True".
+    raw = await client.agents.blueprints._http.request(
+        "GET", "/agents/blueprints/osm", params={"yaml": "True"}
+    )
+    assert raw["yaml"] == osm.yaml
     quick = [b async for b in client.agents.bundles.list(query="quick start")]
     assert quick and quick[0].blueprint_id == osm.id
     bundle = await client.agents.bundles.create(
