@@ -109,3 +109,33 @@ async def test_sessions_table_is_one_row_a_line_when_piped(emulator: Emulator) -
     for session_id in ids:
         (line,) = [line for line in out.splitlines() if session_id in line]
         assert IMAGE_QA in line and line.rstrip().endswith("│")
+
+
+async def test_agents_run_wait_results_list(emulator: Emulator, tmp_path: object) -> None:
+    from pathlib import Path
+
+    folder = Path(str(tmp_path))
+    env = {"ATAI_API_KEY": emulator.api_key, "ATAI_API_ENDPOINT": emulator.lens_url}
+    async with AsyncArchetypeClient(emulator.api_key, emulator.lens_url) as client:
+        bundle = await client.agents.bundles.create("osm", "cli bundle")
+    recording = folder / "recording.csv"
+    recording.write_text("t,ax,ay,az\n" + "".join(f"{i},0.0,0.01,1.0\n" for i in range(250)))
+    code, out, err = await run_cli("agents", "run", bundle.id, str(recording), "--wait", env=env)
+    assert code == 0, err
+    assert "uploaded" in out and "completed: 3 windows" in out
+    instance_id = out.split("started ", 1)[1].split()[0]
+    code, out, _ = await run_cli("agents", "wait", instance_id, env=env)
+    assert code == 0 and f"{instance_id} completed" in out
+    code, out, _ = await run_cli(
+        "agents", "results", instance_id, "--download", str(folder / "out"), env=env
+    )
+    assert code == 0 and "from recording.csv" in out and "saved 1 file(s)" in out
+    saved = next((folder / "out").iterdir()).read_text().splitlines()
+    assert [json.loads(line)["state"] for line in saved] == ["IDLE"] * 3
+    code, out, _ = await run_cli("agents", "list", "--json", env=env)
+    assert code == 0 and json.loads(out)[0]["id"] == instance_id
+    code, out, _ = await run_cli("agents", "list", "blueprints", env=env)
+    assert code == 0 and "osm" in out
+    emulator.faults.agent_fail_after = 1
+    code, out, _ = await run_cli("agents", "run", bundle.id, "recording.csv", "--wait", env=env)
+    assert code == 1 and "failed" in out and "Injected fault" in out

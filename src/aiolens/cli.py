@@ -1,4 +1,4 @@
-"""The ``aiolens`` command: ``demo``, ``emulate``, ``sessions``, ``fleet``.
+"""The ``aiolens`` command: ``demo``, ``emulate``, ``sessions``, ``agents``, ``fleet``.
 
 Errors print as one line on stderr (what failed, what to do) and exit with
 status 1; ``--debug`` shows the traceback and DEBUG logs instead. Bad
@@ -133,6 +133,12 @@ async def _emulate(args: argparse.Namespace) -> int:
         ):
             # one line each, never folded: they are copied into a shell
             console.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
+        console.print(
+            f"The Agents API is at {emu.base_url}/agents (found from ATAI_API_ENDPOINT); "
+            f"the platform layout (Lens, files, agents) at {emu.platform_url}.",
+            highlight=False,
+            soft_wrap=True,
+        )
         console.print("Press Ctrl-C to stop.")
         await stop.wait()
     finally:
@@ -313,6 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     sessions.set_defaults(run=_sessions)
 
     _add_demo(sub)
+    _add_agents(sub)
     _add_fleet(sub)
     return parser
 
@@ -338,6 +345,12 @@ def _connection_options(parser: argparse.ArgumentParser, *, suppress: bool = Fal
 
 def _add_demo(sub: Any) -> None:
     from aiolens.demo import add_parser
+
+    add_parser(sub)
+
+
+def _add_agents(sub: Any) -> None:
+    from aiolens.agents_cli import add_parser
 
     add_parser(sub)
 
