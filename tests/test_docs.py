@@ -28,6 +28,7 @@ SHELL = re.findall(r"```bash\n(.*?)```", README, re.S)
 EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
 # What each example must print: proof it did its job, not just that it exited.
 EXAMPLE_OUTPUT = {
+    "agents_flow.py": "socket: 10 answers, in order: True",
     "csv_stream.py": "'WARNING'",
     "image_qa.py": "answer: ",
     "kynasmith_replay.py": "completed: 390 frames, 5 squats",
