@@ -59,17 +59,13 @@ class Faults:
             each WebSocket / SSE stream.
         detection_fail_after: fail each Kynasmith detection session once it has
             accepted this many frames: its socket gets an ``error`` and then a
-<<<<<<< HEAD
             ``session_done`` with status ``failed`` ("fatal error", docs/protocol-notes.md).
         part_urls_expired: answer the next N presigned part PUTs ``403`` "Request
             has expired", as storage does when a URL's time is up.
         part_drop_after: abort the connection of the next part PUT after reading
             this many bytes of its body (``None``: never); used once.
-=======
-            ``session_done`` with status ``failed`` (PROTOCOL §B.5.6 "fatal error").
         agent_fail_after: fail each agents batch run once it has processed this
             many windows (status ``failed``, error ``injected_failure``).
->>>>>>> 0c13f4e (Agents API: client.agents (blueprints, bundles, runs, instances, evals, optimizations, node registry; cursor pages; wait with backoff and deadline; serving query and connect socket), one ATAI_API_ENDPOINT for Lens and platform layouts, emulator agents routes with a real engine)
     """
 
     http: list[HTTPFault] = field(default_factory=list)
@@ -78,12 +74,9 @@ class Faults:
     reply_delay: float = 0.0
     malformed_after: int | None = None
     detection_fail_after: int | None = None
-<<<<<<< HEAD
     part_urls_expired: int = 0
     part_drop_after: int | None = None
-=======
     agent_fail_after: int | None = None
->>>>>>> 0c13f4e (Agents API: client.agents (blueprints, bundles, runs, instances, evals, optimizations, node registry; cursor pages; wait with backoff and deadline; serving query and connect socket), one ATAI_API_ENDPOINT for Lens and platform layouts, emulator agents routes with a real engine)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def fail_next(self, status: int | None = 503, **kwargs: Any) -> HTTPFault:
@@ -117,12 +110,9 @@ class Faults:
         self.reply_delay = 0.0
         self.malformed_after = None
         self.detection_fail_after = None
-<<<<<<< HEAD
         self.part_urls_expired = 0
         self.part_drop_after = None
-=======
         self.agent_fail_after = None
->>>>>>> 0c13f4e (Agents API: client.agents (blueprints, bundles, runs, instances, evals, optimizations, node registry; cursor pages; wait with backoff and deadline; serving query and connect socket), one ATAI_API_ENDPOINT for Lens and platform layouts, emulator agents routes with a real engine)
 
     def update(self, settings: dict[str, Any]) -> None:
         """Apply settings given as plain data (the ``/_emulator/faults`` body)."""
@@ -134,12 +124,9 @@ class Faults:
             "reply_delay",
             "malformed_after",
             "detection_fail_after",
-<<<<<<< HEAD
             "part_urls_expired",
             "part_drop_after",
-=======
             "agent_fail_after",
->>>>>>> 0c13f4e (Agents API: client.agents (blueprints, bundles, runs, instances, evals, optimizations, node registry; cursor pages; wait with backoff and deadline; serving query and connect socket), one ATAI_API_ENDPOINT for Lens and platform layouts, emulator agents routes with a real engine)
         ):
             if key in settings:
                 setattr(self, key, settings[key])
