@@ -38,3 +38,16 @@ def test_the_official_sdk_rows_run_when_it_is_installed(tmp_path: Path) -> None:
     sdk_rows = [row for row in rows if str(row["variant"]).startswith("archetypeai")]
     assert len(sdk_rows) == 2
     assert all(not row["skipped"] and row["lost"] == 0 for row in sdk_rows)
+
+
+def test_the_direct_upload_benchmark_runs(tmp_path: Path) -> None:
+    from benchmarks.direct_upload import main as upload_main
+
+    out = tmp_path / "upload.json"
+    status = upload_main(
+        ["--size-mib", "3", "--part-mib", "1", "--repeat", "1", "--json", str(out)]
+    )
+    report = json.loads(out.read_text())
+    assert status == 0
+    assert set(report["variants"]) == {"direct", "direct-nocheck", "put"}
+    assert all(v["median_s"] > 0 and v["peak_rss_mib"] > 0 for v in report["variants"].values())

@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import sys
+from pathlib import Path
 
 from aiolens import AsyncArchetypeClient
 from aiolens.emulator import Emulator
@@ -139,3 +140,27 @@ async def test_agents_run_wait_results_list(emulator: Emulator, tmp_path: object
     emulator.faults.agent_fail_after = 1
     code, out, _ = await run_cli("agents", "run", bundle.id, "recording.csv", "--wait", env=env)
     assert code == 1 and "failed" in out and "Injected fault" in out
+
+
+async def test_files_upload_direct_and_list(emulator: Emulator, tmp_path: Path) -> None:
+    emulator.lens.upload_part_size = 64 * 1024
+    env = {"ATAI_API_KEY": emulator.api_key, "ATAI_API_ENDPOINT": emulator.lens_url}
+    data = os.urandom(5 * 64 * 1024 + 1)
+    (tmp_path / "clip.txt").write_bytes(data)
+    code, out, err = await run_cli(
+        "files", "upload", str(tmp_path / "clip.txt"), "--direct", env=env
+    )
+    assert code == 0, err
+    assert "uploaded clip.txt" in out
+    assert emulator.lens.files["clip.txt"].data == data
+    (upload,) = emulator.lens.uploads.values()
+    assert upload.num_parts == 6 and upload.state == "completed"
+    code, out, _ = await run_cli(
+        "files", "upload", str(tmp_path / "clip.txt"), "--proxy", "--name", "b.txt", env=env
+    )
+    assert code == 0 and "uploaded b.txt" in out and len(emulator.lens.uploads) == 1
+    code, out, _ = await run_cli("files", "list", "--json", env=env)
+    assert code == 0
+    assert [f["file_id"] for f in json.loads(out)] == ["b.txt", "clip.txt"]
+    code, _, err = await run_cli("files", "upload", str(tmp_path / "missing.txt"), env=env)
+    assert code == 1 and "missing.txt" in err

@@ -318,6 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
     reap.add_argument("--dry-run", action="store_true", help="only list what would go")
     sessions.set_defaults(run=_sessions)
 
+    _add_files(sub)
     _add_demo(sub)
     _add_agents(sub)
     _add_fleet(sub)
@@ -341,6 +342,12 @@ def _connection_options(parser: argparse.ArgumentParser, *, suppress: bool = Fal
     parser.add_argument(
         "--timeout", type=_seconds, default=default(30.0), help="seconds per HTTP attempt (30)"
     )
+
+
+def _add_files(sub: Any) -> None:
+    from aiolens.cli_files import add_parser
+
+    add_parser(sub)
 
 
 def _add_demo(sub: Any) -> None:
