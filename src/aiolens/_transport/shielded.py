@@ -14,9 +14,15 @@ import asyncio
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
-__all__ = ["finish_or_undo", "run_to_completion", "wait_to_completion"]
+import anyio
+
+from aiolens._core.redact import get_logger
+
+__all__ = ["best_effort", "finish_or_undo", "run_to_completion", "wait_to_completion"]
 
 T = TypeVar("T")
+
+log = get_logger("cleanup")
 
 
 async def run_to_completion(work: Coroutine[Any, Any, T]) -> T:
@@ -95,3 +101,28 @@ async def finish_or_undo(
 
         await run_to_completion(discard())
         raise
+
+
+async def best_effort(work: Callable[[], Awaitable[T]], *, timeout: float, what: str) -> T | None:
+    """Cleanup that must not fail its caller: ``work()`` shielded and bounded, errors logged.
+
+    Cancel: ``work`` still runs to its end (or ``timeout``), then
+    :class:`asyncio.CancelledError` is raised (see :func:`run_to_completion`). Timeout:
+    ``work`` is stopped after ``timeout`` seconds and one warning is logged. Errors: an
+    exception from ``work`` is logged as one warning line ("could not ``what``: …").
+
+    Returns:
+        What ``work`` returned, or ``None`` when it failed or ran out of time.
+    """
+
+    async def attempt() -> T | None:
+        with anyio.move_on_after(timeout):
+            try:
+                return await work()
+            except Exception as exc:
+                log.warning("could not %s: %s", what, exc)
+                return None
+        log.warning("could not %s: timed out after %.1fs", what, timeout)
+        return None
+
+    return await run_to_completion(attempt())

@@ -10,6 +10,7 @@ them (see :mod:`aiolens._transport.http`).
 from __future__ import annotations
 
 import base64
+import contextlib
 import mimetypes
 import os
 from collections.abc import AsyncIterator, Mapping
@@ -22,7 +23,7 @@ import anyio
 
 from aiolens._core.redact import get_logger
 from aiolens._transport.http import HTTPTransport, Timeout
-from aiolens._transport.shielded import run_to_completion
+from aiolens._transport.shielded import best_effort, run_to_completion
 from aiolens.archetype.models import (
     DestroyedSession,
     EventResponse,
@@ -244,20 +245,13 @@ class Sessions(_Resource):
             ``True`` when the session is destroyed (or was already gone).
         """
 
-        async def attempt() -> bool:
-            with anyio.move_on_after(timeout):
-                try:
-                    await self.destroy(session_id, timeout=timeout)
-                except NotFoundError:
-                    return True
-                except Exception as exc:
-                    log.warning("could not destroy session %s: %s", session_id, exc)
-                    return False
-                return True
-            log.warning("destroying session %s timed out", session_id)
-            return False
+        async def destroy() -> bool:
+            with contextlib.suppress(NotFoundError):  # already gone counts as destroyed
+                await self.destroy(session_id, timeout=timeout)
+            return True
 
-        return await run_to_completion(attempt())
+        done = await best_effort(destroy, timeout=timeout, what=f"destroy session {session_id}")
+        return done is True
 
     async def info(self, *, timeout: Timeout | None = None) -> SessionsInfo:
         """Active and total session counts (``GET /lens/sessions/info``)."""

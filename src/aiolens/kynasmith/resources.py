@@ -11,11 +11,9 @@ import builtins
 import uuid
 from typing import Any, Literal, TypeVar
 
-import anyio
-
 from aiolens._core.redact import get_logger
 from aiolens._transport.http import HTTPTransport, Timeout
-from aiolens._transport.shielded import run_to_completion
+from aiolens._transport.shielded import best_effort
 from aiolens.kynasmith.models import (
     CONTRACT_MAJOR_VERSION,
     DetectionSessionCreated,
@@ -142,15 +140,9 @@ class DetectionSessions(_Resource):
         is raised.
         """
 
-        async def attempt() -> DetectionSessionRecord | None:
-            with anyio.move_on_after(timeout):
-                try:
-                    return await self.cancel(session_id)
-                except Exception as exc:
-                    log.warning("could not cancel session %s: %s", session_id, exc)
-            return None
-
-        return await run_to_completion(attempt())
+        return await best_effort(
+            lambda: self.cancel(session_id), timeout=timeout, what=f"cancel session {session_id}"
+        )
 
     async def finalize(
         self, session_id: str, *, timeout: Timeout | None = None
