@@ -256,26 +256,6 @@ async def test_cancelled_block_still_cancels_the_session(
     assert emulator.kynasmith.sessions[ids[0]].status == "cancelled"
 
 
-async def test_cancel_during_create_cancels_the_session_it_made(
-    kyna: AsyncKynasmithClient, emulator: Emulator
-) -> None:
-    spec = await squat_spec(kyna)
-    fault = emulator.faults.stall_next(0.2, path="/detection/sessions", method="POST")
-
-    async def body() -> None:
-        async with kyna.detection_session(movespec_id=spec):
-            raise AssertionError("the block must not be entered")
-
-    task = asyncio.create_task(body())
-    while fault.count:  # noqa: ASYNC110  (the emulator's state has no event to wait on)
-        await asyncio.sleep(0.005)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    statuses = [s.status for s in emulator.kynasmith.sessions.values()]
-    assert statuses == ["cancelled"]
-
-
 async def test_a_bad_session_option_fails_before_anything_is_created(
     kyna: AsyncKynasmithClient, emulator: Emulator
 ) -> None:
