@@ -62,6 +62,7 @@ from aiolens.errors import (
     APIStatusError,
     StreamResumeError,
 )
+from aiolens.observe import ConnectionEvent, ConnectionState, notify_connection
 
 __all__ = ["EventStream", "Overflow"]
 
@@ -294,6 +295,8 @@ class EventStream(Generic[T]):
         self._finish()
         reader = self._reader
         if reader is not None and not reader.done():
+            if not self._terminal:
+                self._emit(ConnectionState.CLOSED)
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.shield(reader)
@@ -339,6 +342,7 @@ class EventStream(Generic[T]):
     async def _read_all(self) -> None:
         first = True
         cursor, policy = self._cursor, self._policy
+        self._emit(ConnectionState.CONNECTING)
         while True:
             if not first and not cursor.resumable:
                 raise StreamResumeError(
@@ -368,6 +372,7 @@ class EventStream(Generic[T]):
                 error = exc
             else:
                 if ended:
+                    self._emit(ConnectionState.CLOSED)
                     await self._put(_END)
                     return
                 # EOF before the end event: the server went away; resume.
@@ -382,6 +387,7 @@ class EventStream(Generic[T]):
                 at_least=self.server_retry,
             )
             if delay is None:
+                self._emit(ConnectionState.GAVE_UP, attempt=policy.failures, cause=error)
                 if isinstance(error, APIStatusError):
                     raise error
                 if error is None:
@@ -399,7 +405,23 @@ class EventStream(Generic[T]):
                 cursor.last_event_id,
                 delay,
             )
+            self._emit(
+                ConnectionState.RECONNECTING, attempt=policy.failures, delay=delay, cause=error
+            )
             await asyncio.sleep(delay)
+
+    def _emit(
+        self,
+        state: ConnectionState,
+        *,
+        attempt: int = 0,
+        delay: float | None = None,
+        cause: BaseException | None = None,
+    ) -> None:
+        observer = self._http.observer
+        if observer is not None:
+            event = ConnectionEvent(f"event stream {self._path}", state, attempt, delay, cause)
+            notify_connection(observer, event)
 
     async def _read_once(self) -> bool:
         """Read one connection until EOF; ``True`` when the end event arrived."""
@@ -420,6 +442,7 @@ class EventStream(Generic[T]):
             self._opened = True
             self._policy.opened(time.monotonic())
             self._connected.set()
+            self._emit(ConnectionState.OPEN, attempt=self._policy.failures)
             async for chunk in resp.content.iter_any():
                 frames = parser.feed(chunk)
                 if parser.oversized != oversized:

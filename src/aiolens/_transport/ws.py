@@ -63,6 +63,7 @@ from aiolens.errors import (
     MessageTooLargeError,
     make_status_error,
 )
+from aiolens.observe import ConnectionEvent, ConnectionState, Observer, notify_connection
 
 __all__ = ["RECOVERABLE_CLOSE_CODES", "WebSocketChannel"]
 
@@ -110,6 +111,8 @@ class WebSocketChannel:
         max_message_size: largest outgoing message in bytes (its encoded
             size); :meth:`send` refuses a larger one without sending it.
         name: how the channel appears in logs.
+        observer: hears each change of the connection's state
+            (:class:`~aiolens.observe.ConnectionEvent`).
     """
 
     def __init__(
@@ -131,6 +134,7 @@ class WebSocketChannel:
         max_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         name: str = "websocket",
+        observer: Observer | None = None,
     ) -> None:
         install_log_redaction()
         self._target = target
@@ -152,6 +156,7 @@ class WebSocketChannel:
             self._backoff, max_attempts=max_reconnects, useful_after=_USEFUL_AFTER
         )
         self.name = name
+        self._observer = observer
         self._ws: ClientConnection | None = None
         self._reader: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
@@ -185,8 +190,14 @@ class WebSocketChannel:
             APIConnectionError: the server could not be reached.
             APITimeoutError: the handshake took longer than ``open_timeout``.
         """
-        self._ws = await self._open()
+        self._emit(ConnectionState.CONNECTING)
+        try:
+            self._ws = await self._open()
+        except BaseException as exc:
+            self._emit(ConnectionState.CLOSED, cause=exc)
+            raise
         self._policy.opened(time.monotonic())
+        self._emit(ConnectionState.OPEN)
         self._connected.set()
         self._reader = asyncio.create_task(self._read_loop(), name=f"aiolens-{self.name}-reader")
         self._reader.add_done_callback(self._reader_done)
@@ -369,6 +380,7 @@ class WebSocketChannel:
                 policy.fail()
                 self._final_error = lost
                 log.info("%s closed (code %s), not reconnecting", self.name, code)
+                self._emit(ConnectionState.CLOSED, cause=lost)
             elif await self._reconnect(lost, received > 0):
                 continue
             if self._on_final is not None and self._final_error is not None:
@@ -382,6 +394,12 @@ class WebSocketChannel:
         cause: BaseException | None = None
         while delay is not None:
             log.info("%s: reconnecting in %.2fs (attempt %d)", self.name, delay, policy.failures)
+            self._emit(
+                ConnectionState.RECONNECTING,
+                attempt=policy.failures,
+                delay=delay,
+                cause=lost if cause is None else cause,
+            )
             await asyncio.sleep(delay)
             if self._closing:
                 return False
@@ -407,6 +425,7 @@ class WebSocketChannel:
                 break
             policy.opened(time.monotonic())
             self.reconnects += 1
+            self._emit(ConnectionState.OPEN, attempt=policy.failures)
             self._connected.set()
             if self._on_reconnect is not None:
                 try:
@@ -426,6 +445,7 @@ class WebSocketChannel:
         )
         self._final_error.__cause__ = cause if cause is not None else lost
         log.warning("%s", self._final_error)
+        self._emit(ConnectionState.GAVE_UP, attempt=policy.failures, cause=self._final_error)
         return False
 
     def _reader_done(self, reader: asyncio.Task[None]) -> None:
@@ -442,6 +462,7 @@ class WebSocketChannel:
         lost.__cause__ = cause
         self._final_error = lost
         log.warning("%s", lost, exc_info=cause)
+        self._emit(ConnectionState.CLOSED, cause=lost)
         for callback in (self._on_lost, self._on_final):
             if callback is not None:
                 try:
@@ -461,7 +482,21 @@ class WebSocketChannel:
         self._closing = True
         self._connected.clear()
         ws, reader = self._ws, self._reader
+        if self._final_error is None and ws is not None:
+            self._emit(ConnectionState.CLOSED)
         await asyncio.shield(self._close(ws, reader, timeout))
+
+    def _emit(
+        self,
+        state: ConnectionState,
+        *,
+        attempt: int = 0,
+        delay: float | None = None,
+        cause: BaseException | None = None,
+    ) -> None:
+        if self._observer is not None:
+            event = ConnectionEvent(self.name, state, attempt, delay, cause)
+            notify_connection(self._observer, event)
 
     async def _close(
         self, ws: ClientConnection | None, reader: asyncio.Task[None] | None, timeout: float

@@ -54,6 +54,7 @@ from aiolens.errors import (
     ProtocolError,
     QueryTimeoutError,
 )
+from aiolens.observe import RequestSample, notify_request
 
 if TYPE_CHECKING:
     from aiolens.archetype.client import AsyncArchetypeClient
@@ -210,6 +211,7 @@ class LensSession:
         self._correlator: Correlator[asyncio.Future[dict[str, Any]]] = Correlator()
         self._slots = asyncio.Semaphore(max_in_flight)
         self._deadlines = Deadlines()
+        self._observer = client._http.observer
         self._channel = WebSocketChannel(
             self._target,
             on_message=self._on_message,
@@ -222,6 +224,7 @@ class LensSession:
             ping_timeout=ping_interval,
             max_message_size=max_message_size,
             name=f"lens session {session_id}",
+            observer=self._observer,
         )
         self._tasks: set[asyncio.Task[Any]] = set()
         self._streams: set[EventStream[Any]] = set()
@@ -423,6 +426,27 @@ class LensSession:
         Cancelling the call abandons only this request: its reply, if it
         comes, is dropped, and the socket stays usable.
         """
+        observer = self._observer
+        if observer is None:
+            return await self._request(type, event_data, timeout)
+        started = time.perf_counter()
+        try:
+            reply = await self._request(type, event_data, timeout)
+        except BaseException as exc:
+            notify_request(
+                observer, RequestSample("websocket", type, time.perf_counter() - started, exc)
+            )
+            raise
+        notify_request(observer, RequestSample("websocket", type, time.perf_counter() - started))
+        return reply
+
+    async def _request(
+        self,
+        type: str,
+        event_data: Mapping[str, Any] | None,
+        timeout: float | None,
+    ) -> Any:
+        """:meth:`request` itself (the observer, when there is one, wraps it)."""
         if self._closing is not None:
             raise ConnectionLostError("The session is closed")
         message: dict[str, Any] = {"type": type}

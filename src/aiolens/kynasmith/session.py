@@ -210,6 +210,7 @@ class DetectionSession:
             ping_interval=ping_interval,
             ping_timeout=ping_interval,
             name=f"detection session {created.session_id}",
+            observer=client._http.observer,
         )
         client._registry.add(self)  # last: a session that failed to build is not owned
 
