@@ -121,7 +121,7 @@ TERMINAL_STATUSES: Final[frozenset[str]] = frozenset({"completed", "failed", "ca
 """States a session never leaves."""
 
 SOURCE_KINDS: Final[frozenset[str]] = frozenset({"camera", "stream", "upload"})
-"""The values a frame's ``source.kind`` may take (§B.7.1)."""
+"""The values a frame's ``source.kind`` may take."""
 
 FeedbackLevel = Literal["info", "coaching", "success"]
 """The documented feedback levels; decoding accepts any string."""
