@@ -462,11 +462,14 @@ def test_movespec_models_tolerate_both_variants() -> None:
     )
     assert public.visibility == "delisted" and public.star_count == 3
     sdk = msgspec.json.decode(
-        b'{"movespec_id": "ms_1", "name": "squat", "organization_id": "o",'
-        b' "created_by": "u", "caller_starred": true}',
+        b'{"movespec_id": "ms_1", "organization_id": "o", "project_id": "p", "name": "squat",'
+        b' "visibility": "private", "created_by": "u", "created_at": "t", "updated_at": "t",'
+        b' "caller_starred": true}',
         type=MoveSpec,
     )
-    assert sdk.organization_id == "o" and sdk.project_id is None
+    assert sdk.organization_id == "o" and sdk.star_count == 0 and public.organization_id is None
+    with pytest.raises(msgspec.ValidationError, match="project_id"):  # both variants have it
+        msgspec.json.decode(b'{"movespec_id": "ms_1", "name": "squat"}', type=MoveSpec)
     draft = msgspec.json.decode(
         b'{"draft_id": "d", "movespec_id": "ms_1", "yaml_source": "name: x",'
         b' "updated_by": null, "updated_at": "t"}',

@@ -18,6 +18,15 @@ async def test_late_expired_answers_reuse_the_new_token() -> None:
     minted: list[str] = []
     refreshed = asyncio.Event()
     stale_calls = 0
+    stamp = "2026-04-04T12:00:00Z"
+    spec = {
+        "movespec_id": "ms_1",
+        "project_id": "proj_1",
+        "name": "squat",
+        "visibility": "private",
+        "created_at": stamp,
+        "updated_at": stamp,
+    }
 
     async def mint(request: web.Request) -> web.Response:
         token = f"tok{len(minted) + 1}"
@@ -25,7 +34,13 @@ async def test_late_expired_answers_reuse_the_new_token() -> None:
         if len(minted) == 2:
             refreshed.set()
         return web.json_response(
-            {"access_token": token, "expires_in_seconds": 900, "project_id": "proj_1"}
+            {
+                "access_token": token,
+                "token_type": "Bearer",
+                "expires_in_seconds": 900,
+                "organization_id": "org_1",
+                "project_id": "proj_1",
+            }
         )
 
     async def get_spec(request: web.Request) -> web.Response:
@@ -44,7 +59,7 @@ async def test_late_expired_answers_reuse_the_new_token() -> None:
                 },
                 status=401,
             )
-        return web.json_response({"movespec_id": "ms_1", "name": "squat"})
+        return web.json_response(spec)
 
     app = web.Application()
     app.router.add_post("/api/auth/access-tokens", mint)

@@ -1,7 +1,10 @@
 """msgspec models of the Kynasmith Detection API (contract v1; docs/protocol-notes.md, "Kynasmith").
 
-These structs are the single definition of the wire format: the client decodes
-and encodes with them, and the emulator answers with them.
+These structs are the client's reading of the wire format: it decodes and
+encodes with them. The emulator has its own (``aiolens.emulator.kynasmith_wire``);
+both are checked field by field against the vendor's ``kynasmith-contracts``
+(``tests/kynasmith/test_models_contract.py`` lists each remaining difference
+and why).
 
 Tolerance rules:
 
@@ -38,6 +41,7 @@ __all__ = [
     "LANDMARK_NAMES",
     "OUTPUT_SCHEMA_VERSION",
     "SESSION_STATUSES",
+    "SOURCE_KINDS",
     "TERMINAL_STATUSES",
     "AccessToken",
     "Cancel",
@@ -115,6 +119,9 @@ SESSION_STATUSES: Final[tuple[str, ...]] = (
 )
 TERMINAL_STATUSES: Final[frozenset[str]] = frozenset({"completed", "failed", "cancelled"})
 """States a session never leaves."""
+
+SOURCE_KINDS: Final[frozenset[str]] = frozenset({"camera", "stream", "upload"})
+"""The values a frame's ``source.kind`` may take."""
 
 FeedbackLevel = Literal["info", "coaching", "success"]
 """The documented feedback levels; decoding accepts any string."""
@@ -198,6 +205,9 @@ def validate_frame(frame: PoseFrame) -> list[str]:
         problems.append(f"timestamp_ms {timestamp} is not finite")
     if frame.frame_seq is not None and frame.frame_seq < 1:
         problems.append(f"frame_seq {frame.frame_seq} is below 1")
+    source = frame.source
+    if source is not None and source.kind not in SOURCE_KINDS:
+        problems.append(f"source.kind is {source.kind!r}, expected camera, stream or upload")
     marks = frame.landmarks
     in_order = len(marks) == _LANDMARK_COUNT
     names = LANDMARK_NAMES  # indexed only while in_order, i.e. len(marks) == 33
@@ -247,7 +257,7 @@ class ShapePayload(msgspec.Struct, gc=False):
     """A movement phase (``shape_key``, the MoveSpec phase name) and a confidence."""
 
     shape_key: str
-    confidence: float = 1.0
+    confidence: float
 
 
 class ShapeEnter(_Event, tag="shape_enter"):
@@ -342,7 +352,7 @@ class FrameBatch(_Message, tag="frame_batch"):
     """Client → server: pose frames; ``batch_seq`` ≥ 1 increases per session."""
 
     batch_seq: int
-    frames: list[PoseFrame]
+    frames: list[PoseFrame] = msgspec.field(default_factory=list)
 
 
 class Finalize(_Message, tag="finalize"):
@@ -382,7 +392,7 @@ class EventBatch(_Message, tag="event_batch"):
     """
 
     batch_seq: int
-    events: list[msgspec.Raw]
+    events: list[msgspec.Raw] = msgspec.field(default_factory=list)
 
 
 class SessionUpdate(_Message, tag="session_update"):
@@ -390,7 +400,7 @@ class SessionUpdate(_Message, tag="session_update"):
 
     session_id: str
     status: str
-    accepted_frames_total: int = 0
+    accepted_frames_total: int
     terminal_outcome: str | None = None
 
 
@@ -399,7 +409,7 @@ class SessionDone(_Message, tag="session_done"):
 
     session_id: str
     status: str
-    accepted_frames_total: int = 0
+    accepted_frames_total: int
     terminal_outcome: str | None = None
     error: ErrorDetail | None = None
 
@@ -456,10 +466,10 @@ class AccessToken(msgspec.Struct, kw_only=True):
     """The answer of ``POST /api/auth/access-tokens``; ``repr`` hides the token."""
 
     access_token: str
-    token_type: str = "Bearer"
-    expires_in_seconds: float = 900
-    organization_id: str | None = None
-    project_id: str | None = None
+    token_type: str
+    expires_in_seconds: float
+    organization_id: str
+    project_id: str
     scopes: list[str] | None = None
 
     def __repr__(self) -> str:
@@ -476,8 +486,8 @@ class DetectionSessionCreated(msgspec.Struct, kw_only=True):
     resolved_movespec_version_id: str
     stream_url: str
     runtime_token: str
-    input_schema_version: str = INPUT_SCHEMA_VERSION
-    output_schema_version: str = OUTPUT_SCHEMA_VERSION
+    input_schema_version: str
+    output_schema_version: str
 
     def __repr__(self) -> str:
         return (
@@ -497,8 +507,8 @@ class DetectionSessionRecord(msgspec.Struct, kw_only=True):
     mode: str
     status: str
     resolved_movespec_version_id: str
-    accepted_frames_total: int = 0
-    organization_id: str | None = None
+    accepted_frames_total: int
+    organization_id: str
     started_at: str | None = None
     ended_at: str | None = None
     terminal_outcome: str | None = None
@@ -511,13 +521,13 @@ class MoveSpec(msgspec.Struct, kw_only=True):
 
     movespec_id: str
     name: str
-    project_id: str | None = None
+    project_id: str
+    visibility: str
+    created_at: str
+    updated_at: str
     organization_id: str | None = None
     description: str | None = None
-    visibility: str = "private"
     current_released_version_id: str | None = None
-    created_at: str | None = None
-    updated_at: str | None = None
     archived_at: str | None = None
     created_by: str | None = None
     updated_by: str | None = None
@@ -530,8 +540,8 @@ class MoveSpecDraft(msgspec.Struct, kw_only=True):
     draft_id: str
     movespec_id: str
     yaml_source: str
+    updated_at: str
     updated_by: str | None = None
-    updated_at: str | None = None
 
 
 class MoveSpecVersion(msgspec.Struct, kw_only=True):
@@ -542,7 +552,7 @@ class MoveSpecVersion(msgspec.Struct, kw_only=True):
     version_number: int
     yaml_source: str
     content_hash: str
-    created_at: str | None = None
+    created_at: str
     created_by: str | None = None
 
 
@@ -551,7 +561,7 @@ class ValidationIssue(msgspec.Struct, kw_only=True):
 
     code: str
     message: str
-    severity: str = "error"
+    severity: str
     path: str | None = None
     line: int | None = None
     column: int | None = None
