@@ -9,11 +9,13 @@ ahead of time (``.ci/run`` does) and exits non-zero when it cannot.
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
+import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 ROOT: Final = Path(__file__).resolve().parents[2]
 SDK_VENV: Final = ROOT / ".venv-sdk"
@@ -64,6 +66,42 @@ def sdk_python() -> tuple[Path | None, str]:
     if _has_sdk(python):
         return python, ""
     return None, f"{SDK_VENV} was made but does not import {SDK_REQUIREMENT}"
+
+
+async def run_driver(python: Path, driver: Path, *args: str) -> tuple[list[dict[str, Any]], str]:
+    """Run a driver script in the SDK venv; its JSON lines (checks, then ``done``) and stderr.
+
+    Bounded by a hang guard (300 s, not a speed assertion); the process is
+    killed if it outlives it.
+    """
+    proc = await asyncio.create_subprocess_exec(
+        str(python),
+        str(driver),
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        async with asyncio.timeout(300):
+            out, err = await proc.communicate()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    lines = [json.loads(line) for line in out.decode().splitlines() if line.startswith("{")]
+    return lines, err.decode()
+
+
+def assert_driver_passed(
+    lines: list[dict[str, Any]], err: str, flows: set[str], min_checks: int
+) -> None:
+    """Print the driver's checks as a table; assert each passed and every flow ran."""
+    checks = [line for line in lines if "check" in line]
+    failed = [c for c in checks if not c["ok"]]
+    sys.stdout.write("".join(f"{c['flow']:18} | {c['check']:50} | {c['ok']}\n" for c in checks))
+    assert lines and lines[-1] == {"done": True, "failures": 0}, (failed, err[-2000:])
+    assert {c["flow"] for c in checks} == flows
+    assert len(checks) >= min_checks
 
 
 if __name__ == "__main__":

@@ -16,16 +16,10 @@ reason, except under CI (``$CI`` set), where it fails.
 
 from __future__ import annotations
 
-import asyncio
-import json
-import os
-import sys
 from pathlib import Path
 
-import pytest
-
 from aiolens.emulator import Emulator
-from tests.conformance.sdk_venv import sdk_python
+from tests.conformance.sdk_venv import assert_driver_passed, run_driver
 
 DRIVER = Path(__file__).with_name("archetypeai_driver.py")
 EXPECTED_FLOWS = {
@@ -38,39 +32,8 @@ EXPECTED_FLOWS = {
 }
 
 
-@pytest.fixture(scope="module")
-def sdk() -> Path:
-    python, why = sdk_python()
-    if python is None:
-        if os.environ.get("CI"):
-            pytest.fail(f"the official SDK is needed in CI: {why}")
-        pytest.skip(why)
-    return python
-
-
 async def test_the_official_sdk_passes_every_flow(sdk: Path, tmp_path: Path) -> None:
     async with Emulator() as emu:
         emu.lens.upload_part_size = 64 * 1024  # so the SDK's direct upload has several parts
-        proc = await asyncio.create_subprocess_exec(
-            str(sdk),
-            str(DRIVER),
-            emu.lens_url,
-            emu.api_key,
-            str(tmp_path),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        try:
-            async with asyncio.timeout(300):  # a hang guard, not a speed assertion
-                out, err = await proc.communicate()
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
-    lines = [json.loads(line) for line in out.decode().splitlines() if line.startswith("{")]
-    checks = [line for line in lines if "check" in line]
-    failed = [c for c in checks if not c["ok"]]
-    sys.stdout.write("".join(f"{c['flow']:18} | {c['check']:50} | {c['ok']}\n" for c in checks))
-    assert lines and lines[-1] == {"done": True, "failures": 0}, (failed, err.decode()[-2000:])
-    assert {c["flow"] for c in checks} == EXPECTED_FLOWS
-    assert len(checks) >= 40
+        lines, err = await run_driver(sdk, DRIVER, emu.lens_url, emu.api_key, str(tmp_path))
+    assert_driver_passed(lines, err, EXPECTED_FLOWS, 40)

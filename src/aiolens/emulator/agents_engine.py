@@ -1,6 +1,6 @@
 """What the emulated agents compute: pure, deterministic, no I/O, no asyncio.
 
-The emulated Agents API (PROTOCOL Part C.2) runs *blueprints*: an agent
+The emulated Agents API (docs/protocol-notes.md, "Agents API") runs *blueprints*: an agent
 definition with typed ``values``, model slots, a prediction *target* and a
 *fitting* (the reference data its model learns from). This module holds the
 canonical blueprints and everything they compute; the store keeps records and

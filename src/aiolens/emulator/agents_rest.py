@@ -1,4 +1,6 @@
-"""REST routes of the emulated Agents API (PROTOCOL Part C.2, C.3), as an aiohttp sub-app.
+"""REST routes of the emulated Agents API, as an aiohttp sub-app.
+
+Protocol: docs/protocol-notes.md, "Agents API".
 
 Mounted at ``/agents`` (the 26.8 SDK layout: the host root, beside ``/v0.5``)
 and at ``/platform/agents`` (the 26.10 layout, under the platform base URL).
@@ -11,7 +13,7 @@ Status filters accept both ``cancelled`` and ``canceled``.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from aiohttp import web
@@ -164,6 +166,29 @@ def _examples(store: AgentsStore, raw: Any, name: str, *, required: bool) -> lis
     return out
 
 
+def _filtered(
+    request: web.Request,
+    records: Mapping[str, Any],
+    blueprint_and_name: Callable[[Any], tuple[str, str]],
+    extra: Callable[[Any], bool] = lambda record: True,
+) -> web.Response:
+    """A page of a job table (instances, evals, optimizations), newest first, filtered
+    by ``status`` (either spelling), ``blueprint_id``, ``query`` (id or name) and ``extra``."""
+    q, status = request.query, _status_filter(request)
+    blueprint_id = q.get("blueprint_id")
+
+    def keep(record: Any) -> bool:
+        blueprint, name = blueprint_and_name(record)
+        return (
+            (not status or record.status == status)
+            and (not blueprint_id or blueprint == blueprint_id)
+            and _matches(q.get("query"), record.id, name)
+            and extra(record)
+        )
+
+    return _paged(request, [r for r in newest_first(records) if keep(r)])
+
+
 def _check_metric(spec: BlueprintSpec, metric: str) -> None:
     """400 ``invalid_objective`` unless ``metric`` is one the blueprint reports."""
     objective_value(spec, {spec.target: dict.fromkeys(spec.metrics, 0.0)}, metric)
@@ -303,20 +328,13 @@ async def bundles_run(request: web.Request) -> web.Response:
 
 @routes.get("/instances")
 async def instances_list(request: web.Request) -> web.Response:
-    q = request.query
-    status = _status_filter(request)
-    items = [
-        i
-        for i in newest_first(_store(request).instances)
-        if (not status or i.status == status)
-        and (not q.get("bundle_id") or (i.bundle is not None and i.bundle.id == q["bundle_id"]))
-        and (
-            not q.get("blueprint_id")
-            or (i.bundle is not None and i.bundle.blueprint.id == q["blueprint_id"])
-        )
-        and _matches(q.get("query"), i.id, i.bundle.name if i.bundle else "")
-    ]
-    return _paged(request, items)
+    bundle_id = request.query.get("bundle_id")
+    return _filtered(
+        request,
+        _store(request).instances,
+        lambda i: (i.bundle.blueprint.id, i.bundle.name) if i.bundle else ("", ""),
+        lambda i: not bundle_id or (i.bundle is not None and i.bundle.id == bundle_id),
+    )
 
 
 def _instance(request: web.Request) -> Instance:
@@ -413,18 +431,11 @@ async def instances_query(request: web.Request) -> web.Response:
 
 @routes.get("/evals")
 async def evals_list(request: web.Request) -> web.Response:
-    q, status = request.query, _status_filter(request)
-    items = [
-        e
-        for e in newest_first(_store(request).evals)
-        if (not status or e.status == status)
-        and (
-            not q.get("blueprint_id")
-            or (e.blueprint is not None and e.blueprint.id == q["blueprint_id"])
-        )
-        and _matches(q.get("query"), e.id, e.name)
-    ]
-    return _paged(request, items)
+    return _filtered(
+        request,
+        _store(request).evals,
+        lambda e: (e.blueprint.id if e.blueprint else "", e.name),
+    )
 
 
 @routes.post("/evals")
@@ -491,18 +502,11 @@ async def evals_delete(request: web.Request) -> web.Response:
 
 @routes.get("/optimizations")
 async def optimizations_list(request: web.Request) -> web.Response:
-    q, status = request.query, _status_filter(request)
-    items = [
-        o
-        for o in newest_first(_store(request).optimizations)
-        if (not status or o.status == status)
-        and (
-            not q.get("blueprint_id")
-            or (o.blueprint is not None and o.blueprint.id == q["blueprint_id"])
-        )
-        and _matches(q.get("query"), o.id, o.name)
-    ]
-    return _paged(request, items)
+    return _filtered(
+        request,
+        _store(request).optimizations,
+        lambda o: (o.blueprint.id if o.blueprint else "", o.name),
+    )
 
 
 @routes.post("/optimizations")

@@ -1,4 +1,4 @@
-"""Serving instances of the emulated Agents API (PROTOCOL Part C.3).
+"""Serving instances of the emulated Agents API (docs/protocol-notes.md, "Agents API").
 
 A bundle run with ``mode: "serving"`` is created ``running`` and answers
 windows of sensor data until it is cancelled:

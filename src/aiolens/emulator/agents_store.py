@@ -1,5 +1,5 @@
 """In-memory state of the emulated Agents API: blueprints, bundles, instances, evals,
-optimizations and their trials (PROTOCOL Part C.2), and cursor paging over them.
+optimizations and their trials (docs/protocol-notes.md, "Agents API"), and cursor paging over them.
 
 Records render their own wire shape (``to_wire``); the emulator reads the
 protocol on its own and shares no model with the aiolens client. Uploaded

@@ -1,4 +1,4 @@
-"""The Archetype Agents API: ``client.agents`` (PROTOCOL Part C).
+"""The Archetype Agents API: ``client.agents`` (docs/protocol-notes.md, "Agents API").
 
 Develop (blueprints, bundles), evaluate (evals), optimize (optimizations,
 trials, promote), execute (batch runs with results; serving instances queried

@@ -1,4 +1,4 @@
-"""msgspec models of the Agents API's bodies (PROTOCOL Part C.2, C.3).
+"""msgspec models of the Agents API's bodies (docs/protocol-notes.md, "Agents API").
 
 Unknown fields are ignored and nearly every field is optional, so new server
 fields, and fields this reading of the protocol does not know, never break a
@@ -163,17 +163,13 @@ class Bundle(msgspec.Struct, kw_only=True):
     created_at: str | None = None
 
 
-class Instance(msgspec.Struct, _Status, kw_only=True):
-    """An agent instance (``agt_``): a batch run or a serving deployment."""
+class _Job(msgspec.Struct, _Status, kw_only=True):
+    """What instances, evals and optimizations share; ``canceled`` reads as ``cancelled``."""
 
     id: str
     status: str
-    bundle_id: str | None = None
-    blueprint_id: str | None = None
     name: str | None = None
-    mode: str | None = None
-    connectors: dict[str, Any] | None = None
-    progress: dict[str, Any] | None = None
+    blueprint_id: str | None = None
     error: dict[str, Any] | None = None
     created_at: str | None = None
     started_at: str | None = None
@@ -181,6 +177,15 @@ class Instance(msgspec.Struct, _Status, kw_only=True):
 
     def __post_init__(self) -> None:
         self.status = _normalise(self.status)
+
+
+class Instance(_Job, kw_only=True):
+    """An agent instance (``agt_``): a batch run or a serving deployment."""
+
+    bundle_id: str | None = None
+    mode: str | None = None
+    connectors: dict[str, Any] | None = None
+    progress: dict[str, Any] | None = None
 
 
 class InstanceEvent(msgspec.Struct, kw_only=True):
@@ -218,28 +223,17 @@ class LogEntry(msgspec.Struct, kw_only=True):
     created_at: str | None = None
 
 
-class Eval(msgspec.Struct, _Status, kw_only=True):
+class Eval(_Job, kw_only=True):
     """An evaluation of a blueprint on labelled examples (``evl_``).
 
     ``metrics_report`` is set once it completed: ``{primary, primary_value,
     targets: {<target>: {macro_f1, accuracy, class_names, confusion_matrix ...}}}``.
     """
 
-    id: str
-    status: str
-    name: str | None = None
-    blueprint_id: str | None = None
     primary: str | None = None
     targets: dict[str, Any] | None = None
     num_examples: int | None = None
     metrics_report: dict[str, Any] | None = None
-    error: dict[str, Any] | None = None
-    created_at: str | None = None
-    started_at: str | None = None
-    finished_at: str | None = None
-
-    def __post_init__(self) -> None:
-        self.status = _normalise(self.status)
 
 
 class EvalExample(msgspec.Struct, kw_only=True):
@@ -277,25 +271,17 @@ class Trial(msgspec.Struct, _Status, kw_only=True):
         return dict((self.trial_values or {}).get("values") or {})
 
 
-class Optimization(msgspec.Struct, _Status, kw_only=True):
+class Optimization(_Job, kw_only=True):
     """A search over a blueprint's values (``opt_``), with progress and best trial."""
 
-    id: str
-    status: str
-    name: str | None = None
-    blueprint_id: str | None = None
     objective: str | None = None
     budget: dict[str, Any] | None = None
     search_space: dict[str, Any] | None = None
     progress: dict[str, int] | None = None
     best_trial: Trial | None = None
-    error: dict[str, Any] | None = None
-    created_at: str | None = None
-    started_at: str | None = None
-    finished_at: str | None = None
 
     def __post_init__(self) -> None:
-        self.status = _normalise(self.status)
+        super().__post_init__()
         if self.progress and "canceled" in self.progress:
             self.progress["cancelled"] = self.progress.pop("canceled")
 

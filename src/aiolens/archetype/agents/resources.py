@@ -1,5 +1,5 @@
 """REST resources of the Agents API: ``client.agents.blueprints``, ``.bundles``,
-``.instances``, ``.evals``, ``.optimizations`` (PROTOCOL Part C.2, C.3).
+``.instances``, ``.evals``, ``.optimizations`` (docs/protocol-notes.md, "Agents API").
 
 Each method is one HTTP call through the client's transport (retries,
 timeouts and typed errors as for the Lens API; ``timeout=`` overrides the
@@ -19,7 +19,7 @@ import asyncio
 import builtins
 import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Generic, TypeVar
 from urllib.parse import quote
 
 from aiolens._transport.http import HTTPTransport, Timeout
@@ -166,54 +166,141 @@ class _Resource:
         await self._http.request("DELETE", path, timeout=timeout)
 
 
-async def _wait(
-    get: Callable[[str], Awaitable[R]],
-    record_id: str,
-    kind: str,
-    *,
-    timeout: float | None,
-    poll_interval: float,
-    max_interval: float,
-    on_update: Callable[[R], Any] | None,
-    raise_on_failure: bool,
-) -> R:
-    """Poll ``get`` until the record is terminal; see the ``wait`` methods."""
-    for name, value in (("poll_interval", poll_interval), ("max_interval", max_interval)):
-        if not (isinstance(value, int | float) and value > 0 and math.isfinite(value)):
-            raise ValueError(f"{name} must be a positive number of seconds: {value!r}")
-    if timeout is not None and not (isinstance(timeout, int | float) and timeout > 0):
-        raise ValueError(f"timeout must be positive seconds or None: {timeout!r}")
-    loop = asyncio.get_running_loop()
-    deadline = None if timeout is None else loop.time() + timeout
-    interval = poll_interval
-    seen: Any = None
-    while True:
-        record = await get(record_id)
-        if on_update is not None and record != seen:
-            result = on_update(record)
-            if isinstance(result, Awaitable):
-                await result
-        seen = record
-        if record.terminal:
-            if raise_on_failure and record.state is AgentStatus.FAILED:
-                error = record.error or {}
-                raise AgentRunError(
-                    f"{kind} {record_id} failed: {error.get('message') or 'no reason given'}",
-                    code=str(error.get("code") or ""),
-                    record=record,
-                )
-            return record
-        delay = interval
-        if deadline is not None:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise WaitTimeoutError(
-                    f"{kind} {record_id} is still {record.status} after {timeout}s",
-                    record=record,
-                )
-            delay = min(delay, remaining)
-        await asyncio.sleep(delay)
-        interval = min(interval * 1.5, max_interval)
+class _Jobs(_Resource, Generic[R]):
+    """What instances, evals and optimizations share: list, get, cancel, delete, wait.
+
+    Subclasses set ``_path`` (``/agents/evals``), ``_model`` (the record type),
+    ``_kind`` (for messages) and ``_max_interval`` (``wait``'s longest poll).
+    """
+
+    __slots__ = ()
+    _path: str
+    _model: type[R]
+    _kind: str
+    _max_interval: float
+
+    def _list(
+        self,
+        params: Mapping[str, Any],
+        *,
+        status: str | AgentStatus | None,
+        limit: int | None,
+        after: str | None,
+        before: str | None,
+        timeout: Timeout | None,
+    ) -> AsyncPager[R]:
+        query = {**params, "status": _status(status)}
+        return self._pager(
+            self._path, self._model, query, limit=limit, after=after, before=before, timeout=timeout
+        )
+
+    def list(
+        self,
+        *,
+        status: str | AgentStatus | None = None,
+        query: str | None = None,
+        blueprint_id: str | None = None,
+        limit: int | None = None,
+        after: str | None = None,
+        before: str | None = None,
+        timeout: Timeout | None = None,
+    ) -> AsyncPager[R]:
+        """The org's records, newest first, filtered by status (either spelling of
+        ``cancelled``), a substring of the name or id, or the blueprint."""
+        return self._list(
+            {"query": query, "blueprint_id": blueprint_id},
+            status=status,
+            limit=limit,
+            after=after,
+            before=before,
+            timeout=timeout,
+        )
+
+    async def get(self, record_id: str, *, timeout: Timeout | None = None) -> R:
+        """One record. Raises :class:`~aiolens.errors.NotFoundError` when there is none."""
+        return await self._get(f"{self._path}/{_q(record_id)}", self._model, timeout)
+
+    async def cancel(self, record_id: str, *, timeout: Timeout | None = None) -> R:
+        """Cancel a pending, running or paused record (unfinished trials too).
+
+        Raises:
+            ConflictError: it already ended.
+        """
+        return await self._post(f"{self._path}/{_q(record_id)}/cancel", self._model, {}, timeout)
+
+    async def delete(self, record_id: str, *, timeout: Timeout | None = None) -> None:
+        """Delete a record (the server answers 204). An eval takes the files it
+        produced along; an optimization keeps the blueprints promoted from it; a
+        running instance is stopped first."""
+        await self._delete(f"{self._path}/{_q(record_id)}", timeout)
+
+    async def wait(
+        self,
+        record_id: str,
+        *,
+        timeout: float | None = DEFAULT_WAIT_TIMEOUT,
+        poll_interval: float = 0.5,
+        max_interval: float | None = None,
+        on_update: Callable[[R], Any] | None = None,
+        raise_on_failure: bool = True,
+    ) -> R:
+        """Poll until the record is ``completed``, ``failed`` or ``cancelled``.
+
+        Polls start ``poll_interval`` apart and grow by half each time up to
+        ``max_interval`` (5 s for instances, 10 s for evals, 30 s for
+        optimizations, as the official SDK's fixed intervals). Cancel: polling
+        stops; the work goes on server-side.
+
+        Args:
+            timeout: seconds in all; ``None`` waits for ever.
+            on_update: called (or awaited) with each record that differs from
+                the previous one (for progress displays).
+            raise_on_failure: raise :class:`~aiolens.errors.AgentRunError`
+                for a ``failed`` record instead of returning it.
+
+        Raises:
+            WaitTimeoutError: still going at the deadline (``.record`` has the
+                last state).
+            AgentRunError: it failed (``raise_on_failure``).
+        """
+        longest = self._max_interval if max_interval is None else max_interval
+        for name, value in (("poll_interval", poll_interval), ("max_interval", longest)):
+            if not (isinstance(value, int | float) and value > 0 and math.isfinite(value)):
+                raise ValueError(f"{name} must be a positive number of seconds: {value!r}")
+        if timeout is not None and not (isinstance(timeout, int | float) and timeout > 0):
+            raise ValueError(f"timeout must be positive seconds or None: {timeout!r}")
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        interval = poll_interval
+        seen: Any = None
+        while True:
+            record = await self.get(record_id)
+            if on_update is not None and record != seen:
+                result = on_update(record)
+                if isinstance(result, Awaitable):
+                    await result
+            seen = record
+            if record.terminal:
+                if raise_on_failure and record.state is AgentStatus.FAILED:
+                    error = record.error or {}
+                    raise AgentRunError(
+                        f"{self._kind} {record_id} failed: "
+                        f"{error.get('message') or 'no reason given'}",
+                        code=str(error.get("code") or ""),
+                        record=record,
+                    )
+                return record
+            delay = interval
+            if deadline is not None:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    raise WaitTimeoutError(
+                        f"{self._kind} {record_id} is still {record.status} after {timeout}s",
+                        record=record,
+                    )
+                delay = min(delay, remaining)
+            await asyncio.sleep(delay)
+            interval = min(interval * 1.5, longest)
 
 
 class Blueprints(_Resource):
@@ -400,10 +487,14 @@ class Bundles(_Resource):
         return await self.run(bundle_id, [], mode="serving", timeout=timeout)
 
 
-class Instances(_Resource):
+class Instances(_Jobs[Instance]):
     """Agent instances: runs and deployments (``agents/instances``)."""
 
     __slots__ = ()
+    _path = "/agents/instances"
+    _model = Instance
+    _kind = "Instance"
+    _max_interval = 5.0
 
     def list(
         self,
@@ -417,30 +508,15 @@ class Instances(_Resource):
         before: str | None = None,
         timeout: Timeout | None = None,
     ) -> AsyncPager[Instance]:
-        """The org's instances, newest first, optionally filtered."""
-        params = {
-            "status": _status(status),
-            "query": query,
-            "bundle_id": bundle_id,
-            "blueprint_id": blueprint_id,
-        }
-        return self._pager(
-            "/agents/instances",
-            Instance,
-            params,
+        """The org's instances, newest first, optionally filtered (``bundle_id`` too)."""
+        return self._list(
+            {"query": query, "bundle_id": bundle_id, "blueprint_id": blueprint_id},
+            status=status,
             limit=limit,
             after=after,
             before=before,
             timeout=timeout,
         )
-
-    async def get(self, instance_id: str, *, timeout: Timeout | None = None) -> Instance:
-        """One instance, with its status and progress."""
-        return await self._get(f"/agents/instances/{_q(instance_id)}", Instance, timeout)
-
-    async def delete(self, instance_id: str, *, timeout: Timeout | None = None) -> None:
-        """Delete an instance (a running one is stopped first by the server)."""
-        await self._delete(f"/agents/instances/{_q(instance_id)}", timeout)
 
     async def events(
         self, instance_id: str, *, timeout: Timeout | None = None
@@ -504,16 +580,6 @@ class Instances(_Resource):
             timeout=timeout,
         )
 
-    async def cancel(self, instance_id: str, *, timeout: Timeout | None = None) -> Instance:
-        """Cancel a running or paused instance (a serving one closes its sockets).
-
-        Raises:
-            ConflictError: it already ended.
-        """
-        return await self._post(
-            f"/agents/instances/{_q(instance_id)}/cancel", Instance, {}, timeout
-        )
-
     async def pause(self, instance_id: str, *, timeout: Timeout | None = None) -> Instance:
         """Pause a running batch instance. Raises ConflictError when it is not running."""
         return await self._post(f"/agents/instances/{_q(instance_id)}/pause", Instance, {}, timeout)
@@ -522,44 +588,6 @@ class Instances(_Resource):
         """Resume a paused instance. Raises ConflictError when it is not paused."""
         return await self._post(
             f"/agents/instances/{_q(instance_id)}/resume", Instance, {}, timeout
-        )
-
-    async def wait(
-        self,
-        instance_id: str,
-        *,
-        timeout: float | None = DEFAULT_WAIT_TIMEOUT,
-        poll_interval: float = 0.5,
-        max_interval: float = 5.0,
-        on_update: Callable[[Instance], Any] | None = None,
-        raise_on_failure: bool = True,
-    ) -> Instance:
-        """Poll until the instance is ``completed``, ``failed`` or ``cancelled``.
-
-        Polls start ``poll_interval`` apart and grow by half each time up to
-        ``max_interval``. Cancel: polling stops; the instance runs on.
-
-        Args:
-            timeout: seconds in all; ``None`` waits for ever.
-            on_update: called (or awaited) with each record that differs from
-                the previous one (for progress displays).
-            raise_on_failure: raise :class:`~aiolens.errors.AgentRunError`
-                for a ``failed`` instance instead of returning it.
-
-        Raises:
-            WaitTimeoutError: still running at the deadline (``.record`` has
-                the last state).
-            AgentRunError: it failed (``raise_on_failure``).
-        """
-        return await _wait(
-            self.get,
-            instance_id,
-            "Instance",
-            timeout=timeout,
-            poll_interval=poll_interval,
-            max_interval=max_interval,
-            on_update=on_update,
-            raise_on_failure=raise_on_failure,
         )
 
     async def query(
@@ -603,37 +631,17 @@ def checked_reply(result: QueryResult) -> QueryResult:
     return result
 
 
-class Evals(_Resource):
-    """Evals: score a blueprint on labelled examples (``agents/evals``)."""
+class Evals(_Jobs[Eval]):
+    """Evals: score a blueprint on labelled examples (``agents/evals``).
+
+    ``get`` includes the ``metrics_report`` once completed.
+    """
 
     __slots__ = ()
-
-    def list(
-        self,
-        *,
-        status: str | AgentStatus | None = None,
-        query: str | None = None,
-        blueprint_id: str | None = None,
-        limit: int | None = None,
-        after: str | None = None,
-        before: str | None = None,
-        timeout: Timeout | None = None,
-    ) -> AsyncPager[Eval]:
-        """The org's evals, newest first."""
-        params = {"status": _status(status), "query": query, "blueprint_id": blueprint_id}
-        return self._pager(
-            "/agents/evals",
-            Eval,
-            params,
-            limit=limit,
-            after=after,
-            before=before,
-            timeout=timeout,
-        )
-
-    async def get(self, eval_id: str, *, timeout: Timeout | None = None) -> Eval:
-        """One eval, with its ``metrics_report`` once completed."""
-        return await self._get(f"/agents/evals/{_q(eval_id)}", Eval, timeout)
+    _path = "/agents/evals"
+    _model = Eval
+    _kind = "Eval"
+    _max_interval = 10.0
 
     async def create(
         self,
@@ -690,70 +698,18 @@ class Evals(_Resource):
             timeout=timeout,
         )
 
-    async def cancel(self, eval_id: str, *, timeout: Timeout | None = None) -> Eval:
-        """Cancel a pending or running eval."""
-        return await self._post(f"/agents/evals/{_q(eval_id)}/cancel", Eval, {}, timeout)
 
-    async def delete(self, eval_id: str, *, timeout: Timeout | None = None) -> None:
-        """Delete a finished eval and the files it produced."""
-        await self._delete(f"/agents/evals/{_q(eval_id)}", timeout)
+class Optimizations(_Jobs[Optimization]):
+    """Optimizations: search a blueprint's values, promote the best trial.
 
-    async def wait(
-        self,
-        eval_id: str,
-        *,
-        timeout: float | None = DEFAULT_WAIT_TIMEOUT,
-        poll_interval: float = 0.5,
-        max_interval: float = 10.0,
-        on_update: Callable[[Eval], Any] | None = None,
-        raise_on_failure: bool = True,
-    ) -> Eval:
-        """Poll until the eval ends; as :meth:`Instances.wait`."""
-        return await _wait(
-            self.get,
-            eval_id,
-            "Eval",
-            timeout=timeout,
-            poll_interval=poll_interval,
-            max_interval=max_interval,
-            on_update=on_update,
-            raise_on_failure=raise_on_failure,
-        )
-
-
-class Optimizations(_Resource):
-    """Optimizations: search a blueprint's values, promote the best trial."""
+    ``get`` shows ``progress`` (trials per status) and ``best_trial``.
+    """
 
     __slots__ = ()
-
-    def list(
-        self,
-        *,
-        status: str | AgentStatus | None = None,
-        query: str | None = None,
-        blueprint_id: str | None = None,
-        limit: int | None = None,
-        after: str | None = None,
-        before: str | None = None,
-        timeout: Timeout | None = None,
-    ) -> AsyncPager[Optimization]:
-        """The org's optimizations, newest first."""
-        params = {"status": _status(status), "query": query, "blueprint_id": blueprint_id}
-        return self._pager(
-            "/agents/optimizations",
-            Optimization,
-            params,
-            limit=limit,
-            after=after,
-            before=before,
-            timeout=timeout,
-        )
-
-    async def get(self, optimization_id: str, *, timeout: Timeout | None = None) -> Optimization:
-        """One optimization, with ``progress`` (trials per status) and ``best_trial``."""
-        return await self._get(
-            f"/agents/optimizations/{_q(optimization_id)}", Optimization, timeout
-        )
+    _path = "/agents/optimizations"
+    _model = Optimization
+    _kind = "Optimization"
+    _max_interval = 30.0
 
     async def create(
         self,
@@ -850,38 +806,6 @@ class Optimizations(_Resource):
             Blueprint,
             body,
             timeout,
-        )
-
-    async def cancel(self, optimization_id: str, *, timeout: Timeout | None = None) -> Optimization:
-        """Cancel a pending or running optimization and its unfinished trials."""
-        return await self._post(
-            f"/agents/optimizations/{_q(optimization_id)}/cancel", Optimization, {}, timeout
-        )
-
-    async def delete(self, optimization_id: str, *, timeout: Timeout | None = None) -> None:
-        """Delete a finished optimization and its trials; promoted blueprints stay."""
-        await self._delete(f"/agents/optimizations/{_q(optimization_id)}", timeout)
-
-    async def wait(
-        self,
-        optimization_id: str,
-        *,
-        timeout: float | None = DEFAULT_WAIT_TIMEOUT,
-        poll_interval: float = 0.5,
-        max_interval: float = 30.0,
-        on_update: Callable[[Optimization], Any] | None = None,
-        raise_on_failure: bool = True,
-    ) -> Optimization:
-        """Poll until the optimization ends; as :meth:`Instances.wait`."""
-        return await _wait(
-            self.get,
-            optimization_id,
-            "Optimization",
-            timeout=timeout,
-            poll_interval=poll_interval,
-            max_interval=max_interval,
-            on_update=on_update,
-            raise_on_failure=raise_on_failure,
         )
 
 

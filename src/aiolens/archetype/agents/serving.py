@@ -1,4 +1,6 @@
-"""``AgentConnection``: the WebSocket of a serving agent instance (PROTOCOL Part C.3).
+"""``AgentConnection``: the WebSocket of a serving agent instance.
+
+Protocol: docs/protocol-notes.md, "Agents API".
 
 ``GET agents/instances/{id}/connect`` upgrades to a WebSocket whose first
 frame is ``{"status": "connected"}``; after that every JSON message sent is
