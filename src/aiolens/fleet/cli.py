@@ -125,7 +125,12 @@ async def _worker(args: argparse.Namespace) -> int:
                     loop.add_signal_handler(sig, worker.stop)
             print(f"fleet worker {worker.name} running (capacity {worker.capacity})", flush=True)
             await worker.run()
-            print(f"fleet worker {worker.name} stopped", flush=True)
+            print(
+                f"fleet worker {worker.name} stopped: events_written="
+                f"{worker.writer.events_written} round_trips={worker.store.round_trips} "
+                f"batches={worker.writer.batches} takeovers={worker.takeovers}",
+                flush=True,
+            )
     finally:
         await redis.aclose()
     return 0

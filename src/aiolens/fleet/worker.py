@@ -220,7 +220,9 @@ class FleetWorker:
 
     async def _claim_loop(self) -> None:
         lease_ms = max(1, int(self.lease * 1000))
-        block_ms = max(1, int(self.lease * 250))
+        # A blocking read shorter than redis-py's default socket timeout (5 s), and short
+        # enough that lapsed leases are looked for often.
+        block_ms = max(1, int(min(self.lease / 4, 1.0) * 1000))
         while True:
             free = self.capacity - len(self._feeds)
             if free <= 0:
@@ -351,7 +353,7 @@ class FleetWorker:
                             await session.set_output_stream(state.spec.output_stream)
                             first = await anext(stream)  # sse.stream.start: the stream is open
                             if first.type != _START:
-                                await self._put(feed, first)
+                                await self._put(feed, first, cursor)
                                 cursor = first.id or cursor
                             spec_input = state.spec.input_stream
                             if spec_input is not None:
@@ -367,7 +369,7 @@ class FleetWorker:
                                     attempt = 0
                                     if event.type == _START:
                                         continue
-                                    await self._put(feed, event)
+                                    await self._put(feed, event, cursor)
                                     cursor = event.id or cursor
                                     if event.type == _END:
                                         await self.writer.flushed(feed)
@@ -401,10 +403,13 @@ class FleetWorker:
         await self.lens.sessions.destroy_quietly(state.session_id)
         deadline.reschedule(asyncio.get_running_loop().time() + self.cancel_grace)
 
-    async def _put(self, feed: _Feed, event: RawEvent) -> None:
+    async def _put(self, feed: _Feed, event: RawEvent, cursor: str) -> None:
+        """Queue one event; ``cursor`` is the id before it (an event that repeats it has
+        no id of its own: the SSE id persists across frames)."""
         if feed.lost:
             raise _Lost
-        await self.writer.put(feed, (event.id, event.type, event.data), final=event.type == _END)
+        own_id = event.id if event.id != cursor else ""
+        await self.writer.put(feed, (own_id, event.type, event.data), final=event.type == _END)
 
     async def _set(self, feed: _Feed, **fields: str) -> None:
         ok = await self._retry(
