@@ -282,13 +282,16 @@ async def plain(lens_url: str, feeds: int, events: int) -> float:
     counted = 0
     marks: dict[float, float] = {}
     started = time.perf_counter()
+    opening = asyncio.Semaphore(64)  # as many handshakes at once as a worker makes
     async with AsyncArchetypeClient("bench-key-not-secret", lens_url) as client:
 
         async def one(n: int) -> None:
             nonlocal counted
             session_id = f"lsn-bench{n:05d}-n{events}"
             ws = lens_url.replace("http://", "ws://") + f"/lens/sessions/{session_id}"
-            async with client.attach(session_id, ws) as session:
+            async with opening:
+                session = await client.attach_session(session_id, ws)
+            async with session:
                 async for event in session.raw_events(last_event_id="0", queue_size=256):
                     if event.type == "sse.stream.start":
                         continue

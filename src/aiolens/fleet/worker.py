@@ -111,6 +111,8 @@ class FleetWorker:
             takes the feed over after it lapses.
         prefix: the fleet's key prefix.
         max_pending: events waiting for Redis at most (see ``ResultWriter``).
+        max_opening: sessions created or attached at once (a worker that claims
+            thousands of feeds does not open thousands of handshakes at once).
         handoff_timeout: on :meth:`stop`, seconds to wait for a feed's queued
             events to be written before handing it back; a feed not flushed by
             then is left to lapse (its new owner resumes from the checkpoint).
@@ -139,6 +141,7 @@ class FleetWorker:
         cancel_grace: float = 10.0,
         session_options: dict[str, Any] | None = None,
         stream_queue: int = 256,
+        max_opening: int = 64,
     ) -> None:
         if capacity < 1:
             raise ConfigurationError("capacity must be at least 1")
@@ -157,6 +160,7 @@ class FleetWorker:
         self.backoff = Backoff(initial=min(0.2, lease / 4), maximum=min(5.0, lease))
         self.takeovers = 0
         self._feeds: dict[str, _Feed] = {}
+        self._opening = asyncio.Semaphore(max_opening)
         self._room = asyncio.Event()
         self._stopping = asyncio.Event()
         self._redis_back_at = 0.0  # monotonic time Redis answered again after an outage
@@ -344,9 +348,13 @@ class FleetWorker:
         attempt = 0
         while True:
             try:
-                async with lens.attach(
-                    state.session_id, state.endpoint or None, **self.session_options
-                ) as session:
+                async with contextlib.AsyncExitStack() as stack:
+                    async with self._opening:  # a bounded number of handshakes at once
+                        session = await stack.enter_async_context(
+                            lens.attach(
+                                state.session_id, state.endpoint or None, **self.session_options
+                            )
+                        )
                     stream = session.raw_events(last_event_id=cursor, queue_size=self.stream_queue)
                     async with stream:
                         if not state.started:
@@ -438,11 +446,12 @@ class FleetWorker:
                 except _Lost:
                     await _quietly(lens.lenses.delete(made.lens_id))
                     raise
-        info = await finish_or_undo(
-            lens.sessions.create(state.lens_id),
-            lambda made: lens.sessions.destroy_quietly(made.session_id),
-            timeout=10.0,
-        )
+        async with self._opening:
+            info = await finish_or_undo(
+                lens.sessions.create(state.lens_id),
+                lambda made: lens.sessions.destroy_quietly(made.session_id),
+                timeout=10.0,
+            )
         try:
             await self._set(feed, session_id=info.session_id, endpoint=info.session_endpoint or "")
         except _Lost:
