@@ -264,8 +264,10 @@ async def run_workers(
                 if key in stats:
                     stats[key] += int(value)
         assert stats["events_written"] == total, (stats, total)
-        lengths = await asyncio.gather(*(r.xlen(store.results_key(f)) for f in ids))
-        assert sum(lengths) == total
+        pipe = r.pipeline(transaction=False)
+        for feed_id in ids:
+            pipe.xlen(store.results_key(feed_id))
+        assert sum(await pipe.execute()) == total
     rate = _rate(total, marks, wall)
     return {
         "rate": rate,

@@ -108,7 +108,9 @@ async def _worker(args: argparse.Namespace) -> int:
 
     if not (args.api_key or os.environ.get("ATAI_API_KEY")):
         raise ConfigurationError("no Lens API key: set ATAI_API_KEY or pass --api-key")
-    redis = aioredis.Redis.from_url(args.redis)
+    # Callers wait for one of 64 connections rather than opening one per feed.
+    pool = aioredis.BlockingConnectionPool.from_url(args.redis, max_connections=64, timeout=None)
+    redis = aioredis.Redis.from_pool(pool)  # closing the client closes the pool
     try:
         async with AsyncArchetypeClient(args.api_key, args.base_url) as lens:
             worker = FleetWorker(

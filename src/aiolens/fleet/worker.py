@@ -317,7 +317,8 @@ class FleetWorker:
     # ---- one feed -------------------------------------------------------------------------
 
     async def _run_feed(self, feed: _Feed) -> None:
-        state = await self._retry(lambda: self.store.take(feed.feed_id, self.name), "take feed")
+        async with self._opening:
+            state = await self._retry(lambda: self.store.take(feed.feed_id, self.name), "take feed")
         if state is None or state.status in TERMINAL:
             await self._retry(lambda: self.store.finish(feed.claim), "finish feed")
             return
