@@ -105,6 +105,14 @@ async def test_append_is_idempotent_and_trimmed(redis_server: RedisServer) -> No
         assert await _append(store, "f1", 1, _events(5, 2000), maxlen=10) == 1996
         length = await r.xlen(store.results_key("f1"))
         assert 10 <= length < 2000  # MAXLEN ~: trimmed in whole nodes
+        # An end event without an id of its own: written once, also when retried.
+        end = [("", "sse.stream.end", '{"type":"sse.stream.end"}')]
+        for expected in (1, 0):
+            pipe = store.pipeline()
+            store.queue_append(pipe, "f1", 1, 10, end, final=True)
+            assert await store.execute(pipe) == [expected]
+        (status,) = await store.statuses(["f1"])
+        assert status is not None and status.last_event_id == "2000"
 
 
 async def test_submit_twice_and_unknown_feeds(fleet: Fleet) -> None:

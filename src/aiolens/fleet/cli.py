@@ -108,7 +108,9 @@ async def _worker(args: argparse.Namespace) -> int:
 
     if not (args.api_key or os.environ.get("ATAI_API_KEY")):
         raise ConfigurationError("no Lens API key: set ATAI_API_KEY or pass --api-key")
-    redis = aioredis.Redis.from_url(args.redis)
+    # Callers wait for one of 64 connections rather than opening one per feed.
+    pool = aioredis.BlockingConnectionPool.from_url(args.redis, max_connections=64, timeout=None)
+    redis = aioredis.Redis.from_pool(pool)  # closing the client closes the pool
     try:
         async with AsyncArchetypeClient(args.api_key, args.base_url) as lens:
             worker = FleetWorker(
@@ -125,7 +127,12 @@ async def _worker(args: argparse.Namespace) -> int:
                     loop.add_signal_handler(sig, worker.stop)
             print(f"fleet worker {worker.name} running (capacity {worker.capacity})", flush=True)
             await worker.run()
-            print(f"fleet worker {worker.name} stopped", flush=True)
+            print(
+                f"fleet worker {worker.name} stopped: events_written="
+                f"{worker.writer.events_written} round_trips={worker.store.round_trips} "
+                f"batches={worker.writer.batches} takeovers={worker.takeovers}",
+                flush=True,
+            )
     finally:
         await redis.aclose()
     return 0

@@ -24,7 +24,8 @@ lost its lease (paused, partitioned) cannot write again.
 **Exactly once.** :data:`_APPEND` appends a batch of events to the results and
 moves the checkpoint in one atomic step, skipping events at or below the
 checkpoint (numeric ids), so a batch retried after a lost reply, or an event the
-server sends again, is written once.
+server sends again, is written once. An event without an id of its own (a stream end
+some servers send without one) is written unless the feed already ended.
 """
 
 from __future__ import annotations
@@ -71,19 +72,26 @@ return 1
 
 # KEYS[1] state, KEYS[2] results; ARGV[1] epoch, ARGV[2] maxlen, ARGV[3] '1' when the
 # batch ends the stream, then id, type, data triples. Returns events appended, -1 fenced.
+# An event without an id ('') cannot be checked against the checkpoint: it is appended
+# unless the feed has ended (so a retried final batch does not repeat its end event).
 _APPEND: Final = """
 if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[1] then return -1 end
 local last = redis.call('HGET', KEYS[1], 'last_id') or ''
 local lastn = tonumber(last)
+local ended = redis.call('HGET', KEYS[1], 'ended') == '1'
 local added = 0
 for i = 4, #ARGV, 3 do
   local id = ARGV[i]
   local n = tonumber(id)
-  if not (n and lastn and n <= lastn) then
+  local new
+  if id == '' then new = not ended else new = not (n and lastn and n <= lastn) end
+  if new then
     redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*',
       'id', id, 'type', ARGV[i + 1], 'epoch', ARGV[1], 'data', ARGV[i + 2])
-    last = id
-    lastn = n
+    if id ~= '' then
+      last = id
+      lastn = n
+    end
     added = added + 1
   end
 end

@@ -111,6 +111,8 @@ class FleetWorker:
             takes the feed over after it lapses.
         prefix: the fleet's key prefix.
         max_pending: events waiting for Redis at most (see ``ResultWriter``).
+        max_opening: sessions created or attached at once (a worker that claims
+            thousands of feeds does not open thousands of handshakes at once).
         handoff_timeout: on :meth:`stop`, seconds to wait for a feed's queued
             events to be written before handing it back; a feed not flushed by
             then is left to lapse (its new owner resumes from the checkpoint).
@@ -139,6 +141,7 @@ class FleetWorker:
         cancel_grace: float = 10.0,
         session_options: dict[str, Any] | None = None,
         stream_queue: int = 256,
+        max_opening: int = 64,
     ) -> None:
         if capacity < 1:
             raise ConfigurationError("capacity must be at least 1")
@@ -157,6 +160,7 @@ class FleetWorker:
         self.backoff = Backoff(initial=min(0.2, lease / 4), maximum=min(5.0, lease))
         self.takeovers = 0
         self._feeds: dict[str, _Feed] = {}
+        self._opening = asyncio.Semaphore(max_opening)
         self._room = asyncio.Event()
         self._stopping = asyncio.Event()
         self._redis_back_at = 0.0  # monotonic time Redis answered again after an outage
@@ -220,7 +224,9 @@ class FleetWorker:
 
     async def _claim_loop(self) -> None:
         lease_ms = max(1, int(self.lease * 1000))
-        block_ms = max(1, int(self.lease * 250))
+        # A blocking read shorter than redis-py's default socket timeout (5 s), and short
+        # enough that lapsed leases are looked for often.
+        block_ms = max(1, int(min(self.lease / 4, 1.0) * 1000))
         while True:
             free = self.capacity - len(self._feeds)
             if free <= 0:
@@ -311,7 +317,8 @@ class FleetWorker:
     # ---- one feed -------------------------------------------------------------------------
 
     async def _run_feed(self, feed: _Feed) -> None:
-        state = await self._retry(lambda: self.store.take(feed.feed_id, self.name), "take feed")
+        async with self._opening:
+            state = await self._retry(lambda: self.store.take(feed.feed_id, self.name), "take feed")
         if state is None or state.status in TERMINAL:
             await self._retry(lambda: self.store.finish(feed.claim), "finish feed")
             return
@@ -342,16 +349,20 @@ class FleetWorker:
         attempt = 0
         while True:
             try:
-                async with lens.attach(
-                    state.session_id, state.endpoint or None, **self.session_options
-                ) as session:
+                async with contextlib.AsyncExitStack() as stack:
+                    async with self._opening:  # a bounded number of handshakes at once
+                        session = await stack.enter_async_context(
+                            lens.attach(
+                                state.session_id, state.endpoint or None, **self.session_options
+                            )
+                        )
                     stream = session.raw_events(last_event_id=cursor, queue_size=self.stream_queue)
                     async with stream:
                         if not state.started:
                             await session.set_output_stream(state.spec.output_stream)
                             first = await anext(stream)  # sse.stream.start: the stream is open
                             if first.type != _START:
-                                await self._put(feed, first)
+                                await self._put(feed, first, cursor)
                                 cursor = first.id or cursor
                             spec_input = state.spec.input_stream
                             if spec_input is not None:
@@ -367,7 +378,7 @@ class FleetWorker:
                                     attempt = 0
                                     if event.type == _START:
                                         continue
-                                    await self._put(feed, event)
+                                    await self._put(feed, event, cursor)
                                     cursor = event.id or cursor
                                     if event.type == _END:
                                         await self.writer.flushed(feed)
@@ -401,10 +412,13 @@ class FleetWorker:
         await self.lens.sessions.destroy_quietly(state.session_id)
         deadline.reschedule(asyncio.get_running_loop().time() + self.cancel_grace)
 
-    async def _put(self, feed: _Feed, event: RawEvent) -> None:
+    async def _put(self, feed: _Feed, event: RawEvent, cursor: str) -> None:
+        """Queue one event; ``cursor`` is the id before it (an event that repeats it has
+        no id of its own: the SSE id persists across frames)."""
         if feed.lost:
             raise _Lost
-        await self.writer.put(feed, (event.id, event.type, event.data), final=event.type == _END)
+        own_id = event.id if event.id != cursor else ""
+        await self.writer.put(feed, (own_id, event.type, event.data), final=event.type == _END)
 
     async def _set(self, feed: _Feed, **fields: str) -> None:
         ok = await self._retry(
@@ -433,11 +447,12 @@ class FleetWorker:
                 except _Lost:
                     await _quietly(lens.lenses.delete(made.lens_id))
                     raise
-        info = await finish_or_undo(
-            lens.sessions.create(state.lens_id),
-            lambda made: lens.sessions.destroy_quietly(made.session_id),
-            timeout=10.0,
-        )
+        async with self._opening:
+            info = await finish_or_undo(
+                lens.sessions.create(state.lens_id),
+                lambda made: lens.sessions.destroy_quietly(made.session_id),
+                timeout=10.0,
+            )
         try:
             await self._set(feed, session_id=info.session_id, endpoint=info.session_endpoint or "")
         except _Lost:
