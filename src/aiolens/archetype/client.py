@@ -10,6 +10,7 @@ from typing import Any, Final
 import aiohttp
 
 from aiolens._core.backoff import Backoff
+from aiolens._core.options import check_text
 from aiolens._core.redact import SecretStr, install_log_redaction
 from aiolens._transport.client_base import ClientBase
 from aiolens._transport.http import HTTPTransport, Timeout
@@ -47,7 +48,11 @@ class AsyncArchetypeClient(ClientBase):
             session's connection state (:mod:`aiolens.observe`; :mod:`aiolens.otel`).
 
     Raises:
-        ConfigurationError: no API key was given and ``$ATAI_API_KEY`` is unset.
+        ConfigurationError: no API key was given and ``$ATAI_API_KEY`` is unset,
+            or an option has a bad value (the message names it): ``timeout``
+            must be a finite number of seconds > 0 (0, negative, NaN and
+            infinity are refused: none may mean "wait forever"),
+            ``max_retries`` a whole number >= 0.
 
     Attributes:
         lenses: lens templates (:class:`~aiolens.archetype.resources.Lenses`).
@@ -72,6 +77,8 @@ class AsyncArchetypeClient(ClientBase):
     ) -> None:
         install_log_redaction()
         key = api_key if api_key is not None else os.environ.get("ATAI_API_KEY")
+        check_text("api_key", key)
+        check_text("base_url", base_url)
         if not key:
             raise ConfigurationError("No Archetype API key: pass api_key=... or set ATAI_API_KEY.")
         self._api_key = SecretStr(key)

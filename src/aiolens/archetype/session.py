@@ -403,14 +403,15 @@ class LensSession:
         Args:
             type: the event type (``session.validate``, ``model.query`` ...).
             event_data: the payload; omitted when ``None``.
-            timeout: seconds to wait in all (slot, connection, reply);
-                defaults to ``request_timeout``.
+            timeout: seconds to wait in all (slot, connection, reply), a
+                finite number > 0; defaults to ``request_timeout``.
 
         Returns:
             The reply's ``event_data`` (``None`` when empty) — or, for
             ``session.status``, the session record as a dict.
 
         Raises:
+            ConfigurationError: a bad ``timeout`` (nothing sent).
             MessageTooLargeError: the encoded request is over
                 ``max_message_size``; nothing was sent.
             EventError: the server answered ``{"type": "error", ...}``.
@@ -423,13 +424,13 @@ class LensSession:
         Cancelling the call abandons only this request: its reply, if it
         comes, is dropped, and the socket stays usable.
         """
+        limit = self.request_timeout if timeout is None else check_seconds("timeout", timeout)
         if self._closing is not None:
             raise ConnectionLostError("The session is closed")
         message: dict[str, Any] = {"type": type}
         if event_data is not None:
             message["event_data"] = event_data
         frame = _encoder.encode(message)
-        limit = self.request_timeout if timeout is None else timeout
         channel = self._channel
         if len(frame) > channel.max_message_size:
             channel.refuse(frame, f"{type} request")
@@ -614,7 +615,14 @@ class LensSession:
 
         The stream closes when the session closes; ``async with
         session.events() as events:`` closes it earlier.
+
+        Raises:
+            ConfigurationError: a bad option (it names it): ``queue_size`` must
+                be a whole number >= 1, ``overflow`` ``"block"`` or
+                ``"drop_oldest"``, ``liveness_timeout`` a finite number > 0,
+                ``max_reconnects`` a whole number >= 0.
         """
+        check_bool("include_heartbeats", include_heartbeats)
 
         def skip(event: LensEvent | UnknownEvent) -> bool:
             kind = type(event)  # decoded events are of these exact classes
@@ -695,10 +703,13 @@ class LensSession:
     ) -> AsyncIterator[LensEvent | UnknownEvent]:
         """Iterate the session's mailbox (``session.read``) for lenses without an SSE writer.
 
-        Polls every ``poll_interval`` seconds while the mailbox is empty.
+        Polls every ``poll_interval`` seconds (a finite number > 0) while the
+        mailbox is empty; a bad one raises :class:`ConfigurationError` on the
+        first iteration.
         Ends after a ``stream.end`` message when ``stop_on_stream_end``;
         otherwise runs until cancelled or the session closes.
         """
+        check_seconds("poll_interval", poll_interval)
         while True:
             messages = await self.read(client_id)
             for message in messages:

@@ -469,10 +469,12 @@ class DetectionSession:
             ``cancelled``).
 
         Raises:
+            ConfigurationError: ``timeout`` is not a finite number > 0.
             DetectionError: the server answered with a ``session_*`` error.
             ConnectionLostError: the stream could not be restored.
             APITimeoutError: no ``session_done`` within ``timeout``.
         """
+        check_seconds("timeout", timeout)
         try:
             async with asyncio.timeout(timeout):
                 while self._pending:
