@@ -46,7 +46,7 @@ from aiolens.archetype.events import (
     decode_event,
     event_from_object,
 )
-from aiolens.archetype.models import SessionInfo, dec_hook
+from aiolens.archetype.models import SessionInfo, dec_hook, mask_api_keys
 from aiolens.errors import (
     APITimeoutError,
     ConnectionLostError,
@@ -338,6 +338,8 @@ class LensSession:
             self.malformed_replies += 1
             log.warning("session %s: malformed frame skipped: %s", self.session_id, exc)
             return
+        if _has_api_key(data):
+            mask_api_keys(reply)  # the session record echoes the caller's key
         routed = self._correlator.route(reply)
         if routed is None:
             self.unmatched_replies += 1
@@ -408,7 +410,9 @@ class LensSession:
 
         Returns:
             The reply's ``event_data`` (``None`` when empty) — or, for
-            ``session.status``, the session record as a dict.
+            ``session.status``, the session record as a dict. An ``api_key``
+            anywhere in a reply (the record echoes the caller's key) is a
+            :class:`~aiolens._core.redact.SecretStr`.
 
         Raises:
             ConfigurationError: a bad ``timeout`` (nothing sent).
@@ -718,6 +722,10 @@ class LensSession:
                     return
             if not messages:
                 await asyncio.sleep(poll_interval)
+
+
+def _has_api_key(data: str | bytes) -> bool:
+    return b"api_key" in data if isinstance(data, bytes) else "api_key" in data
 
 
 def _interpret(request_type: str, reply: dict[str, Any]) -> Any:

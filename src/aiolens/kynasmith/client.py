@@ -12,7 +12,7 @@ import aiohttp
 
 from aiolens._core.backoff import Backoff
 from aiolens._core.options import check_choice, check_count, check_seconds, check_text
-from aiolens._core.redact import SecretStr, install_log_redaction
+from aiolens._core.redact import SecretStr, install_log_redaction, register_secret
 from aiolens._transport.client_base import ClientBase
 from aiolens._transport.http import HTTPTransport, Timeout
 from aiolens._transport.session_registry import SessionRegistry
@@ -90,6 +90,7 @@ class AsyncKynasmithClient(ClientBase):
         if ":" not in key:
             raise ConfigurationError("A Kynasmith API key looks like <key_id>:<key_secret>.")
         self._api_key = SecretStr(key)
+        register_secret(key.partition(":")[2])  # a server may echo the secret part alone
         self.base_url = (
             base_url or os.environ.get("KYNASMITH_BASE_URL") or DEFAULT_BASE_URL
         ).rstrip("/")
