@@ -14,10 +14,11 @@ from typing import Any
 import aiohttp
 import pytest
 
-from aiolens import AsyncArchetypeClient, ConfigurationError, RateLimitError
+from aiolens import AsyncArchetypeClient, ConfigurationError, PoseFrameError, RateLimitError
 from aiolens._core.backoff import Backoff
 from aiolens.emulator import Emulator
 from aiolens.kynasmith import AsyncKynasmithClient
+from aiolens.kynasmith.synthetic import generate_squats
 from tests.conftest import FAST_BACKOFF
 from tests.kynasmith.test_client import squat_spec
 from tests.test_cli import run_cli
@@ -245,3 +246,49 @@ async def test_cli_timeouts_that_would_overflow_or_never_expire_are_usage_errors
         assert code == 2, err
         assert "--timeout" in err and "finite number of seconds" in err
         assert "Traceback" not in err
+
+
+# ---- arguments of the wrong type ---------------------------------------------------------
+
+
+async def test_a_lens_config_that_is_not_a_mapping_is_named(
+    client: AsyncArchetypeClient, emulator: Emulator
+) -> None:
+    before = len(emulator.lens.lenses)
+    with pytest.raises(ConfigurationError, match="lens_config must be a mapping, not str"):
+        await client.lenses.register("notadict")  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="lens_config"):
+        await client.lenses.modify("lns-x", lens_config=["a", "b"])  # type: ignore[arg-type]
+    assert len(emulator.lens.lenses) == before
+
+
+async def test_sending_something_that_is_not_a_frame_is_a_pose_frame_error(
+    kyna: AsyncKynasmithClient,
+) -> None:
+    async with kyna.detection_session(movespec_id=await squat_spec(kyna)) as det:
+        for validate in (True, False):
+            det.validate = validate
+            with pytest.raises(PoseFrameError, match="expected a PoseFrame, not str") as err:
+                await det.send(["notaframe"])  # type: ignore[list-item]
+            assert err.value.index == 0
+        ack = await det.send(generate_squats(1)[:5])  # nothing was sent before
+        assert ack.batch_seq == 1
+
+
+# ---- the emulator's fault endpoint -------------------------------------------------------
+
+
+async def test_the_fault_endpoint_requires_the_emulators_key(emulator: Emulator) -> None:
+    url = f"{emulator.base_url}/_emulator/faults"
+    body = {"reply_delay": 5}
+    async with aiohttp.ClientSession() as http:
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Bearer "}):
+            async with http.post(url, json=body, headers=headers) as resp:
+                assert resp.status == 401
+        assert emulator.faults.reply_delay == 0
+        auth = {"Authorization": f"Bearer {emulator.api_key}"}
+        async with http.post(url, data=b"[1]", headers=auth) as resp:
+            assert resp.status == 400
+        async with http.post(url, json=body, headers=auth) as resp:
+            assert resp.status == 200
+        assert emulator.faults.reply_delay == 5

@@ -76,7 +76,8 @@ class AiolensError(Exception):
 
 
 class ConfigurationError(AiolensError, ValueError):
-    """The client was built with missing or contradictory settings (no API key ...)."""
+    """A setting or argument has a bad value, found before anything was sent: no API
+    key, an option out of range (the message names it), a config that is not a mapping."""
 
 
 class MissingExtraError(ConfigurationError, ImportError):

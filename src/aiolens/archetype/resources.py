@@ -41,7 +41,7 @@ from aiolens.archetype.models import (
 )
 from aiolens.archetype.pages import get_page, iterate_pages
 from aiolens.archetype.uploads import DIRECT_UPLOAD_THRESHOLD, ProgressCallback, direct_upload
-from aiolens.errors import NotFoundError, RejectedRequestError
+from aiolens.errors import ConfigurationError, NotFoundError, RejectedRequestError
 
 __all__ = ["Files", "Lenses", "Sessions", "mime_type_for"]
 
@@ -69,6 +69,13 @@ def mime_type_for(filename: str) -> str:
         return _MIME_BY_EXT[ext]
     guessed, _ = mimetypes.guess_type(filename)
     return guessed or "application/octet-stream"
+
+
+def _config_dict(name: str, value: object) -> dict[str, Any]:
+    """A copy of a mapping argument, or :class:`ConfigurationError` naming it."""
+    if not isinstance(value, Mapping):
+        raise ConfigurationError(f"{name} must be a mapping, not {type(value).__name__}")
+    return dict(value)
 
 
 class _Resource:
@@ -136,10 +143,11 @@ class Lenses(_Resource):
             lens_name: sets ``lens_config["lens_name"]``.
 
         Raises:
+            ConfigurationError: ``lens_config`` is not a mapping (nothing sent).
             RejectedRequestError: the server answered ``is_valid: false``; its
                 ``error_messages`` are in ``errors``.
         """
-        config = dict(lens_config)
+        config = _config_dict("lens_config", lens_config)
         if lens_name is not None:
             config["lens_name"] = lens_name
         return await self._http.request(
@@ -175,7 +183,7 @@ class Lenses(_Resource):
         if lens_name is not None:
             body["lens_name"] = lens_name
         if lens_config is not None:
-            body["lens_config"] = dict(lens_config)
+            body["lens_config"] = _config_dict("lens_config", lens_config)
         return await self._http.request(
             "POST",
             "/lens/modify",

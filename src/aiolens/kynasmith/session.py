@@ -375,7 +375,8 @@ class DetectionSession:
         batches may await acks at once; a caller beyond that waits.
 
         Raises:
-            PoseFrameError: a frame is invalid (nothing is sent).
+            PoseFrameError: a frame is invalid or not a :class:`PoseFrame`
+                (nothing is sent).
             MessageTooLargeError: the encoded batch is over the stream's
                 ``max_message_size`` (nothing is sent; send fewer frames).
             APITimeoutError: no ack within ``ack_timeout``; the batch may still
@@ -393,6 +394,8 @@ class DetectionSession:
         numbered = []
         first_seq = last_seq = self._frame_seq  # committed only once every frame passed
         for index, frame in enumerate(frames):
+            if not isinstance(frame, PoseFrame):
+                raise PoseFrameError(index, [f"expected a PoseFrame, not {type(frame).__name__}"])
             if self.validate:
                 problems = validate_frame(frame)
                 if problems:
