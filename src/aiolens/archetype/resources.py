@@ -10,8 +10,10 @@ them (see :mod:`aiolens._transport.http`).
 from __future__ import annotations
 
 import base64
+import datetime
 import mimetypes
 import os
+import time
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any, Final
@@ -41,7 +43,13 @@ from aiolens.archetype.models import (
 )
 from aiolens.archetype.pages import get_page, iterate_pages
 from aiolens.archetype.uploads import DIRECT_UPLOAD_THRESHOLD, ProgressCallback, direct_upload
-from aiolens.errors import ConfigurationError, NotFoundError, RejectedRequestError
+from aiolens.errors import (
+    APIConnectionError,
+    ConfigurationError,
+    NotFoundError,
+    PossibleSession,
+    RejectedRequestError,
+)
 
 __all__ = ["Files", "Lenses", "Sessions", "mime_type_for"]
 
@@ -69,6 +77,18 @@ def mime_type_for(filename: str) -> str:
         return _MIME_BY_EXT[ext]
     guessed, _ = mimetypes.guess_type(filename)
     return guessed or "application/octet-stream"
+
+
+def _note_possible_session(error: APIConnectionError, possible: PossibleSession) -> None:
+    """Say in ``error`` that the create it reports may have made a session."""
+    began = datetime.datetime.fromtimestamp(possible.started_at, datetime.UTC)
+    error.possible_session = possible
+    error.message = (
+        f"{error.message} The session may have been created anyway (lens "
+        f"{possible.lens_id}, call began {began:%Y-%m-%dT%H:%M:%S}Z): "
+        "find it with client.unowned_sessions()."
+    )
+    error.args = (error.message,)
 
 
 def _config_dict(name: str, value: object) -> dict[str, Any]:
@@ -219,16 +239,28 @@ class Sessions(_Resource):
         Destroy it when done: live sessions count against a concurrency quota.
         Retried only on 429/503 or when the request never left (creating
         twice would leak a session).
+
+        Raises:
+            APIConnectionError: no answer. When the request was sent
+                (``sent``), the server may have made the session anyway: the
+                error's ``possible_session`` names the lens and when the call
+                began, and ``client.unowned_sessions(...)`` finds candidates.
         """
-        return await self._http.request(
-            "POST",
-            "/lens/sessions/create",
-            json={"lens_id": lens_id},
-            response_type=SessionInfo,
-            idempotent=False,
-            timeout=timeout,
-            dec_hook=dec_hook,
-        )
+        started = PossibleSession(lens_id, time.time(), time.monotonic())
+        try:
+            return await self._http.request(
+                "POST",
+                "/lens/sessions/create",
+                json={"lens_id": lens_id},
+                response_type=SessionInfo,
+                idempotent=False,
+                timeout=timeout,
+                dec_hook=dec_hook,
+            )
+        except APIConnectionError as exc:
+            if exc.sent:
+                _note_possible_session(exc, started)
+            raise
 
     async def destroy(self, session_id: str, *, timeout: Timeout | None = None) -> DestroyedSession:
         """Destroy a session, closing its connections (``POST /lens/sessions/destroy``)."""
