@@ -50,3 +50,43 @@ def test_secret_str() -> None:
     assert s.get_secret_value() == "hunter2-hunter2"
     register_secret("hunter2-hunter2")
     assert redact("pw=hunter2-hunter2!") == f"pw={MASK}!"
+
+
+async def test_the_session_record_from_a_raw_status_request_is_masked(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    async with (
+        Emulator(api_key=FAKE_KEY) as emu,
+        AsyncArchetypeClient(FAKE_KEY, emu.lens_url) as client,
+        client.session(BUILTIN) as session,
+    ):
+        record = await session.request("session.status")
+        assert isinstance(record["api_key"], SecretStr)
+        assert record["api_key"].get_secret_value() == FAKE_KEY
+        info = await session.status()
+        assert info.api_key is not None and info.api_key.get_secret_value() == FAKE_KEY
+        rest = await client.sessions.process_event(session.session_id, "session.status")
+        shown = f"{record!r} {record} {info!r} {rest!r}"
+    assert FAKE_KEY not in shown + caplog.text
+
+
+def test_the_secret_part_of_a_kynasmith_key_is_masked_on_its_own() -> None:
+    from aiolens import APIStatusError
+    from aiolens.kynasmith import AsyncKynasmithClient
+
+    key_id, key_secret = "ksk-id-0001", "only-the-SECRET-part-9876"
+    AsyncKynasmithClient(f"{key_id}:{key_secret}", base_url="http://127.0.0.1:9")
+    error = APIStatusError(f"bad secret {key_secret}", status=401, body=key_secret)
+    assert key_secret not in f"{error} {error.message} {error.body}"
+    assert redact(f"echo: {key_secret}") == f"echo: {MASK}"
+
+
+def test_an_unknown_event_echoing_a_session_record_is_masked() -> None:
+    from aiolens.archetype.events import UnknownEvent, decode_event
+
+    register_secret(FAKE_KEY)
+    event = decode_event(b'{"type": "x.new", "record": {"api_key": "%s"}}' % FAKE_KEY.encode())
+    assert isinstance(event, UnknownEvent)
+    assert FAKE_KEY not in f"{event!r} {event.raw}"
+    assert event.raw["record"]["api_key"].get_secret_value() == FAKE_KEY

@@ -32,6 +32,7 @@ from rich.markup import escape  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from aiolens import AiolensError, AsyncArchetypeClient, __version__  # noqa: E402
+from aiolens._core.options import check_seconds  # noqa: E402
 from aiolens.errors import (  # noqa: E402
     APIConnectionError,
     AuthenticationError,
@@ -85,12 +86,9 @@ def _port(text: str) -> int:
 
 def _seconds(text: str) -> float:
     try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0, not {text}")
-    return value
+        return check_seconds("seconds", float(text))
+    except ValueError:  # not a number, or ConfigurationError: 0, negative, nan, inf
+        raise argparse.ArgumentTypeError(f"not a finite number of seconds > 0: {text!r}") from None
 
 
 def _kynasmith_key(text: str) -> str:

@@ -10,6 +10,7 @@ stored.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -41,6 +42,7 @@ __all__ = [
     "PayloadTooLargeError",
     "PermissionDeniedError",
     "PoseFrameError",
+    "PossibleSession",
     "ProtocolError",
     "QueryTimeoutError",
     "RateLimitError",
@@ -79,7 +81,8 @@ class AiolensError(Exception):
 
 
 class ConfigurationError(AiolensError, ValueError):
-    """The client was built with missing or contradictory settings (no API key ...)."""
+    """A setting or argument has a bad value, found before anything was sent: no API
+    key, an option out of range (the message names it), a config that is not a mapping."""
 
 
 class MissingExtraError(ConfigurationError, ImportError):
@@ -105,15 +108,41 @@ class APIError(AiolensError):
         super().__init__(self.message)
 
 
+class PossibleSession(msgspec.Struct, frozen=True):
+    """A session a create call may have made although its answer never came.
+
+    Lens ``sessions.create`` has no idempotency key: after a timeout or a reset
+    the server may have made the session (it runs, and counts against the quota)
+    without the caller learning its id. Find candidates with
+    ``client.unowned_sessions(lens_id, created_within=possible.elapsed())``.
+
+    Attributes:
+        lens_id: the lens of the session asked for.
+        started_at: when the call began (``time.time()``), for people.
+        started_monotonic: the same moment on :func:`time.monotonic`.
+    """
+
+    lens_id: str
+    started_at: float
+    started_monotonic: float
+
+    def elapsed(self) -> float:
+        """Seconds since the call began (a session made by it is at most this old)."""
+        return time.monotonic() - self.started_monotonic
+
+
 class APIConnectionError(APIError):
     """The request did not get an answer: connect failure, reset, closed socket.
 
     Attributes:
         sent: ``True`` when the request may have reached the server (its outcome is
             unknown), ``False`` when it certainly did not.
+        possible_session: for a Lens session create that was sent, the session it
+            may have made (see :class:`PossibleSession`); ``None`` otherwise.
     """
 
     retryable = True
+    possible_session: PossibleSession | None = None
 
     def __init__(self, message: str = "Connection error.", *, sent: bool = True) -> None:
         super().__init__(message)

@@ -110,7 +110,7 @@ async def test_connect_failure_is_retried_then_typed() -> None:
 
 async def test_cancel_during_retry_wait(client: AsyncArchetypeClient, emulator: Emulator) -> None:
     emulator.faults.fail_next(503, path="/lens/info", retry_after="30", count=3)
-    slow = client.with_options(max_retries=3)
+    slow = client.with_options(max_retries=3, timeout=60)  # a wait shorter than the timeout
     slow._http.backoff = FAST_BACKOFF.__class__(max_retry_after=30)
     task = asyncio.create_task(slow.lenses.info())
     await asyncio.sleep(0.1)

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from aiolens import APIConnectionError, AsyncArchetypeClient
+from aiolens import APIConnectionError, APITimeoutError, AsyncArchetypeClient
 from aiolens.emulator import Emulator
 from tests.conftest import FAST_BACKOFF
 
@@ -126,3 +126,39 @@ async def test_aclose_logs_one_line_per_session_it_could_not_destroy(
     assert len(lines) == 2
     assert all(sum(s.session_id in line for line in lines) == 1 for s in kept)
     assert sorted(active(emulator)) == sorted(s.session_id for s in kept)
+
+
+# ---- a create answered after the client gave up ------------------------------------------
+
+
+async def test_a_create_answered_too_late_names_the_session_it_may_have_made(
+    emulator: Emulator,
+) -> None:
+    async with AsyncArchetypeClient(
+        emulator.api_key, emulator.lens_url, timeout=0.5, backoff=FAST_BACKOFF
+    ) as client:
+        older = await client.sessions.create(IMAGE_QA)
+        emulator.lens.sessions[older.session_id].registration_timestamp -= 3600
+        held = await client.open_session(IMAGE_QA)
+        emulator.faults.stall_next(3, path="/lens/sessions/create")  # made now, answered late
+        with pytest.raises(APITimeoutError) as caught:
+            await client.open_session(IMAGE_QA)
+        err = caught.value
+        possible = err.possible_session
+        assert possible is not None and possible.lens_id == IMAGE_QA
+        assert "may have been created anyway" in str(err) and IMAGE_QA in str(err)
+        (orphan,) = set(active(emulator)) - {older.session_id, held.session_id}
+        found = await client.unowned_sessions(IMAGE_QA, created_within=possible.elapsed())
+        assert [s.session_id for s in found] == [orphan]  # not the held one, not the older
+        await client.sessions.destroy(orphan)
+        await client.sessions.destroy(older.session_id)
+    assert active(emulator) == []
+
+
+async def test_a_create_that_was_never_sent_names_no_session(emulator: Emulator) -> None:
+    async with AsyncArchetypeClient(
+        emulator.api_key, "http://127.0.0.1:9/v0.5", max_retries=0
+    ) as client:
+        with pytest.raises(APIConnectionError) as caught:
+            await client.sessions.create(IMAGE_QA)
+    assert caught.value.sent is False and caught.value.possible_session is None

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import datetime
 import email.utils
+import math
 import random
 import time
 from dataclasses import dataclass
+
+from aiolens._core.options import check_seconds
+from aiolens.errors import ConfigurationError
 
 __all__ = ["Backoff", "parse_retry_after"]
 
@@ -56,6 +60,17 @@ class Backoff:
     multiplier: float = 2.0
     jitter: float = 0.25
     max_retry_after: float = 60.0
+
+    def __post_init__(self) -> None:
+        check_seconds("Backoff.initial", self.initial, allow_zero=True)
+        check_seconds("Backoff.maximum", self.maximum, allow_zero=True)
+        if not (isinstance(self.multiplier, int | float) and 1 <= self.multiplier < math.inf):
+            raise ConfigurationError(
+                f"Backoff.multiplier must be a finite number >= 1, not {self.multiplier!r}"
+            )
+        if not (isinstance(self.jitter, int | float) and 0 <= self.jitter <= 1):
+            raise ConfigurationError(f"Backoff.jitter must be between 0 and 1, not {self.jitter!r}")
+        check_seconds("Backoff.max_retry_after", self.max_retry_after, allow_zero=True)
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
         """Seconds to sleep before retry number ``attempt`` (0 for the first retry)."""

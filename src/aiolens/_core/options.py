@@ -25,21 +25,24 @@ __all__ = [
     "check_count",
     "check_optional_seconds",
     "check_seconds",
+    "check_text",
 ]
 
 T = TypeVar("T")
 
 
-def check_seconds(name: str, value: object) -> float:
-    """``value`` as seconds: a finite number > 0.
+def check_seconds(name: str, value: object, *, allow_zero: bool = False) -> float:
+    """``value`` as seconds: a finite number > 0 (``>= 0`` with ``allow_zero``).
 
     Raises:
         ConfigurationError: anything else; the message names ``name``.
     """
-    is_number = isinstance(value, int | float) and not isinstance(value, bool)
-    if is_number and math.isfinite(value) and value > 0:  # type: ignore[arg-type,operator]
-        return float(value)  # type: ignore[arg-type]
-    raise ConfigurationError(f"{name} must be a finite number of seconds > 0, not {value!r}")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value) if abs(value) < 1e300 else math.inf  # a huge int: no OverflowError
+        if math.isfinite(seconds) and (seconds > 0 or (allow_zero and seconds == 0)):
+            return seconds
+    bound = ">= 0" if allow_zero else "> 0"
+    raise ConfigurationError(f"{name} must be a finite number of seconds {bound}, not {value!r}")
 
 
 def check_optional_seconds(name: str, value: object) -> float | None:
@@ -78,6 +81,18 @@ def check_choice(name: str, value: T, choices: Collection[T]) -> T:
     if value not in choices:
         listed = ", ".join(repr(c) for c in choices)
         raise ConfigurationError(f"{name} must be one of {listed}, not {value!r}")
+    return value
+
+
+def check_text(name: str, value: object) -> str | None:
+    """``value`` if it is a string or ``None``; the message shows only its type
+    (the value may be a secret).
+
+    Raises:
+        ConfigurationError: anything else.
+    """
+    if value is not None and not isinstance(value, str):
+        raise ConfigurationError(f"{name} must be a str, not {type(value).__name__}")
     return value
 
 

@@ -21,6 +21,7 @@ Waits follow :class:`~aiolens._core.backoff.Backoff` and honour
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -32,6 +33,7 @@ import msgspec
 import yarl
 
 from aiolens._core.backoff import Backoff, parse_retry_after
+from aiolens._core.options import check_count, check_seconds
 from aiolens._core.redact import get_logger
 from aiolens._transport.event_loop import running_loop
 from aiolens.errors import (
@@ -78,11 +80,28 @@ _RETRY_STATUSES: Final = frozenset({408, 429})
 _DEFAULT_CONNECT: Final = 10.0
 
 
-def as_timeout(value: Timeout) -> aiohttp.ClientTimeout:
-    """Normalise a :data:`Timeout` into an :class:`aiohttp.ClientTimeout`."""
+_TIMEOUT_FIELDS: Final = ("total", "connect", "sock_read", "sock_connect")
+
+
+def as_timeout(value: Timeout, name: str = "timeout") -> aiohttp.ClientTimeout:
+    """Normalise a :data:`Timeout` into an :class:`aiohttp.ClientTimeout`.
+
+    Seconds must be a finite number > 0: aiohttp reads 0 or less as "no limit"
+    and a NaN limit never fires, so neither may reach it. In an
+    :class:`aiohttp.ClientTimeout` each number is checked the same way; its
+    ``None`` fields keep aiohttp's meaning (no limit on that phase).
+
+    Raises:
+        ConfigurationError: a bad value, named ``name`` (``timeout.total`` ...).
+    """
     if isinstance(value, aiohttp.ClientTimeout):
+        for field_name in _TIMEOUT_FIELDS:
+            seconds = getattr(value, field_name)
+            if seconds is not None:
+                check_seconds(f"{name}.{field_name}", seconds)
         return value
-    return aiohttp.ClientTimeout(total=value, connect=min(value, _DEFAULT_CONNECT))
+    seconds = check_seconds(name, value)
+    return aiohttp.ClientTimeout(total=seconds, connect=min(seconds, _DEFAULT_CONNECT))
 
 
 _decoders: dict[Any, msgspec.json.Decoder[Any]] = {}
@@ -207,6 +226,12 @@ class HTTPTransport:
     observer: Observer | None = None
     _holder: _SessionHolder = field(default_factory=lambda: _SessionHolder(None, True))
 
+    def __post_init__(self) -> None:
+        as_timeout(self.timeout)
+        check_count("max_retries", self.max_retries, minimum=0)
+        if not isinstance(self.backoff, Backoff):
+            raise ConfigurationError(f"backoff must be a Backoff, not {self.backoff!r}")
+
     @classmethod
     def create(
         cls,
@@ -328,7 +353,10 @@ class HTTPTransport:
             headers: extra headers.
             idempotent: whether repeating the request is harmless; defaults to
                 ``True`` for GET/HEAD/PUT/DELETE/OPTIONS and ``False`` otherwise.
-            timeout: per-attempt timeout for this call.
+            timeout: per-attempt timeout for this call (a finite number > 0 of
+                seconds, or an :class:`aiohttp.ClientTimeout`). A ``Retry-After``
+                longer than its total is not waited for: the error is raised at
+                once (its ``retry_after`` says how long the server asked).
             max_retries: retries for this call.
             check_body: raise :class:`RejectedRequestError` for a 2xx body that
                 reports errors (``is_valid: false`` or a non-empty ``errors``);
@@ -338,6 +366,7 @@ class HTTPTransport:
             auth: auth headers for this call instead of the transport's.
 
         Raises:
+            ConfigurationError: a bad ``timeout`` or ``max_retries`` (nothing sent).
             APIStatusError: a subclass per status, after retries ran out.
             APIConnectionError: the server could not be reached or the
                 connection broke; ``APITimeoutError`` when a timeout fired.
@@ -423,7 +452,8 @@ class HTTPTransport:
         """
         value = self.timeout if timeout is None else timeout
         if isinstance(value, aiohttp.ClientTimeout):
-            return value
+            return as_timeout(value)
+        value = check_seconds("timeout", value)
         return aiohttp.ClientTimeout(
             total=None, connect=min(value, _DEFAULT_CONNECT), sock_read=value
         )
@@ -452,6 +482,8 @@ class HTTPTransport:
         session = await self._holder.get()
         if idempotent is None:
             idempotent = method.upper() in ("GET", "HEAD", "PUT", "DELETE", "OPTIONS")
+        if max_retries is not None:
+            check_count("max_retries", max_retries, minimum=0)
         retries = self.max_retries if max_retries is None else max_retries
         client_timeout = as_timeout(self.timeout if timeout is None else timeout)
         url = self.url(path)
@@ -530,6 +562,16 @@ class HTTPTransport:
             if attempt >= retries or not _should_retry(error, idempotent):
                 raise error
             retry_after = error.retry_after if isinstance(error, APIStatusError) else None
+            if retry_after is not None and retry_after > (client_timeout.total or math.inf):
+                # Waiting longer than the caller allows the call: the error says how long.
+                log.info(
+                    "%s %s failed (%s); not retried: Retry-After %.1fs exceeds the timeout",
+                    method,
+                    url,
+                    _describe(error),
+                    retry_after,
+                )
+                raise error
             delay = self.backoff.delay(attempt, retry_after)
             log.info(
                 "%s %s failed (%s); retry %d/%d in %.2fs",

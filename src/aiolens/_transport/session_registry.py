@@ -54,13 +54,17 @@ class SessionRegistry(Generic[S]):
         self._by_id: dict[str, S] = {}
         self._view: Mapping[str, S] = MappingProxyType(self._by_id)
         self._opening: dict[asyncio.Future[None], float] = {}  # -> its undo bound
-        self._closing: set[asyncio.Future[None]] = set()
+        self._closing: dict[asyncio.Future[None], str] = {}  # -> its session id
         self._close_task: asyncio.Future[None] | None = None
 
     @property
     def open(self) -> Mapping[str, S]:
         """The open sessions by id (a read-only live view)."""
         return self._view
+
+    def holds(self, session_id: str) -> bool:
+        """Whether a session of this id is open or still closing through the client."""
+        return session_id in self._by_id or session_id in self._closing.values()
 
     @property
     def closed(self) -> bool:
@@ -106,8 +110,8 @@ class SessionRegistry(Generic[S]):
             for other in self._owned:  # another object for the same id, if any
                 if other.session_id == session.session_id:
                     self._by_id[other.session_id] = other
-        self._closing.add(close)
-        close.add_done_callback(self._closing.discard)
+        self._closing[close] = session.session_id
+        close.add_done_callback(self._closing.pop)
 
     async def aclose(self) -> None:
         """Close every session of the client, then return. Idempotent.

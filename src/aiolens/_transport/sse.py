@@ -46,11 +46,12 @@ import collections
 import contextlib
 import time
 from collections.abc import Callable
-from typing import Any, Final, Generic, Literal, TypeVar
+from typing import Any, Final, Generic, Literal, TypeVar, get_args
 
 import aiohttp
 
 from aiolens._core.backoff import Backoff
+from aiolens._core.options import check_choice, check_count, check_seconds
 from aiolens._core.reconnect import ReconnectPolicy
 from aiolens._core.redact import get_logger
 from aiolens._core.resume import ResumeCursor
@@ -142,8 +143,10 @@ class EventStream(Generic[T]):
         last_event_id: str = "",
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     ) -> None:
-        if queue_size < 1:
-            raise ValueError("queue_size must be at least 1")
+        check_count("queue_size", queue_size)
+        check_choice("overflow", overflow, get_args(Overflow))
+        check_seconds("liveness_timeout", liveness_timeout)
+        check_count("max_reconnects", max_reconnects, minimum=0)
         SSEParser(max_event_bytes)  # checks the bound now, not at the first connection
         self._max_event_bytes = max_event_bytes
         self._http = http

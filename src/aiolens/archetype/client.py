@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, Final
 
 import aiohttp
 
 from aiolens._core.backoff import Backoff
+from aiolens._core.options import check_seconds, check_text
 from aiolens._core.redact import SecretStr, install_log_redaction
 from aiolens._transport.client_base import ClientBase
 from aiolens._transport.http import HTTPTransport, Timeout, _checked_base_url
@@ -17,6 +19,7 @@ from aiolens._transport.session_registry import SessionRegistry
 from aiolens._transport.shielded import finish_or_undo
 from aiolens.archetype.agents import Agents
 from aiolens.archetype.agents import agents_base_url as _agents_base_url
+from aiolens.archetype.models import SessionSummary
 from aiolens.archetype.resources import Files, Lenses, Sessions
 from aiolens.archetype.session import LensSession, LensSessionOptions
 from aiolens.errors import ConfigurationError, NotFoundError, ProtocolError
@@ -54,7 +57,11 @@ class AsyncArchetypeClient(ClientBase):
             session's connection state (:mod:`aiolens.observe`; :mod:`aiolens.otel`).
 
     Raises:
-        ConfigurationError: no API key was given and ``$ATAI_API_KEY`` is unset.
+        ConfigurationError: no API key was given and ``$ATAI_API_KEY`` is unset,
+            or an option has a bad value (the message names it): ``timeout``
+            must be a finite number of seconds > 0 (0, negative, NaN and
+            infinity are refused: none may mean "wait forever"),
+            ``max_retries`` a whole number >= 0.
 
     Attributes:
         lenses: lens templates (:class:`~aiolens.archetype.resources.Lenses`).
@@ -81,6 +88,8 @@ class AsyncArchetypeClient(ClientBase):
     ) -> None:
         install_log_redaction()
         key = api_key if api_key is not None else os.environ.get("ATAI_API_KEY")
+        check_text("api_key", key)
+        check_text("base_url", base_url)
         if not key:
             raise ConfigurationError("No Archetype API key: pass api_key=... or set ATAI_API_KEY.")
         self._api_key = SecretStr(key)
@@ -130,6 +139,56 @@ class AsyncArchetypeClient(ClientBase):
         (or ``.get(session_id)``). :meth:`aclose` closes every one of them.
         """
         return self._registry.open
+
+    async def unowned_sessions(
+        self, lens_id: str, *, created_within: float, timeout: Timeout | None = None
+    ) -> list[SessionSummary]:
+        """Active sessions of ``lens_id`` made in the last ``created_within`` seconds
+        that this client does not hold: candidates for a create whose answer never came.
+
+        ::
+
+            try:
+                session = await client.open_session(lens_id)
+            except APIConnectionError as err:
+                if err.possible_session is None:
+                    raise
+                possible = err.possible_session
+                for orphan in await client.unowned_sessions(
+                    possible.lens_id, created_within=possible.elapsed()
+                ):
+                    await client.sessions.destroy(orphan.session_id)
+
+        Ages come from the server (``session_duration_sec``), so the clocks of
+        client and server need not agree; the time the listing itself takes is
+        added to ``created_within``. Careful: any process using the same API
+        key — another worker, another host — may have made one of these
+        sessions in the same window, and the server cannot say which call made
+        which. Destroy them only when this process is the only one creating
+        sessions of that lens with the key; otherwise match them another way
+        (e.g. attach and check what they run).
+
+        Args:
+            lens_id: the lens of the create that went unanswered.
+            created_within: seconds since that call began
+                (``err.possible_session.elapsed()``).
+            timeout: for the listing call.
+
+        Raises:
+            ConfigurationError: ``created_within`` is not a finite number > 0.
+        """
+        check_seconds("created_within", created_within)
+        started = time.monotonic()
+        summaries = await self.sessions.metadata(timeout=timeout)
+        window = created_within + (time.monotonic() - started)
+        return [
+            s
+            for s in summaries
+            if s.lens_id == lens_id
+            and s.session_duration_sec is not None
+            and s.session_duration_sec <= window
+            and not self._registry.holds(s.session_id)
+        ]
 
     async def open_session(self, lens_id: str, **options: Any) -> LensSession:
         """Create a session of ``lens_id`` and connect its WebSocket; it lives until closed.

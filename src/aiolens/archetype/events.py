@@ -11,6 +11,7 @@ from typing import Any
 
 import msgspec
 
+from aiolens.archetype.models import mask_api_keys
 from aiolens.errors import ProtocolError
 
 __all__ = [
@@ -204,5 +205,6 @@ def event_from_object(obj: Any) -> LensEvent | UnknownEvent:
     try:
         event: LensEvent = msgspec.convert(obj, LensEvent)
     except msgspec.ValidationError:
+        mask_api_keys(obj)  # an echoed session record carries the caller's key
         return UnknownEvent(type=obj["type"], raw=obj)
     return event

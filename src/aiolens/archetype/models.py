@@ -33,6 +33,7 @@ __all__ = [
     "UploadedFile",
     "dec_hook",
     "enc_hook",
+    "mask_api_keys",
     "normalize_status",
 ]
 
@@ -66,6 +67,8 @@ def dec_hook(tp: type, obj: Any) -> Any:
     """msgspec decode hook for the custom types in these models."""
     if tp is SecretStr and isinstance(obj, str):
         return SecretStr(obj)
+    if tp is SecretStr and isinstance(obj, SecretStr):  # a record already masked
+        return obj
     raise NotImplementedError(f"cannot decode {tp!r}")
 
 
@@ -195,21 +198,21 @@ class EventResponse(msgspec.Struct, kw_only=True):
     message: str | None = None
 
     def __post_init__(self) -> None:
-        _mask_api_keys(self.event_data)
+        mask_api_keys(self.event_data)
 
 
-def _mask_api_keys(value: Any) -> None:
+def mask_api_keys(value: Any) -> None:
     """Replace, in place, every string under an ``api_key`` key by a :class:`SecretStr`."""
     if isinstance(value, dict):
         for key, item in value.items():
             if key == "api_key" and isinstance(item, str):
                 value[key] = SecretStr(item)
             elif isinstance(item, dict | list):
-                _mask_api_keys(item)
+                mask_api_keys(item)
     elif isinstance(value, list):
         for item in value:
             if isinstance(item, dict | list):
-                _mask_api_keys(item)
+                mask_api_keys(item)
 
 
 class UploadedFile(msgspec.Struct, kw_only=True):

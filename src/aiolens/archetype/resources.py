@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import datetime
 import mimetypes
 import os
+import time
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any, Final
@@ -42,7 +44,13 @@ from aiolens.archetype.models import (
 )
 from aiolens.archetype.pages import get_page, iterate_pages
 from aiolens.archetype.uploads import DIRECT_UPLOAD_THRESHOLD, ProgressCallback, direct_upload
-from aiolens.errors import NotFoundError, RejectedRequestError
+from aiolens.errors import (
+    APIConnectionError,
+    ConfigurationError,
+    NotFoundError,
+    PossibleSession,
+    RejectedRequestError,
+)
 
 __all__ = ["Files", "Lenses", "Sessions", "mime_type_for"]
 
@@ -70,6 +78,25 @@ def mime_type_for(filename: str) -> str:
         return _MIME_BY_EXT[ext]
     guessed, _ = mimetypes.guess_type(filename)
     return guessed or "application/octet-stream"
+
+
+def _note_possible_session(error: APIConnectionError, possible: PossibleSession) -> None:
+    """Say in ``error`` that the create it reports may have made a session."""
+    began = datetime.datetime.fromtimestamp(possible.started_at, datetime.UTC)
+    error.possible_session = possible
+    error.message = (
+        f"{error.message} The session may have been created anyway (lens "
+        f"{possible.lens_id}, call began {began:%Y-%m-%dT%H:%M:%S}Z): "
+        "find it with client.unowned_sessions()."
+    )
+    error.args = (error.message,)
+
+
+def _config_dict(name: str, value: object) -> dict[str, Any]:
+    """A copy of a mapping argument, or :class:`ConfigurationError` naming it."""
+    if not isinstance(value, Mapping):
+        raise ConfigurationError(f"{name} must be a mapping, not {type(value).__name__}")
+    return dict(value)
 
 
 class _Resource:
@@ -137,10 +164,11 @@ class Lenses(_Resource):
             lens_name: sets ``lens_config["lens_name"]``.
 
         Raises:
+            ConfigurationError: ``lens_config`` is not a mapping (nothing sent).
             RejectedRequestError: the server answered ``is_valid: false``; its
                 ``error_messages`` are in ``errors``.
         """
-        config = dict(lens_config)
+        config = _config_dict("lens_config", lens_config)
         if lens_name is not None:
             config["lens_name"] = lens_name
         return await self._http.request(
@@ -176,7 +204,7 @@ class Lenses(_Resource):
         if lens_name is not None:
             body["lens_name"] = lens_name
         if lens_config is not None:
-            body["lens_config"] = dict(lens_config)
+            body["lens_config"] = _config_dict("lens_config", lens_config)
         return await self._http.request(
             "POST",
             "/lens/modify",
@@ -212,16 +240,28 @@ class Sessions(_Resource):
         Destroy it when done: live sessions count against a concurrency quota.
         Retried only on 429/503 or when the request never left (creating
         twice would leak a session).
+
+        Raises:
+            APIConnectionError: no answer. When the request was sent
+                (``sent``), the server may have made the session anyway: the
+                error's ``possible_session`` names the lens and when the call
+                began, and ``client.unowned_sessions(...)`` finds candidates.
         """
-        return await self._http.request(
-            "POST",
-            "/lens/sessions/create",
-            json={"lens_id": lens_id},
-            response_type=SessionInfo,
-            idempotent=False,
-            timeout=timeout,
-            dec_hook=dec_hook,
-        )
+        started = PossibleSession(lens_id, time.time(), time.monotonic())
+        try:
+            return await self._http.request(
+                "POST",
+                "/lens/sessions/create",
+                json={"lens_id": lens_id},
+                response_type=SessionInfo,
+                idempotent=False,
+                timeout=timeout,
+                dec_hook=dec_hook,
+            )
+        except APIConnectionError as exc:
+            if exc.sent:
+                _note_possible_session(exc, started)
+            raise
 
     async def destroy(self, session_id: str, *, timeout: Timeout | None = None) -> DestroyedSession:
         """Destroy a session, closing its connections (``POST /lens/sessions/destroy``)."""

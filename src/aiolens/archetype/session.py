@@ -46,7 +46,7 @@ from aiolens.archetype.events import (
     decode_event,
     event_from_object,
 )
-from aiolens.archetype.models import SessionInfo, dec_hook
+from aiolens.archetype.models import SessionInfo, dec_hook, mask_api_keys
 from aiolens.errors import (
     APITimeoutError,
     ConnectionLostError,
@@ -341,6 +341,8 @@ class LensSession:
             self.malformed_replies += 1
             log.warning("session %s: malformed frame skipped: %s", self.session_id, exc)
             return
+        if _has_api_key(data):
+            mask_api_keys(reply)  # the session record echoes the caller's key
         routed = self._correlator.route(reply)
         if routed is None:
             self.unmatched_replies += 1
@@ -406,14 +408,17 @@ class LensSession:
         Args:
             type: the event type (``session.validate``, ``model.query`` ...).
             event_data: the payload; omitted when ``None``.
-            timeout: seconds to wait in all (slot, connection, reply);
-                defaults to ``request_timeout``.
+            timeout: seconds to wait in all (slot, connection, reply), a
+                finite number > 0; defaults to ``request_timeout``.
 
         Returns:
             The reply's ``event_data`` (``None`` when empty) — or, for
-            ``session.status``, the session record as a dict.
+            ``session.status``, the session record as a dict. An ``api_key``
+            anywhere in a reply (the record echoes the caller's key) is a
+            :class:`~aiolens._core.redact.SecretStr`.
 
         Raises:
+            ConfigurationError: a bad ``timeout`` (nothing sent).
             MessageTooLargeError: the encoded request is over
                 ``max_message_size``; nothing was sent.
             EventError: the server answered ``{"type": "error", ...}``.
@@ -447,13 +452,13 @@ class LensSession:
         timeout: float | None,
     ) -> Any:
         """:meth:`request` itself (the observer, when there is one, wraps it)."""
+        limit = self.request_timeout if timeout is None else check_seconds("timeout", timeout)
         if self._closing is not None:
             raise ConnectionLostError("The session is closed")
         message: dict[str, Any] = {"type": type}
         if event_data is not None:
             message["event_data"] = event_data
         frame = _encoder.encode(message)
-        limit = self.request_timeout if timeout is None else timeout
         channel = self._channel
         if len(frame) > channel.max_message_size:
             channel.refuse(frame, f"{type} request")
@@ -638,7 +643,14 @@ class LensSession:
 
         The stream closes when the session closes; ``async with
         session.events() as events:`` closes it earlier.
+
+        Raises:
+            ConfigurationError: a bad option (it names it): ``queue_size`` must
+                be a whole number >= 1, ``overflow`` ``"block"`` or
+                ``"drop_oldest"``, ``liveness_timeout`` a finite number > 0,
+                ``max_reconnects`` a whole number >= 0.
         """
+        check_bool("include_heartbeats", include_heartbeats)
 
         def skip(event: LensEvent | UnknownEvent) -> bool:
             kind = type(event)  # decoded events are of these exact classes
@@ -719,10 +731,13 @@ class LensSession:
     ) -> AsyncIterator[LensEvent | UnknownEvent]:
         """Iterate the session's mailbox (``session.read``) for lenses without an SSE writer.
 
-        Polls every ``poll_interval`` seconds while the mailbox is empty.
+        Polls every ``poll_interval`` seconds (a finite number > 0) while the
+        mailbox is empty; a bad one raises :class:`ConfigurationError` on the
+        first iteration.
         Ends after a ``stream.end`` message when ``stop_on_stream_end``;
         otherwise runs until cancelled or the session closes.
         """
+        check_seconds("poll_interval", poll_interval)
         while True:
             messages = await self.read(client_id)
             for message in messages:
@@ -731,6 +746,10 @@ class LensSession:
                     return
             if not messages:
                 await asyncio.sleep(poll_interval)
+
+
+def _has_api_key(data: str | bytes) -> bool:
+    return b"api_key" in data if isinstance(data, bytes) else "api_key" in data
 
 
 def _interpret(request_type: str, reply: dict[str, Any]) -> Any:

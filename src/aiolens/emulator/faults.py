@@ -3,7 +3,8 @@
 Set knobs on ``emulator.faults`` (a :class:`Faults`) while the emulator runs;
 every knob is read at the moment it applies, so tests can change them between
 calls. The same settings can be posted as JSON to ``POST /_emulator/faults``
-when the emulator runs in another process.
+when the emulator runs in another process, with the emulator's Lens key
+(``Authorization: Bearer <key>``; 401 without it).
 """
 
 from __future__ import annotations

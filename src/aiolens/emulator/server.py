@@ -135,7 +135,23 @@ class Emulator:
         return root
 
     async def _set_faults(self, request: web.Request) -> web.Response:
-        body = await request.json()
+        # Anyone who can reach the port could otherwise break every client of an
+        # emulator served on 0.0.0.0: the Lens key is required, as for the API itself.
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        if not secrets.compare_digest(given.encode(), self.api_key.encode()):
+            return json_response(
+                {"error": {"code": "unauthorized", "message": "Bearer <Lens API key> required"}},
+                status=401,
+            )
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            return json_response(
+                {"error": {"code": "bad_request", "message": "a JSON object expected"}},
+                status=400,
+            )
         if body.get("clear"):
             self.faults.clear()
         self.faults.update(body)

@@ -11,8 +11,8 @@ from typing import Any, Final, Literal
 import aiohttp
 
 from aiolens._core.backoff import Backoff
-from aiolens._core.options import check_choice, check_count
-from aiolens._core.redact import SecretStr, install_log_redaction
+from aiolens._core.options import check_choice, check_count, check_seconds, check_text
+from aiolens._core.redact import SecretStr, install_log_redaction, register_secret
 from aiolens._transport.client_base import ClientBase
 from aiolens._transport.http import HTTPTransport, Timeout
 from aiolens._transport.session_registry import SessionRegistry
@@ -56,7 +56,9 @@ class AsyncKynasmithClient(ClientBase):
             connection state (:mod:`aiolens.observe`; :mod:`aiolens.otel`).
 
     Raises:
-        ConfigurationError: no API key, or one not shaped ``<key_id>:<key_secret>``.
+        ConfigurationError: no API key, or one not shaped ``<key_id>:<key_secret>``,
+            or an option has a bad value (the message names it); see
+            :class:`~aiolens.archetype.client.AsyncArchetypeClient`.
 
     Access tokens are minted per scope set, cached, refreshed early and after
     ``access_token_expired``; concurrent callers share one mint.
@@ -77,6 +79,10 @@ class AsyncKynasmithClient(ClientBase):
     ) -> None:
         install_log_redaction()
         key = api_key if api_key is not None else os.environ.get("KYNASMITH_API_KEY")
+        check_text("api_key", key)
+        check_text("project_id", project_id)
+        check_text("base_url", base_url)
+        check_seconds("token_refresh_margin", token_refresh_margin, allow_zero=True)
         if not key:
             raise ConfigurationError(
                 "No Kynasmith API key: pass api_key=... or set KYNASMITH_API_KEY."
@@ -84,6 +90,7 @@ class AsyncKynasmithClient(ClientBase):
         if ":" not in key:
             raise ConfigurationError("A Kynasmith API key looks like <key_id>:<key_secret>.")
         self._api_key = SecretStr(key)
+        register_secret(key.partition(":")[2])  # a server may echo the secret part alone
         self.base_url = (
             base_url or os.environ.get("KYNASMITH_BASE_URL") or DEFAULT_BASE_URL
         ).rstrip("/")

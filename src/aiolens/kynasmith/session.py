@@ -376,7 +376,8 @@ class DetectionSession:
         batches may await acks at once; a caller beyond that waits.
 
         Raises:
-            PoseFrameError: a frame is invalid (nothing is sent).
+            PoseFrameError: a frame is invalid or not a :class:`PoseFrame`
+                (nothing is sent).
             MessageTooLargeError: the encoded batch is over the stream's
                 ``max_message_size`` (nothing is sent; send fewer frames).
             APITimeoutError: no ack within ``ack_timeout``; the batch may still
@@ -394,6 +395,8 @@ class DetectionSession:
         numbered = []
         first_seq = last_seq = self._frame_seq  # committed only once every frame passed
         for index, frame in enumerate(frames):
+            if not isinstance(frame, PoseFrame):
+                raise PoseFrameError(index, [f"expected a PoseFrame, not {type(frame).__name__}"])
             if self.validate:
                 problems = validate_frame(frame)
                 if problems:
@@ -470,10 +473,12 @@ class DetectionSession:
             ``cancelled``).
 
         Raises:
+            ConfigurationError: ``timeout`` is not a finite number > 0.
             DetectionError: the server answered with a ``session_*`` error.
             ConnectionLostError: the stream could not be restored.
             APITimeoutError: no ``session_done`` within ``timeout``.
         """
+        check_seconds("timeout", timeout)
         try:
             async with asyncio.timeout(timeout):
                 while self._pending:
