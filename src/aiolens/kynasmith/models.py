@@ -32,6 +32,8 @@ from typing import Any, Final, Literal
 
 import msgspec
 
+from aiolens._core.model import Model
+
 __all__ = [
     "CONTRACT_MAJOR_VERSION",
     "INPUT_SCHEMA_VERSION",
@@ -123,7 +125,7 @@ FeedbackLevel = Literal["info", "coaching", "success"]
 # ---- pose frames ------------------------------------------------------------------------
 
 
-class Landmark(msgspec.Struct, gc=False):
+class Landmark(Model, gc=False):
     """One pose landmark in world coordinates.
 
     Attributes:
@@ -144,7 +146,7 @@ class Landmark(msgspec.Struct, gc=False):
     presence: float | None = None
 
 
-class FrameSource(msgspec.Struct, gc=False):
+class FrameSource(Model, gc=False):
     """Where a frame came from (``kind`` is ``camera``, ``stream`` or ``upload``)."""
 
     kind: str
@@ -152,7 +154,7 @@ class FrameSource(msgspec.Struct, gc=False):
     frame_height: int
 
 
-class PoseFrame(msgspec.Struct, gc=False, kw_only=True):
+class PoseFrame(Model, gc=False, kw_only=True):
     """One pose frame: ``PoseFrameV1``, or ``RealtimePoseFrameV1`` when ``frame_seq`` is set.
 
     Attributes:
@@ -237,13 +239,13 @@ def _landmark_set_problems(marks: list[Landmark]) -> list[str]:
 # ---- detection events -------------------------------------------------------------------
 
 
-class _Event(msgspec.Struct, tag_field="type", kw_only=True, gc=False):
+class _Event(Model, tag_field="type", kw_only=True, gc=False):
     event_id: str
     session_id: str
     ts_ms: float
 
 
-class ShapePayload(msgspec.Struct, gc=False):
+class ShapePayload(Model, gc=False):
     """A movement phase (``shape_key``, the MoveSpec phase name) and a confidence."""
 
     shape_key: str
@@ -262,7 +264,7 @@ class ShapeExit(_Event, tag="shape_exit"):
     payload: ShapePayload
 
 
-class CompletedPayload(msgspec.Struct, gc=False):
+class CompletedPayload(Model, gc=False):
     """One completed repetition of ``event_key`` (the movement name)."""
 
     event_key: str
@@ -275,7 +277,7 @@ class EventCompleted(_Event, tag="event_completed"):
     payload: CompletedPayload
 
 
-class InterruptedPayload(msgspec.Struct, gc=False):
+class InterruptedPayload(Model, gc=False):
     """Why a repetition broke off."""
 
     reason: str
@@ -287,7 +289,7 @@ class EventInterrupted(_Event, tag="event_interrupted"):
     payload: InterruptedPayload
 
 
-class FeedbackPayload(msgspec.Struct, gc=False):
+class FeedbackPayload(Model, gc=False):
     """A feedback cue: ``level`` is one of :data:`FeedbackLevel` (any string decodes)."""
 
     level: str
@@ -300,7 +302,7 @@ class Feedback(_Event, tag="feedback"):
     payload: FeedbackPayload
 
 
-class UnknownEvent(msgspec.Struct, gc=False):
+class UnknownEvent(Model, gc=False):
     """A detection event this client cannot decode (new type or unexpected shape).
 
     Attributes:
@@ -325,7 +327,7 @@ DetectionEvent = ShapeEnter | ShapeExit | EventCompleted | EventInterrupted | Fe
 # ---- realtime messages ------------------------------------------------------------------
 
 
-class ErrorDetail(msgspec.Struct, gc=False):
+class ErrorDetail(Model, gc=False):
     """The Kynasmith error object (§B.2.1); ``details`` values are scalars."""
 
     code: str
@@ -334,7 +336,7 @@ class ErrorDetail(msgspec.Struct, gc=False):
     details: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
-class _Message(msgspec.Struct, tag_field="type", gc=False):
+class _Message(Model, tag_field="type", gc=False):
     pass
 
 
@@ -452,7 +454,7 @@ def decode_detection_event(raw: msgspec.Raw | bytes | str) -> DetectionEvent | U
 # ---- REST -------------------------------------------------------------------------------
 
 
-class AccessToken(msgspec.Struct, kw_only=True):
+class AccessToken(Model, kw_only=True):
     """The answer of ``POST /api/auth/access-tokens`` (§B.1.1); ``repr`` hides the token."""
 
     access_token: str
@@ -466,7 +468,7 @@ class AccessToken(msgspec.Struct, kw_only=True):
         return f"AccessToken(project_id={self.project_id!r}, expires_in={self.expires_in_seconds})"
 
 
-class DetectionSessionCreated(msgspec.Struct, kw_only=True):
+class DetectionSessionCreated(Model, kw_only=True):
     """The answer of ``POST /api/detection/sessions`` (§B.5.1); ``repr`` hides the token."""
 
     session_id: str
@@ -486,7 +488,7 @@ class DetectionSessionCreated(msgspec.Struct, kw_only=True):
         )
 
 
-class DetectionSessionRecord(msgspec.Struct, kw_only=True):
+class DetectionSessionRecord(Model, kw_only=True):
     """The stored session of ``GET /api/detection/sessions/{id}`` (§B.5.2).
 
     Datetimes are kept as the server's ISO-8601 strings.
@@ -506,7 +508,7 @@ class DetectionSessionRecord(msgspec.Struct, kw_only=True):
     error_message: str | None = None
 
 
-class MoveSpec(msgspec.Struct, kw_only=True):
+class MoveSpec(Model, kw_only=True):
     """A MoveSpec (§B.8); both documented variants decode (most fields optional)."""
 
     movespec_id: str
@@ -524,7 +526,7 @@ class MoveSpec(msgspec.Struct, kw_only=True):
     star_count: int = 0
 
 
-class MoveSpecDraft(msgspec.Struct, kw_only=True):
+class MoveSpecDraft(Model, kw_only=True):
     """A MoveSpec's mutable draft (§B.8)."""
 
     draft_id: str
@@ -534,7 +536,7 @@ class MoveSpecDraft(msgspec.Struct, kw_only=True):
     updated_at: str | None = None
 
 
-class MoveSpecVersion(msgspec.Struct, kw_only=True):
+class MoveSpecVersion(Model, kw_only=True):
     """An immutable MoveSpec version (§B.8); ``content_hash`` is the YAML's SHA-256."""
 
     movespec_version_id: str
@@ -546,7 +548,7 @@ class MoveSpecVersion(msgspec.Struct, kw_only=True):
     created_by: str | None = None
 
 
-class ValidationIssue(msgspec.Struct, kw_only=True):
+class ValidationIssue(Model, kw_only=True):
     """One validation problem; ``line`` and ``column`` are 1-based (§B.8)."""
 
     code: str
@@ -557,7 +559,7 @@ class ValidationIssue(msgspec.Struct, kw_only=True):
     column: int | None = None
 
 
-class ValidationResult(msgspec.Struct, kw_only=True):
+class ValidationResult(Model, kw_only=True):
     """The answer of ``POST /api/movespecs/{id}/draft/validate`` (§B.8).
 
     Errors block a release; warnings do not.
