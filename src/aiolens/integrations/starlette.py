@@ -60,7 +60,7 @@ from typing import Any, Final, TypeAlias
 
 import msgspec
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from aiolens._core.redact import get_logger
@@ -497,13 +497,11 @@ class Aiolens:
                     self._start_linger(entry)
 
 
-class _RelayResponse(Response):
+class _RelayResponse(StreamingResponse):
     """``text/event-stream`` from an iterator of frames; ends on the browser's disconnect."""
 
-    media_type = "text/event-stream"
-
     def __init__(self, frames: AsyncIterator[bytes], *, send_timeout: float) -> None:
-        super().__init__(headers=dict(SSE_HEADERS), media_type=self.media_type)
+        super().__init__(frames, headers=dict(SSE_HEADERS), media_type="text/event-stream")
         self._frames = frames
         self._send_timeout = send_timeout
 
