@@ -102,7 +102,7 @@ async def self_check() -> None:
         os.environ.update(ATAI_API_KEY=emu.api_key, ATAI_API_ENDPOINT=emu.lens_url)
         server = uvicorn.Server(uvicorn.Config(app, port=0, log_level="warning"))
         serving = asyncio.create_task(server.serve())
-        while not server.started:
+        while not server.started:  # noqa: ASYNC110 - uvicorn offers no event for it
             await asyncio.sleep(0.05)
         port = server.servers[0].sockets[0].getsockname()[1]
         async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as http:

@@ -29,6 +29,7 @@ EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
 # What each example must print: proof it did its job, not just that it exited.
 EXAMPLE_OUTPUT = {
     "csv_stream.py": "'WARNING'",
+    "fastapi_app.py": "sessions left: 0",
     "image_qa.py": "answer: ",
     "kynasmith_replay.py": "completed: 390 frames, 5 squats",
     "mailbox_lens.py": "result: 50 rows",
@@ -82,8 +83,6 @@ async def test_readme_block_runs(index: int, tmp_path: Path) -> None:
             "-q",
             "-p",
             "no:cacheprovider",
-            "-o",
-            "asyncio_mode=auto",
             str(tmp_path / "test_readme_example.py"),
         ]
     else:

@@ -19,7 +19,7 @@ EVENTS_IN_DOM = "document.querySelectorAll('#events li').length"
 SESSION_ON_PAGE = "document.getElementById('session').textContent"
 
 
-async def until(condition: object, what: str, timeout: float = 60.0) -> None:
+async def until(condition: object, what: str, timeout: float = 120.0) -> None:
     """Poll ``condition()`` (sync or async) until true; fail naming ``what`` after ``timeout``."""
     async with asyncio.timeout(timeout):
         while True:
@@ -35,9 +35,7 @@ async def until(condition: object, what: str, timeout: float = 60.0) -> None:
 async def open_page(browser: Browser, url: str) -> tuple[str, str, str]:
     """Load the page; wait for its session and three events in the DOM."""
     target, cdp = await browser.open(url)
-    await until(
-        lambda: browser.evaluate(cdp, f"{EVENTS_IN_DOM} >= 3"), "events in the page's DOM"
-    )
+    await until(lambda: browser.evaluate(cdp, f"{EVENTS_IN_DOM} >= 3"), "events in the page's DOM")
     session_id: str = await browser.evaluate(cdp, SESSION_ON_PAGE)
     return target, cdp, session_id
 
@@ -66,7 +64,7 @@ async def test_example_app_in_chromium(tmp_path: Path) -> None:
             assert kinds[0] == "sse.stream.start" and "log.info" in kinds
 
             # Close the page: its session is destroyed, the other one is untouched.
-            second, _, second_id = await open_page(browser, server.url)
+            _, _, second_id = await open_page(browser, server.url)
             await browser.close(first)
             await until(lambda: first_id not in active(), "the closed page's session destroyed")
             assert second_id in active()

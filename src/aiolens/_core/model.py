@@ -64,3 +64,25 @@ class Model(msgspec.Struct):
     def __iter__(self) -> Iterator[tuple[str, Any]]:
         """``(field, value)`` pairs of :meth:`to_dict`, so that ``dict(model)`` works."""
         return iter(self.to_dict().items())
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> Any:
+        """Let pydantic (FastAPI's ``-> Lens`` return annotations) validate and serialise it.
+
+        Validation converts a dict with msgspec; serialisation is :meth:`to_dict`.
+        Called by pydantic only; aiolens does not depend on it.
+        """
+        from pydantic_core import core_schema
+
+        def validate(value: Any) -> Any:
+            return value if isinstance(value, cls) else msgspec.convert(value, cls)
+
+        return core_schema.no_info_plain_validator_function(
+            validate,
+            serialization=core_schema.plain_serializer_function_ser_schema(to_builtins),
+        )
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core: Any, handler: Any) -> dict[str, Any]:
+        """The OpenAPI schema FastAPI shows for it: an object named after the model."""
+        return {"type": "object", "title": cls.__name__}

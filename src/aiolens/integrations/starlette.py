@@ -64,7 +64,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from aiolens._core.redact import get_logger
-from aiolens._core.shielded import run_to_completion
+from aiolens._transport.shielded import run_to_completion
 from aiolens.archetype.client import AsyncArchetypeClient
 from aiolens.archetype.events import LensEvent, SSEStreamEnd, UnknownEvent
 from aiolens.archetype.session import LensSession
