@@ -66,7 +66,7 @@ from starlette.types import Receive, Scope, Send
 from aiolens._core.redact import get_logger
 from aiolens._transport.shielded import run_to_completion
 from aiolens.archetype.client import AsyncArchetypeClient
-from aiolens.archetype.events import LensEvent, SSEStreamEnd, UnknownEvent
+from aiolens.archetype.events import RawEvent
 from aiolens.archetype.session import LensSession
 from aiolens.errors import AiolensError, ConfigurationError
 from aiolens.kynasmith.client import AsyncKynasmithClient
@@ -75,8 +75,8 @@ __all__ = ["Aiolens"]
 
 log = get_logger("starlette")
 
-_Event: TypeAlias = LensEvent | UnknownEvent
-_Item: TypeAlias = tuple[str, _Event] | None  # None: a heartbeat is due
+_Item: TypeAlias = RawEvent | None  # None: a heartbeat is due
+_END_TYPE: Final = "sse.stream.end"
 _SIGNALS: Final = (signal.SIGINT, signal.SIGTERM)
 _encoder: Final = msgspec.json.Encoder()
 SSE_HEADERS: Final[Mapping[str, str]] = {
@@ -393,10 +393,9 @@ class Aiolens:
         async with contextlib.aclosing(self._items(resolved, request)) as items:
             async for item in items:
                 if item is not None:
-                    event_id, event = item
-                    out: dict[str, Any] = {"data": _payload(event).decode()}
-                    if event_id:
-                        out["id"] = event_id
+                    out: dict[str, Any] = {"data": item.data}
+                    if item.id:
+                        out["id"] = item.id
                     yield out
 
     def _resolve(self, session: str | LensSession) -> LensSession | Response:
@@ -416,12 +415,10 @@ class Aiolens:
                 if item is None:
                     yield b": keepalive\n\n"
                 else:
-                    event_id, event = item
-                    head = f"id: {event_id}\n".encode() if event_id else b""
-                    yield head + b"data: " + _payload(event) + b"\n\n"
+                    yield _frame(item)
 
     async def _items(self, session: LensSession, request: Request) -> AsyncGenerator[_Item, None]:
-        """The one relay loop: ``(id, event)`` pairs, ``None`` when a heartbeat is due.
+        """The one relay loop: events left encoded, ``None`` when a heartbeat is due.
 
         Ends after the upstream end event, on an upstream error (relayed as a
         ``{"type": "aiolens.relay_error"}`` event), or when the app stops.
@@ -431,10 +428,10 @@ class Aiolens:
         if entry is not None and entry.session is not session:
             entry = None
         last_event_id = request.headers.get("last-event-id", "")
-        stream = session.events_with_ids(last_event_id=last_event_id, queue_size=self.queue_size)
+        stream = session.raw_events(last_event_id=last_event_id, queue_size=self.queue_size)
         stopping = self._stopping
         self._relay_started(entry)
-        nxt: asyncio.Future[tuple[str, _Event]] | None = None
+        nxt: asyncio.Future[RawEvent] | None = None
         stop = asyncio.ensure_future(stopping.wait()) if stopping is not None else None
         try:
             iterator = aiter(stream)
@@ -457,13 +454,13 @@ class Aiolens:
                 except AiolensError as exc:
                     log.warning("relay of session %s: upstream failed: %s", session.session_id, exc)
                     error = {"type": "aiolens.relay_error", "message": str(exc)}
-                    yield "", UnknownEvent(type="aiolens.relay_error", raw=error)
+                    yield RawEvent("", "aiolens.relay_error", _encoder.encode(error).decode())
                     return
                 finally:
                     if nxt.done():
                         nxt = None
                 yield item
-                if type(item[1]) is SSEStreamEnd and entry is not None:
+                if item.type == _END_TYPE and entry is not None:
                     entry.ended = True
                     return
         finally:
@@ -550,9 +547,11 @@ async def _nothing() -> AsyncIterator[bytes]:
     yield b""  # pragma: no cover - makes this an async generator
 
 
-def _payload(event: _Event) -> bytes:
-    """One event as single-line JSON (an unknown event as the object it came as)."""
-    return _encoder.encode(event.raw if type(event) is UnknownEvent else event)
+def _frame(event: RawEvent) -> bytes:
+    """One event as an SSE frame: its ``id:`` (when it has one), its JSON as ``data:`` lines."""
+    head = f"id: {event.id}\n" if event.id else ""
+    data = "".join(f"data: {line}\n" for line in event.data.split("\n"))
+    return f"{head}{data}\n".encode()
 
 
 def _log_failure(task: asyncio.Future[Any]) -> None:
