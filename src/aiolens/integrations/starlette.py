@@ -54,9 +54,10 @@ import contextlib
 import signal
 import threading
 import time
+import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from types import FrameType
-from typing import Any, Final, TypeAlias
+from typing import Any, Final, TypeAlias, TypeVar
 
 import msgspec
 from starlette.requests import Request
@@ -77,6 +78,7 @@ log = get_logger("starlette")
 
 _Item: TypeAlias = RawEvent | None  # None: a heartbeat is due
 _END_TYPE: Final = "sse.stream.end"
+_T = TypeVar("_T")
 _SIGNALS: Final = (signal.SIGINT, signal.SIGTERM)
 _encoder: Final = msgspec.json.Encoder()
 SSE_HEADERS: Final[Mapping[str, str]] = {
@@ -163,6 +165,9 @@ class Aiolens:
         self._kynasmith: AsyncKynasmithClient | None = None
         self._held: dict[str, _Held] = {}
         self._relays = 0
+        # The relays' generators, to close those a server abandoned (its task was
+        # cancelled while the generator waited at a yield, so no finally ran there).
+        self._generators: weakref.WeakSet[AsyncGenerator[Any, None]] = weakref.WeakSet()
         self._relays_done: asyncio.Event | None = None
         self._stopping: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -241,6 +246,10 @@ class Aiolens:
         self._restore_signal_handlers()
         if self._stopping is not None:
             self._stopping.set()
+        for generator in list(self._generators):
+            if generator.ag_frame is not None and not generator.ag_running:
+                with contextlib.suppress(RuntimeError):  # it started running meanwhile
+                    await generator.aclose()
         if self._relays_done is not None and self._relays:
             try:
                 async with asyncio.timeout(self.shutdown_timeout):
@@ -362,7 +371,8 @@ class Aiolens:
         resolved = self._resolve(session)
         if isinstance(resolved, Response):
             return resolved
-        return _RelayResponse(self._frames(resolved, request), send_timeout=self.send_timeout)
+        frames = self._track(self._frames(resolved, request))
+        return _RelayResponse(frames, send_timeout=self.send_timeout)
 
     def sse_frames(self, session: str | LensSession, request: Request) -> AsyncIterator[bytes]:
         """The relay as SSE-framed bytes, for ``StreamingResponse``.
@@ -376,9 +386,9 @@ class Aiolens:
         resolved = self._resolve(session)
         if isinstance(resolved, Response):
             return _nothing()
-        return self._frames(resolved, request)
+        return self._track(self._frames(resolved, request))
 
-    async def sse_events(
+    def sse_events(
         self, session: str | LensSession, request: Request
     ) -> AsyncIterator[dict[str, Any]]:
         """The relay as sse-starlette items: ``EventSourceResponse(aio.sse_events(...))``.
@@ -389,8 +399,17 @@ class Aiolens:
         """
         resolved = self._resolve(session)
         if isinstance(resolved, Response):
-            return
-        async with contextlib.aclosing(self._items(resolved, request)) as items:
+            return _nothing()
+        return self._track(self._events(resolved, request))
+
+    def _track(self, generator: AsyncGenerator[_T, None]) -> AsyncGenerator[_T, None]:
+        self._generators.add(generator)
+        return generator
+
+    async def _events(
+        self, session: LensSession, request: Request
+    ) -> AsyncGenerator[dict[str, Any], None]:
+        async with contextlib.aclosing(self._items(session, request)) as items:
             async for item in items:
                 if item is not None:
                     out: dict[str, Any] = {"data": item.data}
@@ -467,8 +486,10 @@ class Aiolens:
             for future in (nxt, stop):
                 if future is not None and not future.done():
                     future.cancel()
-            await run_to_completion(stream.aclose())
-            self._relay_ended(entry)
+            try:
+                await run_to_completion(stream.aclose())  # raises CancelledError if cancelled
+            finally:
+                self._relay_ended(entry)
 
     def _relay_started(self, entry: _Held | None) -> None:
         self._relays += 1
@@ -542,7 +563,7 @@ async def _wait_disconnect(receive: Receive) -> None:
         pass
 
 
-async def _nothing() -> AsyncIterator[bytes]:
+async def _nothing() -> AsyncGenerator[Any, None]:
     return
     yield b""  # pragma: no cover - makes this an async generator
 
