@@ -30,6 +30,7 @@ EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
 EXAMPLE_OUTPUT = {
     "agents_flow.py": "socket: 10 answers, in order: True",
     "csv_stream.py": "'WARNING'",
+    "fastapi_app.py": "sessions left: 0",
     "image_qa.py": "answer: ",
     "kynasmith_replay.py": "completed: 390 frames, 5 squats",
     "mailbox_lens.py": "result: 50 rows",
@@ -83,8 +84,6 @@ async def test_readme_block_runs(index: int, tmp_path: Path) -> None:
             "-q",
             "-p",
             "no:cacheprovider",
-            "-o",
-            "asyncio_mode=auto",
             str(tmp_path / "test_readme_example.py"),
         ]
     else:

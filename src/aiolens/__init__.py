@@ -1,5 +1,6 @@
 """aiolens: an asyncio client for session-based real-time inference APIs."""
 
+from aiolens._core.model import to_builtins
 from aiolens._logs import configure_from_env as _configure_logs_from_env
 from aiolens._transport.http import RateLimit
 from aiolens.archetype import AsyncArchetypeClient, LensSession, SessionStatus
@@ -71,4 +72,5 @@ __all__ = [
     "StreamResumeError",
     "UnprocessableEntityError",
     "__version__",
+    "to_builtins",
 ]

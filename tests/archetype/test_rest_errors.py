@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import msgspec
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
@@ -157,7 +158,8 @@ async def test_session_status_event_reply_hides_the_echoed_key() -> None:
         await client.sessions.destroy(created.session_id)
     assert reply.event_data["session_id"] == created.session_id
     assert KEY not in repr(reply)
-    assert reply.event_data["api_key"].get_secret_value() == KEY
+    assert reply.event_data["api_key"] == MASK
+    assert KEY not in msgspec.json.encode(reply).decode()
 
 
 @pytest.mark.parametrize(

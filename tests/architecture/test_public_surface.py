@@ -154,4 +154,5 @@ def test_the_top_level_exports_are_pinned() -> None:
         "StreamResumeError",
         "UnprocessableEntityError",
         "__version__",
+        "to_builtins",
     }

@@ -11,6 +11,7 @@ from typing import Any
 
 import msgspec
 
+from aiolens._core.model import Model
 from aiolens.archetype.models import mask_api_keys
 from aiolens.errors import ProtocolError
 
@@ -35,7 +36,7 @@ __all__ = [
 ]
 
 
-class _Event(msgspec.Struct, tag_field="type", kw_only=True, gc=False):
+class _Event(Model, tag_field="type", kw_only=True, gc=False):
     """Fields every lens event may carry."""
 
     event_data: Any = None
@@ -128,7 +129,7 @@ class InferenceReset(_Event, tag="inference.reset"):
     """The model's inference state was reset."""
 
 
-class UnknownEvent(msgspec.Struct, gc=False):
+class UnknownEvent(Model, gc=False):
     """An event of a type aiolens does not know; ``raw`` is the whole object."""
 
     type: str

@@ -2,8 +2,11 @@
 
 Unknown fields are ignored, so new server fields never break an old client.
 Field names follow the wire. The caller's API key, which ``sessions.create``
-echoes back, is held in a :class:`~aiolens._core.redact.SecretStr` and never
-shows in a repr.
+echoes back, is not kept: the record holds the mask ``"**********"`` in its
+place, so it shows in no repr, log line or JSON. Every model is an
+:class:`~aiolens._core.model.Model`: it encodes with ``msgspec.json``, with
+the standard ``json`` module through ``to_dict()``, and with FastAPI's
+``jsonable_encoder``.
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ from typing import Any
 
 import msgspec
 
-from aiolens._core.redact import SecretStr
+from aiolens._core.model import Model, enc_hook
+from aiolens._core.redact import MASK, register_secret
 from aiolens.archetype.pages import CursorPage
 
 __all__ = [
@@ -34,6 +38,7 @@ __all__ = [
     "dec_hook",
     "enc_hook",
     "mask_api_keys",
+    "mask_secret",
     "normalize_status",
 ]
 
@@ -64,22 +69,19 @@ def normalize_status(raw: str) -> str:
 
 
 def dec_hook(tp: type, obj: Any) -> Any:
-    """msgspec decode hook for the custom types in these models."""
-    if tp is SecretStr and isinstance(obj, str):
-        return SecretStr(obj)
-    if tp is SecretStr and isinstance(obj, SecretStr):  # a record already masked
-        return obj
+    """msgspec decode hook for the custom types in these models (none left: kept for callers)."""
     raise NotImplementedError(f"cannot decode {tp!r}")
 
 
-def enc_hook(obj: Any) -> Any:
-    """msgspec encode hook: a :class:`SecretStr` encodes as its real value."""
-    if isinstance(obj, SecretStr):
-        return obj.get_secret_value()
-    raise NotImplementedError(f"cannot encode {type(obj)!r}")
+def mask_secret(value: str | None) -> str | None:
+    """Register an echoed secret for log redaction; return the mask in its place."""
+    if not value:
+        return value
+    register_secret(value)
+    return MASK
 
 
-class Lens(msgspec.Struct, kw_only=True):
+class Lens(Model, kw_only=True):
     """A lens template (``/lens/metadata``, ``register``, ``clone``, ``modify``)."""
 
     lens_id: str
@@ -89,14 +91,14 @@ class Lens(msgspec.Struct, kw_only=True):
     lens_config: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
-class LensDeleted(msgspec.Struct, kw_only=True):
+class LensDeleted(Model, kw_only=True):
     """The answer of ``/lens/delete``."""
 
     lens_id: str | None = None
     is_valid: bool = True
 
 
-class LensesInfo(msgspec.Struct, kw_only=True):
+class LensesInfo(Model, kw_only=True):
     """``/lens/info``: the org's lens summary (its shape is undocumented)."""
 
     num_lenses: int | None = None
@@ -112,19 +114,20 @@ class _StatusMixin:
         return SessionStatus.parse(self.session_status)
 
 
-class SessionInfo(msgspec.Struct, _StatusMixin, kw_only=True):
+class SessionInfo(Model, _StatusMixin, kw_only=True):
     """A session record: the answer of ``sessions.create`` and of ``session.status``.
 
     ``session_status`` is normalised (the ``LensSessionStatus.`` prefix that
     create sends is stripped); :attr:`status` gives it as a :class:`SessionStatus`.
-    ``api_key`` holds the caller's key as the server echoed it, masked.
+    ``api_key`` is ``"**********"`` when the server echoed the caller's key
+    (the key itself is never kept in a record; it is registered for log redaction).
     """
 
     session_id: str
     lens_id: str | None = None
     lens_name: str | None = None
     org_id: str | None = None
-    api_key: SecretStr | None = None
+    api_key: str | None = None
     session_endpoint: str | None = None
     session_status: str = "SESSION_STATUS_UNKNOWN"
     session_ttl_sec: int | None = None
@@ -146,9 +149,10 @@ class SessionInfo(msgspec.Struct, _StatusMixin, kw_only=True):
 
     def __post_init__(self) -> None:
         self.session_status = normalize_status(self.session_status)
+        self.api_key = mask_secret(self.api_key)
 
 
-class DestroyedSession(msgspec.Struct, _StatusMixin, kw_only=True):
+class DestroyedSession(Model, _StatusMixin, kw_only=True):
     """The answer of ``sessions.destroy``."""
 
     session_id: str
@@ -163,7 +167,7 @@ class DestroyedSession(msgspec.Struct, _StatusMixin, kw_only=True):
         self.session_status = normalize_status(self.session_status)
 
 
-class SessionSummary(msgspec.Struct, _StatusMixin, kw_only=True):
+class SessionSummary(Model, _StatusMixin, kw_only=True):
     """One item of ``/lens/sessions/metadata``."""
 
     session_id: str
@@ -177,7 +181,7 @@ class SessionSummary(msgspec.Struct, _StatusMixin, kw_only=True):
         self.session_status = normalize_status(self.session_status)
 
 
-class SessionsInfo(msgspec.Struct, kw_only=True):
+class SessionsInfo(Model, kw_only=True):
     """``/lens/sessions/info``: active and total counts (shape undocumented)."""
 
     num_active_sessions: int | None = None
@@ -185,12 +189,12 @@ class SessionsInfo(msgspec.Struct, kw_only=True):
     last_updated: float | None = None
 
 
-class EventResponse(msgspec.Struct, kw_only=True):
+class EventResponse(Model, kw_only=True):
     """The answer of ``/lens/sessions/events/process`` (and a WebSocket reply).
 
     An ``api_key`` anywhere in ``event_data`` (``session.status`` answers with
-    the session record, which echoes the caller's key) is held in a
-    :class:`~aiolens._core.redact.SecretStr`, so it never shows in a repr.
+    the session record, which echoes the caller's key) is replaced by the mask
+    ``"**********"``, so it never shows in a repr or in JSON.
     """
 
     type: str
@@ -202,11 +206,11 @@ class EventResponse(msgspec.Struct, kw_only=True):
 
 
 def mask_api_keys(value: Any) -> None:
-    """Replace, in place, every string under an ``api_key`` key by a :class:`SecretStr`."""
+    """Replace, in place, every string under an ``api_key`` key by the mask."""
     if isinstance(value, dict):
         for key, item in value.items():
             if key == "api_key" and isinstance(item, str):
-                value[key] = SecretStr(item)
+                value[key] = mask_secret(item)
             elif isinstance(item, dict | list):
                 mask_api_keys(item)
     elif isinstance(value, list):
@@ -215,7 +219,7 @@ def mask_api_keys(value: Any) -> None:
                 mask_api_keys(item)
 
 
-class UploadedFile(msgspec.Struct, kw_only=True):
+class UploadedFile(Model, kw_only=True):
     """The answer of ``POST /files`` and ``/files/base64``."""
 
     file_id: str
@@ -223,7 +227,7 @@ class UploadedFile(msgspec.Struct, kw_only=True):
     is_valid: bool = True
 
 
-class FileDeleted(msgspec.Struct, kw_only=True):
+class FileDeleted(Model, kw_only=True):
     """The answer of ``DELETE /files/delete/{file_id}``."""
 
     file_id: str
@@ -231,7 +235,7 @@ class FileDeleted(msgspec.Struct, kw_only=True):
     is_valid: bool = True
 
 
-class FilesInfo(msgspec.Struct, kw_only=True):
+class FilesInfo(Model, kw_only=True):
     """``/files/info``."""
 
     num_files: int = 0
@@ -240,7 +244,7 @@ class FilesInfo(msgspec.Struct, kw_only=True):
     last_updated: float | None = None
 
 
-class FileMetadata(msgspec.Struct, kw_only=True):
+class FileMetadata(Model, kw_only=True):
     """``/files/metadata/{file_id}`` and the items of the list."""
 
     file_id: str

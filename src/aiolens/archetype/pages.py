@@ -25,8 +25,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Mapping
 from typing import Any, Generic, TypeVar
 
-import msgspec
-
+from aiolens._core.model import Model
 from aiolens._transport.http import HTTPTransport, Timeout
 from aiolens.errors import ProtocolError
 
@@ -36,7 +35,7 @@ __all__ = ["AsyncPager", "CursorPage", "iterate_pages"]
 T = TypeVar("T")
 
 
-class CursorPage(msgspec.Struct, Generic[T], kw_only=True):
+class CursorPage(Model, Generic[T], kw_only=True):
     """One page of a cursor-paged list.
 
     Attributes:

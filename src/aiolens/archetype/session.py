@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
 import msgspec
 
 from aiolens._core.correlator import Correlator
+from aiolens._core.model import Model
 from aiolens._core.options import (
     check_bool,
     check_callable,
@@ -87,7 +88,7 @@ class _Tag(msgspec.Struct, gc=False):
 _tag_decoder: Final = msgspec.json.Decoder(_Tag)
 
 
-class Validation(msgspec.Struct):
+class Validation(Model):
     """The answer of ``session.validate``."""
 
     is_valid: bool

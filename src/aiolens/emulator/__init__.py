@@ -10,5 +10,6 @@ require_extra("emulator", "the aiolens emulator", "yaml")
 
 from aiolens.emulator.faults import Faults, HTTPFault  # noqa: E402
 from aiolens.emulator.server import Emulator  # noqa: E402
+from aiolens.emulator.thread import EmulatorThread  # noqa: E402
 
-__all__ = ["Emulator", "Faults", "HTTPFault"]
+__all__ = ["Emulator", "EmulatorThread", "Faults", "HTTPFault"]

@@ -35,6 +35,8 @@ from typing import Any, Final, Literal
 
 import msgspec
 
+from aiolens._core.model import Model
+
 __all__ = [
     "CONTRACT_MAJOR_VERSION",
     "INPUT_SCHEMA_VERSION",
@@ -130,7 +132,7 @@ FeedbackLevel = Literal["info", "coaching", "success"]
 # ---- pose frames ------------------------------------------------------------------------
 
 
-class Landmark(msgspec.Struct, gc=False):
+class Landmark(Model, gc=False):
     """One pose landmark in world coordinates.
 
     Attributes:
@@ -151,7 +153,7 @@ class Landmark(msgspec.Struct, gc=False):
     presence: float | None = None
 
 
-class FrameSource(msgspec.Struct, gc=False):
+class FrameSource(Model, gc=False):
     """Where a frame came from (``kind`` is ``camera``, ``stream`` or ``upload``)."""
 
     kind: str
@@ -159,7 +161,7 @@ class FrameSource(msgspec.Struct, gc=False):
     frame_height: int
 
 
-class PoseFrame(msgspec.Struct, gc=False, kw_only=True):
+class PoseFrame(Model, gc=False, kw_only=True):
     """One pose frame: ``PoseFrameV1``, or ``RealtimePoseFrameV1`` when ``frame_seq`` is set.
 
     Attributes:
@@ -247,13 +249,13 @@ def _landmark_set_problems(marks: list[Landmark]) -> list[str]:
 # ---- detection events -------------------------------------------------------------------
 
 
-class _Event(msgspec.Struct, tag_field="type", kw_only=True, gc=False):
+class _Event(Model, tag_field="type", kw_only=True, gc=False):
     event_id: str
     session_id: str
     ts_ms: float
 
 
-class ShapePayload(msgspec.Struct, gc=False):
+class ShapePayload(Model, gc=False):
     """A movement phase (``shape_key``, the MoveSpec phase name) and a confidence."""
 
     shape_key: str
@@ -272,7 +274,7 @@ class ShapeExit(_Event, tag="shape_exit"):
     payload: ShapePayload
 
 
-class CompletedPayload(msgspec.Struct, gc=False):
+class CompletedPayload(Model, gc=False):
     """One completed repetition of ``event_key`` (the movement name)."""
 
     event_key: str
@@ -285,7 +287,7 @@ class EventCompleted(_Event, tag="event_completed"):
     payload: CompletedPayload
 
 
-class InterruptedPayload(msgspec.Struct, gc=False):
+class InterruptedPayload(Model, gc=False):
     """Why a repetition broke off."""
 
     reason: str
@@ -297,7 +299,7 @@ class EventInterrupted(_Event, tag="event_interrupted"):
     payload: InterruptedPayload
 
 
-class FeedbackPayload(msgspec.Struct, gc=False):
+class FeedbackPayload(Model, gc=False):
     """A feedback cue: ``level`` is one of :data:`FeedbackLevel` (any string decodes)."""
 
     level: str
@@ -310,7 +312,7 @@ class Feedback(_Event, tag="feedback"):
     payload: FeedbackPayload
 
 
-class UnknownEvent(msgspec.Struct, gc=False):
+class UnknownEvent(Model, gc=False):
     """A detection event this client cannot decode (new type or unexpected shape).
 
     Attributes:
@@ -335,7 +337,7 @@ DetectionEvent = ShapeEnter | ShapeExit | EventCompleted | EventInterrupted | Fe
 # ---- realtime messages ------------------------------------------------------------------
 
 
-class ErrorDetail(msgspec.Struct, gc=False):
+class ErrorDetail(Model, gc=False):
     """The Kynasmith error object; ``details`` values are scalars."""
 
     code: str
@@ -344,7 +346,7 @@ class ErrorDetail(msgspec.Struct, gc=False):
     details: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
-class _Message(msgspec.Struct, tag_field="type", gc=False):
+class _Message(Model, tag_field="type", gc=False):
     pass
 
 
@@ -462,7 +464,7 @@ def decode_detection_event(raw: msgspec.Raw | bytes | str) -> DetectionEvent | U
 # ---- REST -------------------------------------------------------------------------------
 
 
-class AccessToken(msgspec.Struct, kw_only=True):
+class AccessToken(Model, kw_only=True):
     """The answer of ``POST /api/auth/access-tokens``; ``repr`` hides the token."""
 
     access_token: str
@@ -476,7 +478,7 @@ class AccessToken(msgspec.Struct, kw_only=True):
         return f"AccessToken(project_id={self.project_id!r}, expires_in={self.expires_in_seconds})"
 
 
-class DetectionSessionCreated(msgspec.Struct, kw_only=True):
+class DetectionSessionCreated(Model, kw_only=True):
     """The answer of ``POST /api/detection/sessions``; ``repr`` hides the token."""
 
     session_id: str
@@ -496,7 +498,7 @@ class DetectionSessionCreated(msgspec.Struct, kw_only=True):
         )
 
 
-class DetectionSessionRecord(msgspec.Struct, kw_only=True):
+class DetectionSessionRecord(Model, kw_only=True):
     """The stored session of ``GET /api/detection/sessions/{id}``.
 
     Datetimes are kept as the server's ISO-8601 strings.
@@ -516,7 +518,7 @@ class DetectionSessionRecord(msgspec.Struct, kw_only=True):
     error_message: str | None = None
 
 
-class MoveSpec(msgspec.Struct, kw_only=True):
+class MoveSpec(Model, kw_only=True):
     """A MoveSpec; both documented variants decode (most fields optional)."""
 
     movespec_id: str
@@ -534,7 +536,7 @@ class MoveSpec(msgspec.Struct, kw_only=True):
     star_count: int = 0
 
 
-class MoveSpecDraft(msgspec.Struct, kw_only=True):
+class MoveSpecDraft(Model, kw_only=True):
     """A MoveSpec's mutable draft."""
 
     draft_id: str
@@ -544,7 +546,7 @@ class MoveSpecDraft(msgspec.Struct, kw_only=True):
     updated_by: str | None = None
 
 
-class MoveSpecVersion(msgspec.Struct, kw_only=True):
+class MoveSpecVersion(Model, kw_only=True):
     """An immutable MoveSpec version; ``content_hash`` is the YAML's SHA-256."""
 
     movespec_version_id: str
@@ -556,7 +558,7 @@ class MoveSpecVersion(msgspec.Struct, kw_only=True):
     created_by: str | None = None
 
 
-class ValidationIssue(msgspec.Struct, kw_only=True):
+class ValidationIssue(Model, kw_only=True):
     """One validation problem; ``line`` and ``column`` are 1-based."""
 
     code: str
@@ -567,7 +569,7 @@ class ValidationIssue(msgspec.Struct, kw_only=True):
     column: int | None = None
 
 
-class ValidationResult(msgspec.Struct, kw_only=True):
+class ValidationResult(Model, kw_only=True):
     """The answer of ``POST /api/movespecs/{id}/draft/validate``.
 
     Errors block a release; warnings do not.

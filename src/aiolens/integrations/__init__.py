@@ -1,0 +1,1 @@
+"""Thin adapters to web frameworks: :mod:`aiolens.integrations.starlette` (and FastAPI)."""
