@@ -35,6 +35,8 @@ __all__ = [
     "Sample",
     "kyna_stream",
     "pipelined",
+    "raw_emulator_window",
+    "raw_window",
     "round_trips",
     "scale",
     "sse_aiolens",
@@ -79,6 +81,7 @@ class _Clock:
         gc.collect()
         self.gc = 0.0
         self.gc_runs = [0, 0, 0]
+        self.gc_by_gen = [0.0, 0.0, 0.0]
         self._gc_start = 0.0
         gc.callbacks.append(self._on_gc)
         self.wall0 = time.perf_counter()
@@ -94,12 +97,15 @@ class _Clock:
         if phase == "start":
             self._gc_start = time.perf_counter()
         else:
-            self.gc += time.perf_counter() - self._gc_start
+            took = time.perf_counter() - self._gc_start
+            self.gc += took
             self.gc_runs[info["generation"]] += 1
+            self.gc_by_gen[info["generation"]] += took
 
     def sample(self, ops: int, lost: int = 0, **extra: Any) -> Sample:
         extra["gc_s"] = self.gc
         extra["gc_runs"] = self.gc_runs
+        extra["gc_s_by_generation"] = self.gc_by_gen
         return Sample(ops, self.wall, self.cpu, lost, extra)
 
 
@@ -399,6 +405,79 @@ async def kyna_stream(
     accepted = sum(a.accepted_frame_count for a in acks)
     lost = len(frames) - accepted + (len(frames) - done.accepted_frames_total)
     return clock.sample(accepted, lost, batches=len(chunks))
+
+
+# ---- case 6: over a long link (benchmarks.delay_proxy) ----------------------------------------
+
+
+async def raw_window(url: str, payload: bytes, n: int, window: int, weight: int = 1) -> Sample:
+    """Bare websockets: ``n`` messages, at most ``window`` awaiting their reply (a sliding window).
+
+    One task sends ``window`` messages, then one more for every reply, until
+    ``n`` were sent and answered: what a hand-written pipelining client does.
+    Each message counts as ``weight`` operations (frames per batch).
+    """
+    async with connect(url, **WS_OPTIONS) as ws:
+        await ws.send(payload, text=True)  # warm-up: the connection is open and used
+        await ws.recv()
+        with _Clock() as clock:
+            sent = 0
+            for _ in range(min(window, n)):
+                await ws.send(payload, text=True)
+                sent += 1
+            for _ in range(n):
+                await ws.recv()
+                if sent < n:
+                    await ws.send(payload, text=True)
+                    sent += 1
+    return clock.sample(n * weight)
+
+
+async def raw_emulator_window(
+    base_url: str, api_key: str, frames: list[Any], *, window: int, batch: int = 15
+) -> Sample:
+    """Bare websockets against the emulator: the same batches as :func:`kyna_stream`.
+
+    The session is created with aiolens (not timed); the batches are encoded
+    before the clock starts, then sent over a bare ``websockets`` connection
+    with at most ``window`` awaiting their ``frame_ack`` (a sliding window).
+    It shows what the emulator itself can take, apart from the aiolens client.
+    """
+    import msgspec
+
+    from aiolens.kynasmith import AsyncKynasmithClient
+    from aiolens.kynasmith.models import FrameBatch, encoder
+
+    payloads = []
+    seq = 0
+    for number, start in enumerate(range(0, len(frames), batch), 1):
+        numbered = []
+        for frame in frames[start : start + batch]:
+            seq += 1
+            numbered.append(msgspec.structs.replace(frame, frame_seq=seq))
+        payloads.append(encoder.encode(FrameBatch(batch_seq=number, frames=numbered)))
+    async with AsyncKynasmithClient(api_key, base_url=base_url) as client:
+        specs = await client.movespecs.list(visibility="public")
+        spec = next(s.movespec_id for s in specs if s.name == "squat")
+        created = await client.sessions.create(movespec_id=spec)
+        url = f"{created.stream_url}?runtime_token={created.runtime_token}"
+        async with connect(url, **WS_OPTIONS) as ws:
+            await ws.recv()  # the session_update sent on attach
+            acks = sent = 0
+            total = len(payloads)
+            with _Clock() as clock:
+                for _ in range(min(window, total)):
+                    await ws.send(payloads[sent], text=True)
+                    sent += 1
+                while acks < total:
+                    message = await ws.recv()
+                    if '"frame_ack"' in message:
+                        acks += 1
+                        if sent < total:
+                            await ws.send(payloads[sent], text=True)
+                            sent += 1
+        await client.sessions.cancel_quietly(created.session_id, timeout=10)
+    return clock.sample(len(frames))
 
 
 # ---- child-process entry point ----------------------------------------------------------------

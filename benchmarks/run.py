@@ -43,6 +43,7 @@ from functools import partial
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import urlsplit, urlunsplit
 
 if __package__ in (None, ""):  # run as a script: python benchmarks/run.py
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -68,6 +69,11 @@ SIZES: Final[dict[str, dict[str, Any]]] = {
         "scale_events": 100,
         "scale_requests": 10,
         "kyna_reps": 200,
+        "link_rtts": [20],
+        "link_windows": [1, 2, 4, 8, 16, 32, 64],
+        "link_batches_per_window": 8,
+        "link_min_batches": 16,
+        "link_lens": 2560,
     },
     "quick": {
         "rtt": 300,
@@ -79,6 +85,11 @@ SIZES: Final[dict[str, dict[str, Any]]] = {
         "scale_events": 20,
         "scale_requests": 5,
         "kyna_reps": 10,
+        "link_rtts": [20],
+        "link_windows": [1, 8, 64],
+        "link_batches_per_window": 4,
+        "link_min_batches": 8,
+        "link_lens": 640,
     },
     "smoke": {  # the test suite's: just enough to run every code path
         "rtt": 10,
@@ -90,6 +101,11 @@ SIZES: Final[dict[str, dict[str, Any]]] = {
         "scale_events": 5,
         "scale_requests": 2,
         "kyna_reps": 1,
+        "link_rtts": [2],
+        "link_windows": [1, 4],
+        "link_batches_per_window": 2,
+        "link_min_batches": 4,
+        "link_lens": 64,
     },
 }
 
@@ -104,10 +120,10 @@ def _env() -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def server(module: str) -> Iterator[str]:
-    """Start ``python -m <module> --port 0`` and yield the first line it prints."""
+def server(module: str, *args: str) -> Iterator[str]:
+    """Start ``python -m <module> --port 0 [args]`` and yield the first line it prints."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", module, "--port", "0"],
+        [sys.executable, "-m", module, "--port", "0", *args],
         stdout=subprocess.PIPE,
         cwd=ROOT,
         env=_env(),
@@ -264,18 +280,42 @@ async def run_cases(
 ) -> None:
     with contextlib.ExitStack() as stack:
         port = 0
-        if selected & {1, 2, 3, 4}:
+        if selected & {1, 2, 3, 4, 6}:
             port = int(stack.enter_context(server("benchmarks.standin")).split()[1])
         emu: dict[str, str] = {}
         if 5 in selected:
             emu = json.loads(stack.enter_context(server("benchmarks.emulator_server")))
-        plan = _plan(selected, sizes, sdk, results, port, emu)
+        links: dict[int, tuple[int, str]] = {}  # RTT ms -> (proxied stand-in port, Kynasmith URL)
+        if 6 in selected:
+            emu = emu or json.loads(stack.enter_context(server("benchmarks.emulator_server")))
+            links = _links(stack, sizes["link_rtts"], port, emu["kynasmith_url"])
+        plan = _plan(selected, sizes, sdk, results, port, emu, links)
         if 3 in selected:  # the stand-in encodes an event stream on first use: not timed
             await _measure(partial(cases.sse_floor, port, sizes["sse"]))
         for r in range(repeat):
             log(f"repeat {r + 1}/{repeat}")
             for group in plan:
                 await _run_variants(group, r)
+
+
+def _links(
+    stack: contextlib.ExitStack, rtts: list[int], port: int, kynasmith_url: str
+) -> dict[int, tuple[int, str]]:
+    """Start a delay proxy before the stand-in and one before the emulator, per RTT."""
+    parts = urlsplit(kynasmith_url)
+    links = {}
+    for rtt in rtts:
+        delay = str(rtt / 2)
+        standin = stack.enter_context(
+            server("benchmarks.delay_proxy", f"--upstream=127.0.0.1:{port}", f"--delay-ms={delay}")
+        )
+        upstream = f"--upstream={parts.hostname}:{parts.port}"
+        emulator = stack.enter_context(
+            server("benchmarks.delay_proxy", upstream, f"--delay-ms={delay}")
+        )
+        url = urlunsplit(parts._replace(netloc=f"127.0.0.1:{emulator.split()[1]}"))
+        links[rtt] = (int(standin.split()[1]), url)
+    return links
 
 
 def _plan(
@@ -285,6 +325,7 @@ def _plan(
     results: Results,
     port: int,
     emu: dict[str, str],
+    links: dict[int, tuple[int, str]],
 ) -> list[list[Entry]]:
     """The groups of entries to measure; a group's entries run one after the other.
 
@@ -365,6 +406,65 @@ def _plan(
                 ((eight,), partial(cases.kyna_stream, url, key, frames, window=8)),
             ]
         )
+    if 6 in selected:
+        plan.extend(_link_plan(sizes, results, emu, links))
+    return plan
+
+
+def _link_plan(
+    sizes: dict[str, Any],
+    results: Results,
+    emu: dict[str, str],
+    links: dict[int, tuple[int, str]],
+) -> list[list[Entry]]:
+    """Case 6: over a long link (:mod:`benchmarks.delay_proxy`), one group per RTT and window.
+
+    Kynasmith frames (15 per batch, ``window`` batches unacknowledged) from
+    aiolens to the emulator, against bare websockets pipelining the same
+    message bytes to the stand-in (the baseline) and to the emulator (what
+    the emulator alone can take); then Lens requests, 64 in flight.
+    """
+    from aiolens.kynasmith.models import FrameBatch, encoder
+    from aiolens.kynasmith.synthetic import generate_squats
+
+    key = emu["kynasmith_api_key"]
+    row = results.row
+    plan: list[list[Entry]] = []
+    for rtt, (proxied, kyna_url) in links.items():
+        case = f"6 {rtt} ms RTT, Kynasmith 15/batch"
+        for window in sizes["link_windows"]:
+            batches = max(sizes["link_min_batches"], sizes["link_batches_per_window"] * window)
+            frames = generate_squats(batches // 6 + 1, seed=1)[: batches * 15]  # 90 per squat
+            payload = encoder.encode(FrameBatch(batch_seq=1, frames=frames[:15]))
+            raw = row(case, f"window {window:2d}: raw websockets", "throughput", "frames/s")
+            mine = row(
+                case, f"window {window:2d}: aiolens", "throughput", "frames/s", baseline=raw.variant
+            )
+            mine.target = "≥ 0.9"
+            emulator = row(
+                case,
+                f"window {window:2d}: raw → emulator",
+                "throughput",
+                "frames/s",
+                baseline=raw.variant,
+            )
+            url = cases.ws_url(proxied, "lsn-link-raw")
+            plan.append(
+                [
+                    ((raw,), partial(cases.raw_window, url, payload, batches, window, 15)),
+                    ((mine,), partial(cases.kyna_stream, kyna_url, key, frames, window=window)),
+                    (
+                        (emulator,),
+                        partial(cases.raw_emulator_window, kyna_url, key, frames, window=window),
+                    ),
+                ]
+            )
+        n = sizes["link_lens"]
+        case = f"6 {rtt} ms RTT, Lens 64 in flight"
+        raw = row(case, "raw websockets", "throughput", "req/s")
+        mine = row(case, "aiolens, 64 tasks", "throughput", "req/s", baseline=raw.variant)
+        mine.target = "≥ 0.9"
+        plan.append([((raw, mine), partial(cases.pipelined, proxied, n, 64))])
     return plan
 
 
@@ -573,14 +673,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=5, help="runs per case (default 5)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes")
     parser.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--cases", default="1,2,3,4,5", help="which cases, e.g. 1,3")
+    parser.add_argument("--cases", default="1,2,3,4,5,6", help="which cases, e.g. 1,3")
+    parser.add_argument(
+        "--rtt", metavar="MS", help="case 6: round-trip times in ms (default 20), e.g. 20,50,100"
+    )
     parser.add_argument("--json", metavar="PATH", help="also write JSON ('-': stdout)")
     parser.add_argument("--sdk-python", metavar="PATH", help="interpreter with archetypeai")
     parser.add_argument("--no-sdk", action="store_true", help="skip the official SDK rows")
     parser.add_argument("--profile", type=int, metavar="CASE", help="cProfile one case")
     args = parser.parse_args(argv)
 
-    sizes = SIZES["smoke" if args.smoke else "quick" if args.quick else "full"]
+    sizes = dict(SIZES["smoke" if args.smoke else "quick" if args.quick else "full"])
+    if args.rtt:
+        sizes["link_rtts"] = [int(ms) for ms in args.rtt.split(",") if ms.strip()]
     selected = {int(c) for c in args.cases.split(",") if c.strip()}
     raise_fd_limit()
     to_stdout = args.json == "-"

@@ -19,7 +19,7 @@ def run_bench(tmp_path: Path, *args: str) -> list[dict[str, object]]:
 
 def test_every_case_runs_and_loses_nothing(tmp_path: Path) -> None:
     rows = run_bench(tmp_path, "--no-sdk")
-    assert {str(row["case"]).split()[0] for row in rows} == {"1", "2", "3", "4", "5"}
+    assert {str(row["case"]).split()[0] for row in rows} == {"1", "2", "3", "4", "5", "6"}
     for row in rows:
         if row["skipped"]:
             assert str(row["variant"]).startswith("archetypeai")
@@ -38,3 +38,33 @@ def test_the_official_sdk_rows_run_when_it_is_installed(tmp_path: Path) -> None:
     sdk_rows = [row for row in rows if str(row["variant"]).startswith("archetypeai")]
     assert len(sdk_rows) == 2
     assert all(not row["skipped"] and row["lost"] == 0 for row in sdk_rows)
+
+
+async def test_the_delay_proxy_delays_each_way_and_keeps_every_byte_in_order() -> None:
+    """Bytes go both ways intact and in order, each way at least ``delay`` late, EOF too."""
+    import asyncio
+    import time
+
+    from benchmarks.delay_proxy import DelayProxy
+
+    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(65536):
+            writer.write(data)
+        writer.close()
+
+    upstream = await asyncio.start_server(echo, "127.0.0.1", 0)
+    async with (
+        upstream,
+        DelayProxy(("127.0.0.1", upstream.sockets[0].getsockname()[1]), delay=0.05) as proxy,
+    ):
+        reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+        payload = bytes(range(256)) * 4096  # 1 MiB, many chunks
+        start = time.perf_counter()
+        writer.write(payload)
+        first = await reader.readexactly(1)
+        assert time.perf_counter() - start >= 0.1  # there and back: twice the delay
+        writer.write_eof()
+        rest = await reader.read()  # until the EOF forwarded back through the proxy
+        assert first + rest == payload
+        writer.close()
+        await writer.wait_closed()
