@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import cProfile
 import gc
 import json
 import resource
@@ -82,7 +83,8 @@ class _Clock:
         self.gc = 0.0
         self.gc_runs = [0, 0, 0]
         self.gc_by_gen = [0.0, 0.0, 0.0]
-        self._gc_start = 0.0
+        self.gc_cpu = 0.0
+        self._gc_start = self._gc_cpu_start = 0.0
         gc.callbacks.append(self._on_gc)
         self.wall0 = time.perf_counter()
         self.cpu0 = time.process_time()
@@ -96,7 +98,9 @@ class _Clock:
     def _on_gc(self, phase: str, info: dict[str, int]) -> None:
         if phase == "start":
             self._gc_start = time.perf_counter()
+            self._gc_cpu_start = time.process_time()
         else:
+            self.gc_cpu += time.process_time() - self._gc_cpu_start
             took = time.perf_counter() - self._gc_start
             self.gc += took
             self.gc_runs[info["generation"]] += 1
@@ -104,6 +108,7 @@ class _Clock:
 
     def sample(self, ops: int, lost: int = 0, **extra: Any) -> Sample:
         extra["gc_s"] = self.gc
+        extra["gc_cpu_s"] = self.gc_cpu
         extra["gc_runs"] = self.gc_runs
         extra["gc_s_by_generation"] = self.gc_by_gen
         return Sample(ops, self.wall, self.cpu, lost, extra)
@@ -303,13 +308,25 @@ def rss_kib() -> tuple[int, int]:
         return peak, peak
 
 
-async def scale(port: int, sessions: int, events: int, requests: int) -> Sample:
+async def scale(
+    port: int,
+    sessions: int,
+    events: int,
+    requests: int,
+    *,
+    freeze: bool = False,
+    gc_threshold: tuple[int, ...] | None = None,
+    profile: cProfile.Profile | None = None,
+) -> Sample:
     """``sessions`` sessions, each with a WebSocket and an SSE stream, in this process.
 
-    Each session attaches (WebSocket), then consumes an SSE stream of
-    ``events`` ``inference.result`` events while it makes ``requests``
-    sequential requests on its WebSocket. ``ops`` counts events and replies;
-    ``wall`` spans the streaming (connecting is reported separately).
+    Each session attaches (WebSocket, at most 64 handshakes at once), then
+    consumes an SSE stream of ``events`` ``inference.result`` events while it
+    makes ``requests`` sequential requests on its WebSocket. ``ops`` counts
+    events and replies; ``wall`` spans the streaming (connecting is reported
+    separately, as ``connect_s``). Once connected, ``freeze`` calls
+    ``gc.freeze()`` and ``gc_threshold`` is passed to ``gc.set_threshold``
+    (both undone at the end); ``profile`` profiles the streaming.
     """
     raise_fd_limit()
     gc.collect()
@@ -339,6 +356,11 @@ async def scale(port: int, sessions: int, events: int, requests: int) -> Sample:
         await asyncio.gather(*(attach(i) for i in range(sessions)))
         connect_wall = time.perf_counter() - t0
         rss_connected, _ = rss_kib()
+        if freeze:  # the README's advice for many long-lived sessions
+            gc.freeze()
+        thresholds = gc.get_threshold()
+        if gc_threshold is not None:  # the README's other advice
+            gc.set_threshold(*gc_threshold)
 
         async def consume(session: Any) -> None:
             nonlocal received, unfinished
@@ -363,8 +385,15 @@ async def scale(port: int, sessions: int, events: int, requests: int) -> Sample:
                     errors += 1
 
         with _Clock() as clock:
+            if profile is not None:
+                profile.enable()
             await asyncio.gather(*(consume(s) for s in opened), *(ask(s) for s in opened))
+            if profile is not None:
+                profile.disable()
         rss_end, hwm = rss_kib()
+        gc.set_threshold(*thresholds)
+        if freeze:
+            gc.unfreeze()
     expected = sessions * events
     return clock.sample(
         received + replies,
@@ -480,6 +509,36 @@ async def raw_emulator_window(
     return clock.sample(len(frames))
 
 
+def cpu_by_package(profile: cProfile.Profile) -> dict[str, float]:
+    """Shares of the profiled CPU time spent in each package's own code (``tottime``).
+
+    ``C`` is built-in code called from Python (sockets, ``select``, msgspec, ...),
+    ``stdlib`` the rest of the standard library (``asyncio`` has its own line);
+    the collector's time lands on whatever ran when it started.
+    """
+    import pstats
+
+    stats = pstats.Stats(profile).stats  # type: ignore[attr-defined]
+    groups: dict[str, float] = {}
+    for (path, _, _), (_, _, tottime, _, _) in stats.items():
+        groups[_package(path)] = groups.get(_package(path), 0.0) + tottime
+    total = sum(groups.values()) or 1.0
+    return {name: t / total for name, t in sorted(groups.items(), key=lambda kv: -kv[1])}
+
+
+def _package(path: str) -> str:
+    for name in ("aiolens", "websockets", "aiohttp", "asyncio", "benchmarks", "msgspec"):
+        if f"/{name}/" in path:
+            return name
+    if path == "~":
+        return "C"
+    if "/lib/python3" in path:
+        return "stdlib"
+    if "/yarl/" in path or "/multidict/" in path or "/propcache/" in path:
+        return "aiohttp"
+    return "other"
+
+
 # ---- child-process entry point ----------------------------------------------------------------
 
 
@@ -498,8 +557,26 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sessions", type=int, required=True)
     parser.add_argument("--events", type=int, required=True)
     parser.add_argument("--requests", type=int, required=True)
+    parser.add_argument("--freeze", action="store_true", help="gc.freeze() once connected")
+    parser.add_argument("--gc-threshold", help="gc.set_threshold once connected: 50000,20")
+    parser.add_argument("--profile", action="store_true", help="add extra['cpu_by_package']")
     args = parser.parse_args(argv)
-    sample = _run(lambda: scale(args.port, args.sessions, args.events, args.requests))
+    thresholds = tuple(int(t) for t in args.gc_threshold.split(",")) if args.gc_threshold else None
+    # CPU time, not wall time: waiting in select() is not work.
+    profile = cProfile.Profile(time.process_time) if args.profile else None
+    sample = _run(
+        lambda: scale(
+            args.port,
+            args.sessions,
+            args.events,
+            args.requests,
+            freeze=args.freeze,
+            gc_threshold=thresholds,
+            profile=profile,
+        )
+    )
+    if profile is not None:
+        sample.extra["cpu_by_package"] = cpu_by_package(profile)
     sys.stdout.write(json.dumps(asdict(sample)) + "\n")
 
 

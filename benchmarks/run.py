@@ -57,6 +57,12 @@ __all__ = ["main"]
 ROOT: Final = Path(__file__).resolve().parent.parent
 SDK_WORKER: Final = Path(__file__).resolve().parent / "sdk_worker.py"
 MEASURE_TIMEOUT: Final = 600.0
+GC_ADVICE: Final = {
+    "gc.freeze() once connected": ("--freeze",),
+    "gc.set_threshold(50_000, 20)": ("--gc-threshold=50000,20",),
+}
+"""Case 4's extra variants at the largest count: the garbage-collector settings the README
+suggests for many long-lived sessions."""
 
 SIZES: Final[dict[str, dict[str, Any]]] = {
     "full": {
@@ -65,7 +71,7 @@ SIZES: Final[dict[str, dict[str, Any]]] = {
         "pipelined": 20_000,
         "in_flight": 64,
         "sse": 100_000,
-        "scale": [1, 10, 100, 1000],
+        "scale": [1, 10, 100, 1000, 8000],
         "scale_events": 100,
         "scale_requests": 10,
         "kyna_reps": 200,
@@ -193,6 +199,8 @@ class Row:
 class Results:
     def __init__(self) -> None:
         self.rows: dict[str, Row] = {}
+        self.profiles: dict[str, dict[str, float]] = {}
+        """Case 4: per session count, the share of profiled time per package."""
 
     def row(self, case: str, variant: str, metric: str, unit: str, **kw: Any) -> Row:
         key = f"{case}/{variant}"
@@ -247,7 +255,7 @@ async def _sdk(sdk_python: str, args: list[str]) -> Sample:
     return await asyncio.to_thread(_sdk_sample, sdk_python, args)
 
 
-def _scale_sample(port: int, sessions: int, events: int, requests: int) -> Sample:
+def _scale_sample(port: int, sessions: int, events: int, requests: int, *args: str) -> Sample:
     out = subprocess.run(
         [
             sys.executable,
@@ -258,6 +266,7 @@ def _scale_sample(port: int, sessions: int, events: int, requests: int) -> Sampl
             f"--sessions={sessions}",
             f"--events={events}",
             f"--requests={requests}",
+            *args,
         ],
         capture_output=True,
         timeout=MEASURE_TIMEOUT,
@@ -277,6 +286,7 @@ async def run_cases(
     sdk: tuple[str | None, str],
     results: Results,
     log: Callable[[str], None],
+    profile_scale: bool = True,
 ) -> None:
     with contextlib.ExitStack() as stack:
         port = 0
@@ -296,6 +306,18 @@ async def run_cases(
             log(f"repeat {r + 1}/{repeat}")
             for group in plan:
                 await _run_variants(group, r)
+        if 4 in selected and profile_scale:
+            log("case 4: profiling")
+            for count in sizes["scale"]:
+                sample = await asyncio.to_thread(
+                    _scale_sample,
+                    port,
+                    count,
+                    sizes["scale_events"],
+                    sizes["scale_requests"],
+                    "--profile",
+                )
+                results.profiles[_sessions_label(count)] = sample.extra["cpu_by_package"]
 
 
 def _links(
@@ -383,12 +405,20 @@ def _plan(
     if 4 in selected:
         case = "4 sessions, WS+SSE each"
         events, requests = sizes["scale_events"], sizes["scale_requests"]
-        first = _sessions_label(sizes["scale"][0])
+        counts = sizes["scale"]
+        base = _sessions_label(1000 if 1000 in counts else counts[0])
         group = []
-        for count in sizes["scale"]:
-            label = _sessions_label(count)
-            baseline = None if label == first else first
-            measure = partial(asyncio.to_thread, _scale_sample, port, count, events, requests)
+        variants = [(count, _sessions_label(count), ()) for count in counts]
+        largest = counts[-1]
+        variants += [  # the README's advice for many sessions, measured
+            (largest, f"{_sessions_label(largest)}, {label}", args)
+            for label, args in GC_ADVICE.items()
+        ]
+        for count, label, args in variants:
+            measure = partial(
+                asyncio.to_thread, _scale_sample, port, count, events, requests, *args
+            )
+            baseline = None if label == base else base
             group.append(((row(case, label, "throughput", "msgs/s", baseline=baseline),), measure))
         plan.append(group)
 
@@ -517,6 +547,9 @@ def table(results: Results) -> str:
         if rss is not None:
             idle = row.extra_median("rss_connected_kib_per_session") or 0.0
             unit += f"; RSS/session {idle:.0f} KiB WS open, {rss:.0f} KiB peak"
+        connect = row.extra_median("connect_s")
+        if connect:
+            unit += f"; connect {row.extra_median('sessions') / connect:,.0f}/s"
         gc_share = row.gc_share()
         lines.append(
             [
@@ -542,6 +575,31 @@ def table(results: Results) -> str:
         out.append("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
         if i == 0:
             out.append("  ".join("-" * w for w in widths))
+    return "\n".join(out)
+
+
+def profile_table(results: Results) -> str:
+    """Case 4: where the CPU goes, per session count (cProfile, own time by package)."""
+    if not results.profiles:
+        return ""
+    names = sorted({n for shares in results.profiles.values() for n in shares})
+    names.sort(key=lambda n: -sum(p.get(n, 0.0) for p in results.profiles.values()))
+    cpu = {
+        row.variant: row.cpu_per_op() for row in results.rows.values() if row.case.startswith("4 ")
+    }
+    lines = [["sessions", "CPU µs/msg", *names]]
+    for label, shares in results.profiles.items():
+        per_msg = cpu.get(label)
+        lines.append(
+            [label, _fmt(per_msg, 1), *[f"{shares.get(n, 0.0) * 100:.0f}%" for n in names]]
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    out = [
+        "case 4, where the CPU goes: share of profiled CPU time (cProfile tottime, own code) by "
+        "package; C = built-ins called from Python (sockets, select, msgspec ...)"
+    ]
+    for line in lines:
+        out.append("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
     return "\n".join(out)
 
 
@@ -590,7 +648,7 @@ def to_json(results: Results, info: dict[str, Any], args: dict[str, Any]) -> dic
                 "samples": [asdict(s) for s in row.samples],
             }
         )
-    return {"machine": info, "args": args, "rows": rows}
+    return {"machine": info, "args": args, "rows": rows, "case4_profile": results.profiles}
 
 
 # ---- the SDK --------------------------------------------------------------------------------
@@ -681,6 +739,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sdk-python", metavar="PATH", help="interpreter with archetypeai")
     parser.add_argument("--no-sdk", action="store_true", help="skip the official SDK rows")
     parser.add_argument("--profile", type=int, metavar="CASE", help="cProfile one case")
+    parser.add_argument(
+        "--no-scale-profile", action="store_true", help="skip case 4's per-package profile"
+    )
     args = parser.parse_args(argv)
 
     sizes = dict(SIZES["smoke" if args.smoke else "quick" if args.quick else "full"])
@@ -704,7 +765,9 @@ def main(argv: list[str] | None = None) -> int:
     if sdk[0]:
         info["versions"]["archetypeai"] = sdk[1]
     results = Results()
-    asyncio.run(run_cases(selected, sizes, args.repeat, sdk, results, log))
+    asyncio.run(
+        run_cases(selected, sizes, args.repeat, sdk, results, log, not args.no_scale_profile)
+    )
 
     print(
         f"{info['date']}  {info['cpus']} CPUs  {info['cpu_model']}  "
@@ -713,6 +776,8 @@ def main(argv: list[str] | None = None) -> int:
         file=out,
     )
     print(table(results), file=out)
+    if results.profiles:
+        print("\n" + profile_table(results), file=out)
     if args.json:
         data = json.dumps(to_json(results, info, vars(args)), indent=2)
         if to_stdout:
