@@ -217,7 +217,9 @@ class WebSocketChannel:
                 # "a wrapper or a subclass" (websockets' docs); its annotation says type
                 create_connection=cast(
                     type[DispatchingConnection],
-                    partial(DispatchingConnection, deliver=self._deliver),
+                    partial(
+                        DispatchingConnection, deliver=self._deliver, closed=self._connection_lost
+                    ),
                 ),
             )
         except InvalidStatus as exc:
@@ -234,6 +236,16 @@ class WebSocketChannel:
             raise APIConnectionError(f"Cannot open {self.name}: {exc}", sent=False) from None
         assert isinstance(ws, DispatchingConnection)
         return ws
+
+    def _connection_lost(self, ws: DispatchingConnection) -> None:
+        """The current connection is gone: not connected from now on.
+
+        Cleared here, at once, not when the reader task next runs: a caller that
+        retries a failed send without suspending must wait for the reconnect, not
+        meet the same closed connection again and again.
+        """
+        if ws is self._ws:
+            self._connected.clear()
 
     def _deliver(self, message: str | bytes) -> None:
         """Each message, from the connection as it is parsed (see ``ws_dispatch``)."""

@@ -33,16 +33,30 @@ class DispatchingConnection(ClientConnection):
             binary), in order, from the event loop's ``data_received``; it must
             not block, and what it raises propagates into asyncio's protocol
             callback, so the caller catches its own errors.
+        closed: called with the connection the moment the connection is lost
+            (from ``connection_lost``), before any task learns of it.
         args, kwargs: as for ``ClientConnection``.
     """
 
-    def __init__(self, *args: Any, deliver: Callable[[str | bytes], None], **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        deliver: Callable[[str | bytes], None],
+        closed: Callable[[DispatchingConnection], None] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.deliver = deliver
+        self._closed = closed
         self.received = 0
         """Messages delivered so far."""
         self._parts: list[bytes] = []
         self._text = False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if self._closed is not None:
+            self._closed(self)
 
     def process_event(self, event: Event) -> None:
         if self.response is None or not isinstance(event, Frame):
