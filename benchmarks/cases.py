@@ -42,6 +42,7 @@ __all__ = [
     "scale",
     "sse_aiolens",
     "sse_floor",
+    "sse_untyped_floor",
 ]
 
 API_KEY: Final = "atai-bench-" + "0" * 16
@@ -290,6 +291,35 @@ async def sse_floor(port: int, n: int) -> Sample:
                                 if type(event) is InferenceResult:
                                     results += 1
                                 elif type(event) is SSEStreamEnd:
+                                    ended = True
+    return clock.sample(results, n - results + (not ended))
+
+
+async def sse_untyped_floor(port: int, n: int) -> Sample:
+    """The untyped floor: aiohttp chunks, split on blank lines, ``msgspec.json.decode``.
+
+    As :func:`sse_floor`, but each ``data:`` line becomes plain dicts and lists
+    (no typed structs); the event is told apart by its ``type`` key.
+    """
+    session_id = f"lsn-sse-n{n}"
+    url = f"{lens_base(port)}/lens/sessions/consumer/{session_id}"
+    results = 0
+    ended = False
+    headers = {"Authorization": f"Bearer {API_KEY}", "Accept": "text/event-stream"}
+    decode = msgspec.json.decode
+    async with aiohttp.ClientSession() as http:
+        with _Clock() as clock:
+            async with http.get(url, headers=headers) as resp:
+                rest = b""
+                async for chunk in resp.content.iter_any():
+                    *frames, rest = (rest + chunk).split(b"\n\n")
+                    for frame in frames:
+                        for line in frame.split(b"\n"):
+                            if line.startswith(b"data: "):
+                                kind = decode(line[6:]).get("type")
+                                if kind == "inference.result":
+                                    results += 1
+                                elif kind == "sse.stream.end":
                                     ended = True
     return clock.sample(results, n - results + (not ended))
 
