@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import cProfile
 import gc
 import json
 import resource
@@ -35,10 +36,13 @@ __all__ = [
     "Sample",
     "kyna_stream",
     "pipelined",
+    "raw_emulator_window",
+    "raw_window",
     "round_trips",
     "scale",
     "sse_aiolens",
     "sse_floor",
+    "sse_untyped_floor",
 ]
 
 API_KEY: Final = "atai-bench-" + "0" * 16
@@ -79,7 +83,9 @@ class _Clock:
         gc.collect()
         self.gc = 0.0
         self.gc_runs = [0, 0, 0]
-        self._gc_start = 0.0
+        self.gc_by_gen = [0.0, 0.0, 0.0]
+        self.gc_cpu = 0.0
+        self._gc_start = self._gc_cpu_start = 0.0
         gc.callbacks.append(self._on_gc)
         self.wall0 = time.perf_counter()
         self.cpu0 = time.process_time()
@@ -93,13 +99,19 @@ class _Clock:
     def _on_gc(self, phase: str, info: dict[str, int]) -> None:
         if phase == "start":
             self._gc_start = time.perf_counter()
+            self._gc_cpu_start = time.process_time()
         else:
-            self.gc += time.perf_counter() - self._gc_start
+            self.gc_cpu += time.process_time() - self._gc_cpu_start
+            took = time.perf_counter() - self._gc_start
+            self.gc += took
             self.gc_runs[info["generation"]] += 1
+            self.gc_by_gen[info["generation"]] += took
 
     def sample(self, ops: int, lost: int = 0, **extra: Any) -> Sample:
         extra["gc_s"] = self.gc
+        extra["gc_cpu_s"] = self.gc_cpu
         extra["gc_runs"] = self.gc_runs
+        extra["gc_s_by_generation"] = self.gc_by_gen
         return Sample(ops, self.wall, self.cpu, lost, extra)
 
 
@@ -283,6 +295,35 @@ async def sse_floor(port: int, n: int) -> Sample:
     return clock.sample(results, n - results + (not ended))
 
 
+async def sse_untyped_floor(port: int, n: int) -> Sample:
+    """The untyped floor: aiohttp chunks, split on blank lines, ``msgspec.json.decode``.
+
+    As :func:`sse_floor`, but each ``data:`` line becomes plain dicts and lists
+    (no typed structs); the event is told apart by its ``type`` key.
+    """
+    session_id = f"lsn-sse-n{n}"
+    url = f"{lens_base(port)}/lens/sessions/consumer/{session_id}"
+    results = 0
+    ended = False
+    headers = {"Authorization": f"Bearer {API_KEY}", "Accept": "text/event-stream"}
+    decode = msgspec.json.decode
+    async with aiohttp.ClientSession() as http:
+        with _Clock() as clock:
+            async with http.get(url, headers=headers) as resp:
+                rest = b""
+                async for chunk in resp.content.iter_any():
+                    *frames, rest = (rest + chunk).split(b"\n\n")
+                    for frame in frames:
+                        for line in frame.split(b"\n"):
+                            if line.startswith(b"data: "):
+                                kind = decode(line[6:]).get("type")
+                                if kind == "inference.result":
+                                    results += 1
+                                elif kind == "sse.stream.end":
+                                    ended = True
+    return clock.sample(results, n - results + (not ended))
+
+
 # ---- case 4: many sessions --------------------------------------------------------------------
 
 
@@ -297,13 +338,25 @@ def rss_kib() -> tuple[int, int]:
         return peak, peak
 
 
-async def scale(port: int, sessions: int, events: int, requests: int) -> Sample:
+async def scale(
+    port: int,
+    sessions: int,
+    events: int,
+    requests: int,
+    *,
+    freeze: bool = False,
+    gc_threshold: tuple[int, ...] | None = None,
+    profile: cProfile.Profile | None = None,
+) -> Sample:
     """``sessions`` sessions, each with a WebSocket and an SSE stream, in this process.
 
-    Each session attaches (WebSocket), then consumes an SSE stream of
-    ``events`` ``inference.result`` events while it makes ``requests``
-    sequential requests on its WebSocket. ``ops`` counts events and replies;
-    ``wall`` spans the streaming (connecting is reported separately).
+    Each session attaches (WebSocket, at most 64 handshakes at once), then
+    consumes an SSE stream of ``events`` ``inference.result`` events while it
+    makes ``requests`` sequential requests on its WebSocket. ``ops`` counts
+    events and replies; ``wall`` spans the streaming (connecting is reported
+    separately, as ``connect_s``). Once connected, ``freeze`` calls
+    ``gc.freeze()`` and ``gc_threshold`` is passed to ``gc.set_threshold``
+    (both undone at the end); ``profile`` profiles the streaming.
     """
     raise_fd_limit()
     gc.collect()
@@ -333,6 +386,11 @@ async def scale(port: int, sessions: int, events: int, requests: int) -> Sample:
         await asyncio.gather(*(attach(i) for i in range(sessions)))
         connect_wall = time.perf_counter() - t0
         rss_connected, _ = rss_kib()
+        if freeze:  # the README's advice for many long-lived sessions
+            gc.freeze()
+        thresholds = gc.get_threshold()
+        if gc_threshold is not None:  # the README's other advice
+            gc.set_threshold(*gc_threshold)
 
         async def consume(session: Any) -> None:
             nonlocal received, unfinished
@@ -357,8 +415,15 @@ async def scale(port: int, sessions: int, events: int, requests: int) -> Sample:
                     errors += 1
 
         with _Clock() as clock:
+            if profile is not None:
+                profile.enable()
             await asyncio.gather(*(consume(s) for s in opened), *(ask(s) for s in opened))
+            if profile is not None:
+                profile.disable()
         rss_end, hwm = rss_kib()
+        gc.set_threshold(*thresholds)
+        if freeze:
+            gc.unfreeze()
     expected = sessions * events
     return clock.sample(
         received + replies,
@@ -401,6 +466,109 @@ async def kyna_stream(
     return clock.sample(accepted, lost, batches=len(chunks))
 
 
+# ---- case 6: over a long link (benchmarks.delay_proxy) ----------------------------------------
+
+
+async def raw_window(url: str, payload: bytes, n: int, window: int, weight: int = 1) -> Sample:
+    """Bare websockets: ``n`` messages, at most ``window`` awaiting their reply (a sliding window).
+
+    One task sends ``window`` messages, then one more for every reply, until
+    ``n`` were sent and answered: what a hand-written pipelining client does.
+    Each message counts as ``weight`` operations (frames per batch).
+    """
+    async with connect(url, **WS_OPTIONS) as ws:
+        await ws.send(payload, text=True)  # warm-up: the connection is open and used
+        await ws.recv()
+        with _Clock() as clock:
+            sent = 0
+            for _ in range(min(window, n)):
+                await ws.send(payload, text=True)
+                sent += 1
+            for _ in range(n):
+                await ws.recv()
+                if sent < n:
+                    await ws.send(payload, text=True)
+                    sent += 1
+    return clock.sample(n * weight)
+
+
+async def raw_emulator_window(
+    base_url: str, api_key: str, frames: list[Any], *, window: int, batch: int = 15
+) -> Sample:
+    """Bare websockets against the emulator: the same batches as :func:`kyna_stream`.
+
+    The session is created with aiolens (not timed); the batches are encoded
+    before the clock starts, then sent over a bare ``websockets`` connection
+    with at most ``window`` awaiting their ``frame_ack`` (a sliding window).
+    It shows what the emulator itself can take, apart from the aiolens client.
+    """
+    import msgspec
+
+    from aiolens.kynasmith import AsyncKynasmithClient
+    from aiolens.kynasmith.models import FrameBatch, encoder
+
+    payloads = []
+    seq = 0
+    for number, start in enumerate(range(0, len(frames), batch), 1):
+        numbered = []
+        for frame in frames[start : start + batch]:
+            seq += 1
+            numbered.append(msgspec.structs.replace(frame, frame_seq=seq))
+        payloads.append(encoder.encode(FrameBatch(batch_seq=number, frames=numbered)))
+    async with AsyncKynasmithClient(api_key, base_url=base_url) as client:
+        specs = await client.movespecs.list(visibility="public")
+        spec = next(s.movespec_id for s in specs if s.name == "squat")
+        created = await client.sessions.create(movespec_id=spec)
+        url = f"{created.stream_url}?runtime_token={created.runtime_token}"
+        async with connect(url, **WS_OPTIONS) as ws:
+            await ws.recv()  # the session_update sent on attach
+            acks = sent = 0
+            total = len(payloads)
+            with _Clock() as clock:
+                for _ in range(min(window, total)):
+                    await ws.send(payloads[sent], text=True)
+                    sent += 1
+                while acks < total:
+                    message = await ws.recv()
+                    if '"frame_ack"' in message:
+                        acks += 1
+                        if sent < total:
+                            await ws.send(payloads[sent], text=True)
+                            sent += 1
+        await client.sessions.cancel_quietly(created.session_id, timeout=10)
+    return clock.sample(len(frames))
+
+
+def cpu_by_package(profile: cProfile.Profile) -> dict[str, float]:
+    """Shares of the profiled CPU time spent in each package's own code (``tottime``).
+
+    ``C`` is built-in code called from Python (sockets, ``select``, msgspec, ...),
+    ``stdlib`` the rest of the standard library (``asyncio`` has its own line);
+    the collector's time lands on whatever ran when it started.
+    """
+    import pstats
+
+    stats = pstats.Stats(profile).stats  # type: ignore[attr-defined]
+    groups: dict[str, float] = {}
+    for (path, _, _), (_, _, tottime, _, _) in stats.items():
+        groups[_package(path)] = groups.get(_package(path), 0.0) + tottime
+    total = sum(groups.values()) or 1.0
+    return {name: t / total for name, t in sorted(groups.items(), key=lambda kv: -kv[1])}
+
+
+def _package(path: str) -> str:
+    for name in ("aiolens", "websockets", "aiohttp", "asyncio", "benchmarks", "msgspec"):
+        if f"/{name}/" in path:
+            return name
+    if path == "~":
+        return "C"
+    if "/lib/python3" in path:
+        return "stdlib"
+    if "/yarl/" in path or "/multidict/" in path or "/propcache/" in path:
+        return "aiohttp"
+    return "other"
+
+
 # ---- child-process entry point ----------------------------------------------------------------
 
 
@@ -419,8 +587,26 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sessions", type=int, required=True)
     parser.add_argument("--events", type=int, required=True)
     parser.add_argument("--requests", type=int, required=True)
+    parser.add_argument("--freeze", action="store_true", help="gc.freeze() once connected")
+    parser.add_argument("--gc-threshold", help="gc.set_threshold once connected: 50000,20")
+    parser.add_argument("--profile", action="store_true", help="add extra['cpu_by_package']")
     args = parser.parse_args(argv)
-    sample = _run(lambda: scale(args.port, args.sessions, args.events, args.requests))
+    thresholds = tuple(int(t) for t in args.gc_threshold.split(",")) if args.gc_threshold else None
+    # CPU time, not wall time: waiting in select() is not work.
+    profile = cProfile.Profile(time.process_time) if args.profile else None
+    sample = _run(
+        lambda: scale(
+            args.port,
+            args.sessions,
+            args.events,
+            args.requests,
+            freeze=args.freeze,
+            gc_threshold=thresholds,
+            profile=profile,
+        )
+    )
+    if profile is not None:
+        sample.extra["cpu_by_package"] = cpu_by_package(profile)
     sys.stdout.write(json.dumps(asdict(sample)) + "\n")
 
 

@@ -19,7 +19,7 @@ def run_bench(tmp_path: Path, *args: str) -> list[dict[str, object]]:
 
 def test_every_case_runs_and_loses_nothing(tmp_path: Path) -> None:
     rows = run_bench(tmp_path, "--no-sdk")
-    assert {str(row["case"]).split()[0] for row in rows} == {"1", "2", "3", "4", "5"}
+    assert {str(row["case"]).split()[0] for row in rows} == {"1", "2", "3", "4", "5", "6"}
     for row in rows:
         if row["skipped"]:
             assert str(row["variant"]).startswith("archetypeai")
@@ -51,3 +51,33 @@ def test_the_direct_upload_benchmark_runs(tmp_path: Path) -> None:
     assert status == 0
     assert set(report["variants"]) == {"direct", "direct-nocheck", "put"}
     assert all(v["median_s"] > 0 and v["peak_rss_mib"] > 0 for v in report["variants"].values())
+
+
+async def test_the_delay_proxy_delays_each_way_and_keeps_every_byte_in_order() -> None:
+    """Bytes go both ways intact and in order, each way at least ``delay`` late, EOF too."""
+    import asyncio
+    import time
+
+    from benchmarks.delay_proxy import DelayProxy
+
+    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(65536):
+            writer.write(data)
+        writer.close()
+
+    upstream = await asyncio.start_server(echo, "127.0.0.1", 0)
+    async with (
+        upstream,
+        DelayProxy(("127.0.0.1", upstream.sockets[0].getsockname()[1]), delay=0.05) as proxy,
+    ):
+        reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+        payload = bytes(range(256)) * 4096  # 1 MiB, many chunks
+        start = time.perf_counter()
+        writer.write(payload)
+        first = await reader.readexactly(1)
+        assert time.perf_counter() - start >= 0.1  # there and back: twice the delay
+        writer.write_eof()
+        rest = await reader.read()  # until the EOF forwarded back through the proxy
+        assert first + rest == payload
+        writer.close()
+        await writer.wait_closed()

@@ -9,6 +9,7 @@ import pytest
 from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestServer
 
+from aiolens._core.backoff import Backoff
 from aiolens._transport.ws import WebSocketChannel
 from aiolens.errors import ConnectionLostError
 
@@ -118,3 +119,128 @@ async def test_a_backed_up_socket_takes_the_waiting_path_and_keeps_the_order(
         ]
     finally:
         await channel.aclose()
+
+
+# ---- receiving: messages go to on_message from the connection itself -----------------------
+
+
+async def test_every_message_reaches_on_message_in_order_fragmented_or_not() -> None:
+    """Text and binary, whole and fragmented, and one sent before connect() returns."""
+    from websockets.asyncio.server import ServerConnection, serve
+
+    async def handler(ws: ServerConnection) -> None:
+        await ws.send("first, right after the handshake")
+        await ws.send(["frag", "mented ", "text ✓"])  # an iterable: one fragmented message
+        await ws.send(b"\x00\x01binary")
+        await ws.send([b"frag", b"mented binary"])
+        await ws.send("last")
+        await ws.wait_closed()
+
+    received: list[str | bytes] = []
+    done = asyncio.Event()
+
+    def on_message(message: str | bytes) -> None:
+        received.append(message)
+        if message == "last":
+            done.set()
+
+    async with serve(handler, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+
+        async def target() -> tuple[str, Mapping[str, str]]:
+            return f"ws://127.0.0.1:{port}", {}
+
+        channel = WebSocketChannel(target, on_message=on_message, on_lost=lambda _e: None)
+        await channel.connect()
+        try:
+            await asyncio.wait_for(done.wait(), 5)
+        finally:
+            await channel.aclose()
+    assert received == [
+        "first, right after the handshake",
+        "fragmented text ✓",
+        b"\x00\x01binary",
+        b"fragmented binary",
+        "last",
+    ]
+
+
+async def test_messages_after_a_reconnect_wait_until_on_reconnect_returns() -> None:
+    """As documented: no message is handled before ``on_reconnect`` has run."""
+    from websockets.asyncio.server import ServerConnection, serve
+
+    connections = 0
+
+    async def handler(ws: ServerConnection) -> None:
+        nonlocal connections
+        connections += 1
+        if connections == 1:
+            ws.transport.abort()  # dropped: 1006, recoverable
+            return
+        await ws.send("hello again")  # at once, while on_reconnect still runs
+        await ws.wait_closed()
+
+    events: list[str] = []
+    done = asyncio.Event()
+
+    async def on_reconnect() -> None:
+        await asyncio.sleep(0.05)
+        events.append("on_reconnect done")
+
+    def on_message(message: str | bytes) -> None:
+        events.append(f"message {message!r}")
+        done.set()
+
+    async with serve(handler, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+
+        async def target() -> tuple[str, Mapping[str, str]]:
+            return f"ws://127.0.0.1:{port}", {}
+
+        channel = WebSocketChannel(
+            target,
+            on_message=on_message,
+            on_lost=lambda _e: None,
+            on_reconnect=on_reconnect,
+            backoff=Backoff(initial=0.01, maximum=0.01),
+        )
+        await channel.connect()
+        try:
+            await asyncio.wait_for(done.wait(), 5)
+        finally:
+            await channel.aclose()
+    assert events == ["on_reconnect done", "message 'hello again'"]
+
+
+async def test_a_text_message_that_is_not_utf8_fails_the_connection_with_1007() -> None:
+    """As websockets' own recv(): the connection is failed, the owner hears of it."""
+    from websockets.asyncio.server import ServerConnection, serve
+    from websockets.frames import Frame, Opcode
+
+    async def handler(ws: ServerConnection) -> None:
+        ws.protocol.send_frame(Frame(Opcode.TEXT, b"\xff\xfe not utf-8"))
+        ws.send_data()
+        await ws.wait_closed()
+
+    lost: list[ConnectionLostError] = []
+    got_lost = asyncio.Event()
+
+    def on_lost(error: ConnectionLostError) -> None:
+        lost.append(error)
+        got_lost.set()
+
+    async with serve(handler, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+
+        async def target() -> tuple[str, Mapping[str, str]]:
+            return f"ws://127.0.0.1:{port}", {}
+
+        messages: list[str | bytes] = []
+        channel = WebSocketChannel(target, on_message=messages.append, on_lost=on_lost)
+        await channel.connect()
+        try:
+            await asyncio.wait_for(got_lost.wait(), 5)
+        finally:
+            await channel.aclose()
+    assert messages == []
+    assert lost[0].close_code in (1006, 1007)

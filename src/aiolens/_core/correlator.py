@@ -23,7 +23,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any, Final, Generic, TypeVar
 
-__all__ = ["Correlator", "reply_request_type"]
+__all__ = ["NO_TYPE", "Correlator", "kind_request_type", "reply_request_type"]
 
 W = TypeVar("W")
 
@@ -33,7 +33,8 @@ STATUS_REQUEST: Final = "session.status"
 _SUFFIX: Final = ".response"
 _SUFFIX_LEN: Final = len(_SUFFIX)
 _ERROR: Final = "error"
-_MISSING: Final = object()
+NO_TYPE: Final = object()
+"""The ``kind`` of a reply without a ``type`` key (see :meth:`Correlator.route_kind`)."""
 # Stale slots tolerated beyond twice the live entries before the queues are compacted.
 _COMPACT_SLACK: Final = 64
 
@@ -52,8 +53,16 @@ def reply_request_type(message: Mapping[str, Any]) -> str | None:
     """
     if type(message) is not dict and not isinstance(message, Mapping):  # dict: skip the ABC
         return None
-    kind = message.get("type", _MISSING)
-    if kind is _MISSING:
+    return kind_request_type(message.get("type", NO_TYPE))
+
+
+def kind_request_type(kind: object) -> str | None:
+    """:func:`reply_request_type` given only the reply's ``type`` value.
+
+    Args:
+        kind: the value of the reply's ``type`` key, or :data:`NO_TYPE` when it has none.
+    """
+    if kind is NO_TYPE:
         return STATUS_REQUEST
     if type(kind) is str and kind.endswith(_SUFFIX):
         return kind[:-_SUFFIX_LEN]
@@ -178,11 +187,29 @@ class Correlator(Generic[W]):
             nothing changes.
         """
         request_type = self._classify(message)
+        is_error = (
+            request_type is None and isinstance(message, Mapping) and message.get("type") == _ERROR
+        )
+        return self._take(request_type, is_error)
+
+    def route_kind(self, kind: object) -> tuple[W, str] | None:
+        """:meth:`route` given only the reply's ``type`` value (:data:`NO_TYPE`: none).
+
+        For a caller that reads only a reply's ``type`` and decodes the rest later;
+        it classifies by the default rules (:func:`kind_request_type`), whatever
+        ``classify`` the correlator was made with.
+        """
+        request_type = kind_request_type(kind)
+        return self._take(request_type, request_type is None and kind == _ERROR)
+
+    def _take(self, request_type: str | None, is_error: bool) -> tuple[W, str] | None:
+        """Pop the request a reply answers: the oldest of ``request_type``, or the oldest
+        of all for an error."""
         if request_type is not None:
             queue = self._by_type.get(request_type)
             if queue is None:
                 return None
-        elif isinstance(message, Mapping) and message.get("type") == _ERROR:
+        elif is_error:
             queue = self._order
         else:
             return None

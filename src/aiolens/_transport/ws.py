@@ -1,11 +1,14 @@
 """One WebSocket: a single reader task, one send path, keepalive and reconnects.
 
 :class:`WebSocketChannel` is protocol-agnostic: the Lens and Kynasmith
-sessions build on it. Every received message goes to ``on_message`` from the
-one reader task, in order. When the connection is lost, ``on_lost`` is called
-first (so the owner can fail its pending requests at once), then, if the close
-was recoverable and reconnecting is enabled, the channel reconnects with
-backoff and awaits ``on_reconnect``.
+sessions build on it. Every received message goes to ``on_message``, in
+order, straight from the connection as its last frame is parsed (see
+:mod:`aiolens._transport.ws_dispatch`: no queue, no task wake-up per message);
+the one reader task waits for the connection to end and runs the reconnects.
+When the connection is lost, ``on_lost`` is called first (so the owner can
+fail its pending requests at once), then, if the close was recoverable and
+reconnecting is enabled, the channel reconnects with backoff and awaits
+``on_reconnect``.
 
 Recoverable: a dropped TCP connection (no close frame, 1006), 1001 going
 away, 1011 internal error, 1012 service restart, 1013 try again later,
@@ -45,9 +48,10 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Final
+from functools import partial
+from typing import Final, cast
 
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 from websockets.protocol import State
 from websockets.typing import Subprotocol
@@ -55,6 +59,7 @@ from websockets.typing import Subprotocol
 from aiolens._core.backoff import Backoff, parse_retry_after
 from aiolens._core.reconnect import ReconnectPolicy
 from aiolens._core.redact import get_logger, install_log_redaction
+from aiolens._transport.ws_dispatch import DispatchingConnection
 from aiolens.errors import (
     APIConnectionError,
     APIStatusError,
@@ -85,14 +90,15 @@ class WebSocketChannel:
     Args:
         target: coroutine giving the URL and handshake headers (called on every
             connect, so a refreshed token is used).
-        on_message: called with every message, in order, from the reader task.
-            It must not block; exceptions it raises are logged and the message
-            is skipped.
+        on_message: called with every message, in order, from the event
+            loop's protocol callback (not a task). It must not block;
+            exceptions it raises are logged and the message is skipped.
         on_lost: called with a :class:`ConnectionLostError` when the connection
             goes down, before any reconnect.
         on_reconnect: awaited after a successful reconnect, in the reader
-            task: no message is read until it returns, so it must not wait
-            for replies (spawn a task for that).
+            task: messages that arrive meanwhile are held and handed to
+            ``on_message`` once it returns, so it must not wait for replies
+            (spawn a task for that).
         on_final: called once when the channel ends for good without
             :meth:`aclose` (an unrecoverable close, reconnects ran out, or the
             reader stopped unexpectedly).
@@ -157,7 +163,8 @@ class WebSocketChannel:
         )
         self.name = name
         self._observer = observer
-        self._ws: ClientConnection | None = None
+        self._ws: DispatchingConnection | None = None
+        self._held: list[str | bytes] | None = None  # messages held back during on_reconnect
         self._reader: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
         self._closing = False
@@ -202,10 +209,10 @@ class WebSocketChannel:
         self._reader = asyncio.create_task(self._read_loop(), name=f"aiolens-{self.name}-reader")
         self._reader.add_done_callback(self._reader_done)
 
-    async def _open(self) -> ClientConnection:
+    async def _open(self) -> DispatchingConnection:
         url, headers = await self._target()
         try:
-            return await connect(
+            ws = await connect(
                 url,
                 additional_headers=dict(headers),
                 subprotocols=self._subprotocols or None,
@@ -218,6 +225,13 @@ class WebSocketChannel:
                 user_agent_header="aiolens",
                 proxy=None,
                 logger=log,
+                # "a wrapper or a subclass" (websockets' docs); its annotation says type
+                create_connection=cast(
+                    type[DispatchingConnection],
+                    partial(
+                        DispatchingConnection, deliver=self._deliver, closed=self._connection_lost
+                    ),
+                ),
             )
         except InvalidStatus as exc:
             resp = exc.response
@@ -231,6 +245,31 @@ class WebSocketChannel:
             raise APITimeoutError(f"Timed out opening {self.name}", sent=False) from None
         except (OSError, WebSocketException) as exc:
             raise APIConnectionError(f"Cannot open {self.name}: {exc}", sent=False) from None
+        assert isinstance(ws, DispatchingConnection)
+        return ws
+
+    def _connection_lost(self, ws: DispatchingConnection) -> None:
+        """The current connection is gone: not connected from now on.
+
+        Cleared here, at once, not when the reader task next runs: a caller that
+        retries a failed send without suspending must wait for the reconnect, not
+        meet the same closed connection again and again.
+        """
+        if ws is self._ws:
+            self._connected.clear()
+
+    def _deliver(self, message: str | bytes) -> None:
+        """Each message, from the connection as it is parsed (see ``ws_dispatch``)."""
+        if self._final_error is not None:  # the owner was told the channel ended
+            return
+        held = self._held
+        if held is not None:  # on_reconnect is running: it sees no message before it ends
+            held.append(message)
+            return
+        try:
+            self._on_message(message)
+        except Exception:
+            log.exception("%s: error handling a message; skipped", self.name)
 
     async def wait_connected(self, timeout: float | None) -> None:
         """Wait until a connection is open (during a reconnect).
@@ -324,13 +363,13 @@ class WebSocketChannel:
                 limit=self.max_message_size,
             )
 
-    def _flush(self, ws: ClientConnection) -> None:
+    def _flush(self, ws: DispatchingConnection) -> None:
         """The end-of-pass write scheduled by :meth:`send`."""
         self._flush_pending = False
         self._write_queued(ws)
 
     @staticmethod
-    def _write_queued(ws: ClientConnection) -> None:
+    def _write_queued(ws: DispatchingConnection) -> None:
         """Write every frame queued on ``ws`` in one go (a no-op if websockets already did)."""
         chunks = ws.protocol.data_to_send()
         if not chunks:
@@ -354,15 +393,11 @@ class WebSocketChannel:
             code: int | None = None
             received = 0
             try:
-                async for message in ws:
-                    received += 1
-                    try:
-                        self._on_message(message)
-                    except Exception:
-                        log.exception("%s: error handling a message; skipped", self.name)
+                # The connection hands each message to _deliver as it arrives; the
+                # reader only waits for it to close.
+                await ws.wait_closed()
+                received = ws.received
                 code = ws.close_code
-            except ConnectionClosed as exc:
-                code = _code(exc)
             except Exception as exc:  # a transport error the library did not wrap
                 log.warning("%s: connection failed: %r", self.name, exc)
                 code = 1006
@@ -403,6 +438,8 @@ class WebSocketChannel:
             await asyncio.sleep(delay)
             if self._closing:
                 return False
+            # Messages that come before on_reconnect has run wait for it (see __init__).
+            self._held = [] if self._on_reconnect is not None else None
             try:
                 self._ws = await self._open()
             except APIConnectionError as exc:
@@ -432,6 +469,9 @@ class WebSocketChannel:
                     await self._on_reconnect()
                 except Exception:
                     log.exception("%s: on_reconnect hook failed", self.name)
+            held, self._held = self._held or [], None
+            for message in held:
+                self._deliver(message)
             return True
         if policy.failures > self.max_reconnects:
             why = (
@@ -444,6 +484,7 @@ class WebSocketChannel:
             f"{self.name}: gave up reconnecting {why}", close_code=lost.close_code
         )
         self._final_error.__cause__ = cause if cause is not None else lost
+        self._held = None
         log.warning("%s", self._final_error)
         self._emit(ConnectionState.GAVE_UP, attempt=policy.failures, cause=self._final_error)
         return False
@@ -461,6 +502,9 @@ class WebSocketChannel:
         )
         lost.__cause__ = cause
         self._final_error = lost
+        self._held = None
+        if self._ws is not None:  # no reader: nothing would notice this connection end
+            self._ws.transport.abort()
         log.warning("%s", lost, exc_info=cause)
         self._emit(ConnectionState.CLOSED, cause=lost)
         for callback in (self._on_lost, self._on_final):
@@ -499,7 +543,7 @@ class WebSocketChannel:
             notify_connection(self._observer, event)
 
     async def _close(
-        self, ws: ClientConnection | None, reader: asyncio.Task[None] | None, timeout: float
+        self, ws: DispatchingConnection | None, reader: asyncio.Task[None] | None, timeout: float
     ) -> None:
         if ws is not None:
             try:

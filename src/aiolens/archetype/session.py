@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
 
 import msgspec
 
-from aiolens._core.correlator import Correlator
+from aiolens._core.correlator import NO_TYPE, Correlator
 from aiolens._core.model import Model
 from aiolens._core.options import (
     check_bool,
@@ -86,6 +86,15 @@ class _Tag(msgspec.Struct, gc=False):
 
 
 _tag_decoder: Final = msgspec.json.Decoder(_Tag)
+
+
+class _ReplyKind(msgspec.Struct, gc=False):
+    """What the reader needs of a reply to route it: its ``type`` (the rest is skipped)."""
+
+    type: Any = NO_TYPE
+
+
+_kind_decoder: Final = msgspec.json.Decoder(_ReplyKind)
 
 
 class Validation(Model):
@@ -209,7 +218,9 @@ class LensSession:
         self.heartbeat_interval = options.heartbeat_interval
         self.destroy_timeout = options.destroy_timeout
         self._on_reconnect_hook = on_reconnect
-        self._correlator: Correlator[asyncio.Future[dict[str, Any]]] = Correlator()
+        # Waiters get the reply still encoded: the reader reads only its type, and the
+        # caller decodes it (see _on_message).
+        self._correlator: Correlator[asyncio.Future[str | bytes]] = Correlator()
         self._slots = asyncio.Semaphore(max_in_flight)
         self._deadlines = Deadlines()
         self._observer = client._http.observer
@@ -231,6 +242,7 @@ class LensSession:
         self._streams: set[EventStream[Any]] = set()
         self._last_activity = time.monotonic()
         self._closing: asyncio.Task[None] | None = None
+        self._heartbeat_timer: asyncio.TimerHandle | None = None
         self.unmatched_replies = 0
         """Replies that matched no pending request (logged and dropped)."""
         self.malformed_replies = 0
@@ -254,7 +266,7 @@ class LensSession:
         """
         await self._channel.connect()
         if self.heartbeat_interval:
-            self._spawn(self._heartbeat(self.heartbeat_interval), "heartbeat")
+            self._arm_heartbeat(self.heartbeat_interval)
 
     def _spawn(self, coro: Awaitable[Any], what: str) -> None:
         task = asyncio.ensure_future(coro)
@@ -304,6 +316,9 @@ class LensSession:
         await wait_to_completion(self._closing)
 
     async def _shutdown(self, caller: asyncio.Task[Any] | None) -> None:
+        if self._heartbeat_timer is not None:
+            self._heartbeat_timer.cancel()
+            self._heartbeat_timer = None
         # The caller may be one of our tasks (an on_reconnect hook closing the session).
         tasks = [task for task in self._tasks if task is not caller]
         for task in tasks:
@@ -335,29 +350,32 @@ class LensSession:
     # ---- the socket ---------------------------------------------------------------------
 
     def _on_message(self, data: str | bytes) -> None:
+        # Only the reply's type is decoded here; its waiter gets the frame itself and
+        # decodes it when it runs. Nothing the garbage collector tracks is made per reply
+        # in the reader: with thousands of sessions a reply waits a whole loop cycle for
+        # its caller, long enough for decoded dicts to be promoted to the old generation
+        # and walked by every full collection.
         self._last_activity = time.monotonic()
         try:
-            reply = _reply_decoder.decode(data)
-        except (msgspec.DecodeError, RecursionError) as exc:  # nested too deeply: the latter
+            kind = _kind_decoder.decode(data).type
+        except (msgspec.DecodeError, RecursionError) as exc:  # not a JSON object; too deep
             self.malformed_replies += 1
             log.warning("session %s: malformed frame skipped: %s", self.session_id, exc)
             return
-        if _has_api_key(data):
-            mask_api_keys(reply)  # the session record echoes the caller's key
-        routed = self._correlator.route(reply)
+        routed = self._correlator.route_kind(kind)
         if routed is None:
             self.unmatched_replies += 1
             log.warning(
                 "session %s: reply of type %r matches no pending request; dropped",
                 self.session_id,
-                reply.get("type"),
+                None if kind is NO_TYPE else kind,
             )
             return
         waiter, request_type = routed
         if waiter.done():  # its caller was cancelled or timed out
             log.debug("session %s: late %s reply dropped", self.session_id, request_type)
             return
-        waiter.set_result(reply)
+        waiter.set_result(data)
 
     def _on_lost(self, error: ConnectionLostError) -> None:
         self._fail_pending(error)
@@ -380,17 +398,38 @@ class LensSession:
         except Exception:
             log.exception("session %s: on_reconnect hook failed", self.session_id)
 
+    # The heartbeat is a loop timer, not a task: a task per session would sleep for
+    # the session's whole life (a task, a coroutine, a future and a timer each, kept by
+    # the garbage collector's full collections). A task exists only while a heartbeat
+    # request is in flight.
+
+    def _arm_heartbeat(self, interval: float) -> None:
+        """Set the timer for when the session will have been idle for ``interval``."""
+        loop = asyncio.get_running_loop()
+        due = loop.time() + max(0.0, self._last_activity + interval - time.monotonic())
+        self._heartbeat_timer = loop.call_at(due, self._heartbeat_due, interval)
+
+    def _heartbeat_due(self, interval: float) -> None:
+        self._heartbeat_timer = None
+        if self._closing is not None:
+            return
+        if time.monotonic() - self._last_activity < interval:  # there was traffic since
+            self._arm_heartbeat(interval)
+        else:
+            self._spawn(self._heartbeat(interval), "heartbeat")
+
     async def _heartbeat(self, interval: float) -> None:
-        while True:
-            idle = time.monotonic() - self._last_activity
-            if idle < interval:
-                await asyncio.sleep(interval - idle)
-                continue
-            try:
-                await self.request("session.heartbeat", timeout=interval)
-            except (ConnectionLostError, APITimeoutError, EventError) as exc:
-                log.info("session %s: heartbeat failed: %s", self.session_id, exc)
-                self._last_activity = time.monotonic()
+        """Send one ``session.heartbeat``; then set the timer for the next one."""
+        try:
+            await self.request("session.heartbeat", timeout=interval)
+        except (ConnectionLostError, APITimeoutError, EventError) as exc:
+            log.info("session %s: heartbeat failed: %s", self.session_id, exc)
+            self._last_activity = time.monotonic()
+        except Exception:  # never silently: log it, keep the heartbeat going
+            log.exception("session %s: heartbeat failed unexpectedly", self.session_id)
+            self._last_activity = time.monotonic()
+        if self._closing is None:
+            self._arm_heartbeat(interval)
 
     # ---- requests -----------------------------------------------------------------------
 
@@ -423,6 +462,8 @@ class LensSession:
             MessageTooLargeError: the encoded request is over
                 ``max_message_size``; nothing was sent.
             EventError: the server answered ``{"type": "error", ...}``.
+            ProtocolError: the reply could not be decoded (nested too deeply);
+                it counts in ``malformed_replies``.
             QueryTimeoutError: a ``model.query`` the server gave up on.
             APITimeoutError: no reply within ``timeout``. The request may have
                 been sent; its late reply is dropped.
@@ -473,9 +514,7 @@ class LensSession:
                 try:
                     if not channel.connected:
                         await channel.wait_connected(None)
-                    waiter: asyncio.Future[dict[str, Any]] = (
-                        asyncio.get_running_loop().create_future()
-                    )
+                    waiter: asyncio.Future[str | bytes] = asyncio.get_running_loop().create_future()
                     # add() and the frame's queuing happen with no suspension in
                     # between, so registration order is wire order. A request with
                     # none other in flight is written at once, others together.
@@ -495,7 +534,15 @@ class LensSession:
                     slots.release()
         except TimeoutError:
             raise APITimeoutError(f"No reply to {type} within {limit}s") from None
-        return _interpret(type, reply)
+        try:  # a JSON object (the reader checked), decoded here: see _on_message
+            decoded = _reply_decoder.decode(reply)
+        except (msgspec.DecodeError, RecursionError) as exc:  # nested too deeply inside
+            self.malformed_replies += 1
+            log.warning("session %s: malformed %s reply: %s", self.session_id, type, exc)
+            raise ProtocolError(f"{type} reply could not be decoded: {exc}") from exc
+        if _has_api_key(reply):
+            mask_api_keys(decoded)  # the session record echoes the caller's key
+        return _interpret(type, decoded)
 
     async def _connect_consumers(self) -> None:
         """Start this session's open SSE consumers and wait until each is connected.

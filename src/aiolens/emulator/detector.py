@@ -38,7 +38,7 @@ between ``standing`` and ``bottom``) changes no phase, so it produces no event.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Final
 
 from aiolens.emulator.kynasmith_wire import (
@@ -68,6 +68,7 @@ JOINT_LANDMARKS: Final[dict[str, tuple[str, str, str]]] = {
 }
 """Per joint, the landmarks (without side prefix) whose middle one is the vertex."""
 
+_JOINTS: Final = frozenset(JOINT_LANDMARKS)
 _NEEDED: Final = frozenset(
     f"{side}_{part}"
     for parts in JOINT_LANDMARKS.values()
@@ -87,9 +88,10 @@ def angle_at(a: Point, vertex: Point, c: Point) -> float:
     return math.degrees(math.acos(-1.0 if cos < -1.0 else min(cos, 1.0)))
 
 
-def _angles(at: Mapping[str, Point]) -> dict[str, dict[str, float]]:
+def _angles(at: Mapping[str, Point], joints: Iterable[str]) -> dict[str, dict[str, float]]:
     out: dict[str, dict[str, float]] = {}
-    for joint, (a, b, c) in JOINT_LANDMARKS.items():
+    for joint in joints:
+        a, b, c = JOINT_LANDMARKS[joint]
         try:
             left = angle_at(at[f"left_{a}"], at[f"left_{b}"], at[f"left_{c}"])
             right = angle_at(at[f"right_{a}"], at[f"right_{b}"], at[f"right_{c}"])
@@ -107,18 +109,32 @@ def _angles(at: Mapping[str, Point]) -> dict[str, dict[str, float]]:
     return out
 
 
-def joint_angles(frame: PoseFrame) -> dict[str, dict[str, float]]:
+def joint_angles(
+    frame: PoseFrame, joints: Collection[str] = tuple(JOINT_LANDMARKS)
+) -> dict[str, dict[str, float]]:
     """The joint angles of one frame.
 
     Args:
         frame: a pose frame; joints whose landmarks are missing are left out.
+        joints: which joints to measure (keys of :data:`JOINT_LANDMARKS`); all
+            four by default. The detector asks only for those its MoveSpec uses.
 
     Returns:
         ``{joint: {"left", "right", "front", "back", "mean": degrees}}`` for
-        ``knee``, ``hip``, ``elbow`` and ``shoulder``.
+        the ``joints`` (``knee``, ``hip``, ``elbow`` and ``shoulder``).
     """
-    at = {m.name: (m.x, m.y, m.z) for m in frame.landmarks if m.name in _NEEDED}
-    return _angles(at)
+    needed = _NEEDED if len(joints) == len(JOINT_LANDMARKS) else _landmarks_of(joints)
+    at = {m.name: (m.x, m.y, m.z) for m in frame.landmarks if m.name in needed}
+    return _angles(at, joints)
+
+
+def _landmarks_of(joints: Iterable[str]) -> frozenset[str]:
+    return frozenset(
+        f"{side}_{part}"
+        for joint in joints
+        for part in JOINT_LANDMARKS[joint]
+        for side in ("left", "right")
+    )
 
 
 class RepetitionDetector:
@@ -179,6 +195,10 @@ class RepetitionDetector:
             )
             for phase in definition.phases
         ]
+        # Only the joints some criterion names are measured (unknown ones never match).
+        self._joints = tuple(
+            sorted({c.joint for phase in definition.phases for c in phase.criteria} & _JOINTS)
+        )
         self._cues: dict[str, list[tuple[str, str]]] = {}
         for cue in definition.feedback:
             self._cues.setdefault(cue.on, []).append((cue.level, cue.message))
@@ -223,7 +243,7 @@ class RepetitionDetector:
             and ts - self._started_ms > self._timeout
         ):
             self._interrupt(events, ts, f"repetition took longer than {self._timeout:g} ms")
-        current = self._match(joint_angles(frame))
+        current = self._match(joint_angles(frame, self._joints))
         if current is None or current == self.phase:
             return events
         confidence = frame.confidence
