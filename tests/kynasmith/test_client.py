@@ -85,9 +85,13 @@ async def test_first_create_mints_only_the_token_it_needs(emulator: Emulator) ->
 
 
 async def test_tokens_shorter_lived_than_the_margin_are_reused(emulator: Emulator) -> None:
-    emulator.kynasmith.token_ttl = 3.0  # below the default 5 s refresh margin
+    # A 60 s token under a 120 s refresh margin: refreshed half-way (after 30 s), not at
+    # once; the half-way mark is far enough that a loaded machine cannot reach it.
+    emulator.kynasmith.token_ttl = 60
     async with AsyncKynasmithClient(
-        emulator.kynasmith_api_key, base_url=emulator.kynasmith_url
+        emulator.kynasmith_api_key,
+        base_url=emulator.kynasmith_url,
+        token_refresh_margin=120,
     ) as client:
         spec = await squat_spec(client)
         await asyncio.gather(*(client.movespecs.get(spec) for _ in range(10)))
