@@ -18,7 +18,8 @@ https://html.spec.whatwg.org/multipage/server-sent-events.html#event-stream-inte
   buffer is empty; the data and event type buffers are reset either way;
 * at end of stream, an event that was not dispatched is dropped.
 
-One rule is ours: memory is bounded by ``max_event_bytes``. An event larger than that (counted
+One rule is ours: memory is bounded by ``max_event_bytes`` (or by the 2 bytes of a BOM's
+start, held at the very beginning until the third byte decides). An event larger than that (counted
 from the line after the previous blank line, as received, up to the blank line that ends it),
 or a single line longer than that, is dropped and counted in :attr:`SSEParser.oversized`: the
 bytes of an over-long line are discarded as they arrive, the data of an over-long event is let
