@@ -6,7 +6,7 @@ import contextlib
 import os
 import time
 from collections.abc import AsyncIterator, Mapping
-from typing import Any, Final
+from typing import Final, Unpack
 
 import aiohttp
 
@@ -21,7 +21,7 @@ from aiolens.archetype.agents import Agents
 from aiolens.archetype.agents import agents_base_url as _agents_base_url
 from aiolens.archetype.models import SessionSummary
 from aiolens.archetype.resources import Files, Lenses, Sessions
-from aiolens.archetype.session import LensSession, LensSessionOptions
+from aiolens.archetype.session import LensSession, LensSessionKwargs, LensSessionOptions
 from aiolens.errors import ConfigurationError, NotFoundError, ProtocolError
 from aiolens.observe import Observer
 
@@ -190,7 +190,7 @@ class AsyncArchetypeClient(ClientBase):
             and not self._registry.holds(s.session_id)
         ]
 
-    async def open_session(self, lens_id: str, **options: Any) -> LensSession:
+    async def open_session(self, lens_id: str, **options: Unpack[LensSessionKwargs]) -> LensSession:
         """Create a session of ``lens_id`` and connect its WebSocket; it lives until closed.
 
         ::
@@ -246,7 +246,7 @@ class AsyncArchetypeClient(ClientBase):
         return session
 
     async def attach_session(
-        self, session_id: str, endpoint: str | None = None, **options: Any
+        self, session_id: str, endpoint: str | None = None, **options: Unpack[LensSessionKwargs]
     ) -> LensSession:
         """Connect to an existing session; :meth:`LensSession.aclose` leaves it running.
 
@@ -273,7 +273,9 @@ class AsyncArchetypeClient(ClientBase):
         return session
 
     @contextlib.asynccontextmanager
-    async def session(self, lens_id: str, **options: Any) -> AsyncIterator[LensSession]:
+    async def session(
+        self, lens_id: str, **options: Unpack[LensSessionKwargs]
+    ) -> AsyncIterator[LensSession]:
         """:meth:`open_session` for one block: the session is destroyed when it ends.
 
         ::
@@ -298,7 +300,7 @@ class AsyncArchetypeClient(ClientBase):
 
     @contextlib.asynccontextmanager
     async def attach(
-        self, session_id: str, endpoint: str | None = None, **options: Any
+        self, session_id: str, endpoint: str | None = None, **options: Unpack[LensSessionKwargs]
     ) -> AsyncIterator[LensSession]:
         """:meth:`attach_session` for one block; the session is left running on exit.
 

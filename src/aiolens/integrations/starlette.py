@@ -54,10 +54,10 @@ import contextlib
 import signal
 import threading
 import time
+import types
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
-from types import FrameType
-from typing import Any, Final, TypeAlias, TypeVar
+from typing import Any, Final, TypeAlias, TypeVar, Unpack
 
 import msgspec
 from starlette.requests import Request
@@ -68,7 +68,7 @@ from aiolens._core.redact import get_logger
 from aiolens._transport.shielded import run_to_completion
 from aiolens.archetype.client import AsyncArchetypeClient
 from aiolens.archetype.events import RawEvent
-from aiolens.archetype.session import LensSession
+from aiolens.archetype.session import LensSession, LensSessionKwargs
 from aiolens.errors import AiolensError, ConfigurationError
 from aiolens.kynasmith.client import AsyncKynasmithClient
 
@@ -167,7 +167,7 @@ class Aiolens:
         self._relays = 0
         # The relays' generators, to close those a server abandoned (its task was
         # cancelled while the generator waited at a yield, so no finally ran there).
-        self._generators: weakref.WeakSet[AsyncGenerator[Any, None]] = weakref.WeakSet()
+        self._generators: weakref.WeakSet[types.AsyncGeneratorType[Any, Any]] = weakref.WeakSet()
         self._relays_done: asyncio.Event | None = None
         self._stopping: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -280,7 +280,9 @@ class Aiolens:
         for sig in _SIGNALS:
             previous = signal.getsignal(sig)
 
-            def handler(signum: int, frame: FrameType | None, previous: Any = previous) -> None:
+            def handler(
+                signum: int, frame: types.FrameType | None, previous: Any = previous
+            ) -> None:
                 self.stop()
                 if callable(previous):
                     previous(signum, frame)
@@ -301,7 +303,7 @@ class Aiolens:
 
     # ---- held sessions ------------------------------------------------------------------
 
-    async def open_session(self, lens_id: str, **options: Any) -> LensSession:
+    async def open_session(self, lens_id: str, **options: Unpack[LensSessionKwargs]) -> LensSession:
         """Create a session of ``lens_id`` and hold it for relays to use.
 
         It is destroyed when no relay has used it for ``linger`` seconds, by
@@ -405,7 +407,8 @@ class Aiolens:
         return self._track(self._events(resolved, request))
 
     def _track(self, generator: AsyncGenerator[_T, None]) -> AsyncGenerator[_T, None]:
-        self._generators.add(generator)
+        if isinstance(generator, types.AsyncGeneratorType):
+            self._generators.add(generator)
         return generator
 
     async def _events(

@@ -6,7 +6,7 @@ import contextlib
 import copy
 import os
 from collections.abc import AsyncIterator, Mapping
-from typing import Any, Final, Literal
+from typing import Final, Literal, Unpack
 
 import aiohttp
 
@@ -20,7 +20,11 @@ from aiolens._transport.shielded import finish_or_undo
 from aiolens.errors import APIStatusError, ConfigurationError
 from aiolens.kynasmith.models import CONTRACT_MAJOR_VERSION
 from aiolens.kynasmith.resources import DetectionSessions, MoveSpecs
-from aiolens.kynasmith.session import DetectionSession, DetectionSessionOptions
+from aiolens.kynasmith.session import (
+    DetectionSession,
+    DetectionSessionKwargs,
+    DetectionSessionOptions,
+)
 from aiolens.kynasmith.tokens import TokenManager
 from aiolens.observe import Observer
 
@@ -156,7 +160,7 @@ class AsyncKynasmithClient(ClientBase):
         mode: Literal["live", "replay"] = "replay",
         contract_major: int = CONTRACT_MAJOR_VERSION,
         idempotency_key: str | None = None,
-        **options: Any,
+        **options: Unpack[DetectionSessionKwargs],
     ) -> DetectionSession:
         """Create a detection session and attach to its stream; it lives until closed.
 
@@ -224,7 +228,7 @@ class AsyncKynasmithClient(ClientBase):
         mode: Literal["live", "replay"] = "replay",
         contract_major: int = CONTRACT_MAJOR_VERSION,
         idempotency_key: str | None = None,
-        **options: Any,
+        **options: Unpack[DetectionSessionKwargs],
     ) -> AsyncIterator[DetectionSession]:
         """:meth:`open_detection_session` for one block.
 

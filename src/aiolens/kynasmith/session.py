@@ -17,7 +17,7 @@ import contextlib
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, Self
+from typing import TYPE_CHECKING, Any, Final, Self, TypedDict
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import msgspec
@@ -60,7 +60,7 @@ from aiolens.kynasmith.models import (
 if TYPE_CHECKING:
     from aiolens.kynasmith.client import AsyncKynasmithClient
 
-__all__ = ["DetectionSession", "DetectionSessionOptions"]
+__all__ = ["DetectionSession", "DetectionSessionKwargs", "DetectionSessionOptions"]
 
 log = get_logger("kynasmith.session")
 
@@ -83,6 +83,23 @@ class _Failure:
 
 
 StreamItem = DetectionEvent | UnknownEvent | SessionUpdate | SessionDone
+
+
+class DetectionSessionKwargs(TypedDict, total=False):
+    """The options of ``client.open_detection_session`` / ``detection_session``.
+
+    A misspelt option fails type checking (``**options: Unpack[DetectionSessionKwargs]``);
+    at run time it is a ``TypeError`` before anything is created. The values
+    are checked by :class:`DetectionSessionOptions`.
+    """
+
+    window: int
+    ack_timeout: float
+    event_queue_size: int
+    validate: bool
+    reconnect: bool
+    ping_interval: float | None
+    cancel_timeout: float
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
