@@ -322,9 +322,16 @@ class Aiolens:
         return session
 
     def get_session(self, session_id: str) -> LensSession | None:
-        """A held, open session by id; ``None`` when unknown or closed."""
+        """A held, open session by id; ``None`` when unknown, closed or its stream ended.
+
+        With ``StreamingResponse`` or sse-starlette, answer ``None`` with
+        ``Response(status_code=204)``: that tells a browser's ``EventSource``
+        to stop reconnecting (:meth:`relay` does it by itself).
+        """
         entry = self._held.get(session_id)
-        return entry.session if entry is not None and not entry.session.closed else None
+        if entry is None or entry.ended or entry.session.closed:
+            return None
+        return entry.session
 
     @property
     def sessions(self) -> list[LensSession]:
@@ -425,12 +432,10 @@ class Aiolens:
     def _resolve(self, session: str | LensSession) -> LensSession | Response:
         if self.stopping:
             return Response(status_code=503, headers={"Retry-After": "5"})
-        if isinstance(session, str):
-            entry = self._held.get(session)
-            if entry is None or entry.ended or entry.session.closed:
-                return Response(status_code=204)
-            return entry.session
-        return session if not session.closed else Response(status_code=204)
+        found = self.get_session(session) if isinstance(session, str) else session
+        if found is None or found.closed:
+            return Response(status_code=204)
+        return found
 
     async def _frames(self, session: LensSession, request: Request) -> AsyncGenerator[bytes, None]:
         yield b"retry: %d\n\n" % self.retry_ms
