@@ -93,7 +93,7 @@ class AsyncArchetypeClient(ClientBase):
         if not key:
             raise ConfigurationError("No Archetype API key: pass api_key=... or set ATAI_API_KEY.")
         self._api_key = SecretStr(key)
-        self.base_url = (
+        self.base_url: str = (
             base_url or os.environ.get("ATAI_API_ENDPOINT") or DEFAULT_BASE_URL
         ).rstrip("/")
         if _transport is None:
@@ -110,15 +110,15 @@ class AsyncArchetypeClient(ClientBase):
         self._http = _transport
         self._owns_registry = _registry is None
         self._registry = _registry or SessionRegistry("session")
-        self.lenses = Lenses(self._http)
-        self.sessions = Sessions(self._http)
-        self.files = Files(self._http)
-        self.agents_url = (
+        self.lenses: Lenses = Lenses(self._http)
+        self.sessions: Sessions = Sessions(self._http)
+        self.files: Files = Files(self._http)
+        self.agents_url: str = (
             _checked_base_url(agents_base_url)
             if agents_base_url
             else _agents_base_url(self._http.base_url)
         )
-        self.agents = Agents(self._http.with_options(base_url=self.agents_url))
+        self.agents: Agents = Agents(self._http.with_options(base_url=self.agents_url))
 
     async def _auth_headers(self) -> Mapping[str, str]:
         return {"Authorization": f"Bearer {self._api_key.get_secret_value()}"}

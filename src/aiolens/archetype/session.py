@@ -13,6 +13,7 @@ dropped, never handed to another caller.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -71,7 +72,7 @@ __all__ = [
     "Validation",
 ]
 
-log = get_logger("session")
+log: logging.Logger = get_logger("session")
 
 DEFAULT_DESTROY_TIMEOUT: Final = 10.0
 """Seconds a session's destroy call may take while closing."""
@@ -271,9 +272,9 @@ class LensSession:
         self.endpoint = endpoint
         self.info = info
         self.destroy_on_close = destroy_on_close
-        self.request_timeout = options.request_timeout
-        self.heartbeat_interval = options.heartbeat_interval
-        self.destroy_timeout = options.destroy_timeout
+        self.request_timeout: float = options.request_timeout
+        self.heartbeat_interval: float | None = options.heartbeat_interval
+        self.destroy_timeout: float = options.destroy_timeout
         self._on_reconnect_hook = on_reconnect
         # Waiters get the reply still encoded: the reader reads only its type, and the
         # caller decodes it (see _on_message).
@@ -300,9 +301,9 @@ class LensSession:
         self._last_activity = time.monotonic()
         self._closing: asyncio.Task[None] | None = None
         self._heartbeat_timer: asyncio.TimerHandle | None = None
-        self.unmatched_replies = 0
+        self.unmatched_replies: int = 0
         """Replies that matched no pending request (logged and dropped)."""
-        self.malformed_replies = 0
+        self.malformed_replies: int = 0
         """Frames that were not JSON objects, or replies of the wrong shape (logged, dropped)."""
         client._registry.add(self)  # last: a session that failed to build is not owned
 

@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 import threading
 import time
@@ -74,7 +75,7 @@ from aiolens.kynasmith.client import AsyncKynasmithClient
 
 __all__ = ["Aiolens"]
 
-log = get_logger("starlette")
+log: logging.Logger = get_logger("starlette")
 
 _Item: TypeAlias = RawEvent | None  # None: a heartbeat is due
 _END_TYPE: Final = "sse.stream.end"
@@ -154,12 +155,12 @@ class Aiolens:
             raise ConfigurationError(f"retry_ms must be an int >= 0, got {retry_ms!r}")
         self._make_archetype = archetype
         self._make_kynasmith = kynasmith
-        self.linger = float(linger)
-        self.heartbeat = float(heartbeat)
-        self.send_timeout = float(send_timeout)
+        self.linger: float = float(linger)
+        self.heartbeat: float = float(heartbeat)
+        self.send_timeout: float = float(send_timeout)
         self.queue_size = queue_size
         self.retry_ms = retry_ms
-        self.shutdown_timeout = float(shutdown_timeout)
+        self.shutdown_timeout: float = float(shutdown_timeout)
         self.handle_signals = handle_signals
         self._archetype: AsyncArchetypeClient | None = None
         self._kynasmith: AsyncKynasmithClient | None = None

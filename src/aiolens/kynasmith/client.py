@@ -95,7 +95,7 @@ class AsyncKynasmithClient(ClientBase):
             raise ConfigurationError("A Kynasmith API key looks like <key_id>:<key_secret>.")
         self._api_key = SecretStr(key)
         register_secret(key.partition(":")[2])  # a server may echo the secret part alone
-        self.base_url = (
+        self.base_url: str = (
             base_url or os.environ.get("KYNASMITH_BASE_URL") or DEFAULT_BASE_URL
         ).rstrip("/")
         self._http = HTTPTransport.create(
@@ -110,11 +110,11 @@ class AsyncKynasmithClient(ClientBase):
             on_auth_error=self._auth_failed,
             check_bodies=False,
         )
-        self.tokens = TokenManager(
+        self.tokens: TokenManager = TokenManager(
             self._http, self._api_key, project_id=project_id, refresh_margin=token_refresh_margin
         )
-        self.sessions = DetectionSessions(self._http, self.tokens)
-        self.movespecs = MoveSpecs(self._http, self.tokens)
+        self.sessions: DetectionSessions = DetectionSessions(self._http, self.tokens)
+        self.movespecs: MoveSpecs = MoveSpecs(self._http, self.tokens)
         self._registry: SessionRegistry[DetectionSession] = SessionRegistry("detection session")
 
     def with_options(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -62,7 +63,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DetectionSession", "DetectionSessionKwargs", "DetectionSessionOptions"]
 
-log = get_logger("kynasmith.session")
+log: logging.Logger = get_logger("kynasmith.session")
 
 DEFAULT_CANCEL_TIMEOUT: Final = 10.0
 """Seconds the cleanup cancel of a detection session may take."""
@@ -192,14 +193,14 @@ class DetectionSession:
         )
         self.client = client
         self.created = created
-        self.session_id = created.session_id
+        self.session_id: str = created.session_id
         self.ack_timeout = ack_timeout
         self.validate = validate
         self.cancel_timeout = cancel_timeout
-        self.status = created.status
-        self.accepted_frames_total = 0
-        self.dropped_events = 0
-        self.malformed_messages = 0
+        self.status: str = created.status
+        self.accepted_frames_total: int = 0
+        self.dropped_events: int = 0
+        self.malformed_messages: int = 0
         """Messages and events that could not be decoded (logged and skipped)."""
         self.done: SessionDone | None = None
         self._window = asyncio.Semaphore(window)
