@@ -47,9 +47,9 @@ __all__ = ["main"]
 
 # Piped, a table keeps its natural width (one row a line, whatever $COLUMNS says), so
 # scripts can grep it; `--json` is the format meant for them.
-console = Console(width=None if sys.stdout.isatty() else 100_000)
+console: Console = Console(width=None if sys.stdout.isatty() else 100_000)
 # soft_wrap: an error stays one line, never folded at the terminal width.
-err_console = Console(stderr=True, soft_wrap=True, highlight=False)
+err_console: Console = Console(stderr=True, soft_wrap=True, highlight=False)
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 _UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}

@@ -32,7 +32,7 @@ from aiolens.errors import ConfigurationError
 
 __all__ = ["add_parser", "run_kynasmith_demo", "run_lens_demo"]
 
-console = Console()
+console: Console = Console()
 
 DEMO_FILE = "sensor_demo.csv"
 EXAMPLES = {

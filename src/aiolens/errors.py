@@ -104,7 +104,7 @@ class APIError(AiolensError):
     retryable: bool = False
 
     def __init__(self, message: str) -> None:
-        self.message = redact(message)
+        self.message: str = redact(message)
         super().__init__(self.message)
 
 
@@ -175,7 +175,7 @@ class ConnectionLostError(APIConnectionError):
     ) -> None:
         super().__init__(message, sent=True)
         self.close_code = close_code
-        self.unsent = list(unsent)
+        self.unsent: list[Any] = list(unsent)
 
 
 class QueryTimeoutError(APITimeoutError):
@@ -215,7 +215,7 @@ class DetectionError(APIError):
         super().__init__(message)
         self.code = code
         self.retryable = retryable
-        self.details = dict(details or {})
+        self.details: dict[str, Any] = dict(details or {})
 
     def __str__(self) -> str:
         return f"{self.code}: {self.message}"
@@ -232,7 +232,7 @@ class PoseFrameError(AiolensError, ValueError):
     def __init__(self, index: int, problems: Sequence[str]) -> None:
         super().__init__(f"frame {index} is invalid: {'; '.join(problems)}")
         self.index = index
-        self.problems = list(problems)
+        self.problems: list[str] = list(problems)
 
 
 class MessageTooLargeError(AiolensError, ValueError):
@@ -262,7 +262,7 @@ class ProtocolError(APIError):
 
     def __init__(self, message: str, *, raw: Any = None) -> None:
         super().__init__(message)
-        self.raw = _redacted(raw)
+        self.raw: Any = _redacted(raw)
 
 
 class StreamResumeError(APIError):
@@ -322,7 +322,7 @@ class APIResponseValidationError(APIError):
     def __init__(self, message: str, *, status: int, body: str) -> None:
         super().__init__(message)
         self.status = status
-        self.body = redact(body)
+        self.body: str = redact(body)
 
 
 class APIStatusError(APIError):
@@ -352,16 +352,16 @@ class APIStatusError(APIError):
     ) -> None:
         super().__init__(message)
         self.status = status
-        self.errors = list(errors)
-        self.code = self.errors[0].code if self.errors else ""
-        self.codes = [e.code for e in self.errors]
-        self.error_uid = next((e.error_uid for e in self.errors if e.error_uid), None)
+        self.errors: list[ErrorItem] = list(errors)
+        self.code: str = self.errors[0].code if self.errors else ""
+        self.codes: list[str] = [e.code for e in self.errors]
+        self.error_uid: str | None = next((e.error_uid for e in self.errors if e.error_uid), None)
         self.details: Mapping[str, Any] = self.errors[0].details if self.errors else {}
         self.request_id = request_id
         self.retry_after = retry_after
-        self.body = redact(body)
+        self.body: str = redact(body)
         flagged = [e.retryable for e in self.errors if e.retryable is not None]
-        self.retryable = flagged[0] if flagged else _status_retryable(status)
+        self.retryable: bool = flagged[0] if flagged else _status_retryable(status)
 
     def __str__(self) -> str:
         parts = [f"HTTP {self.status}"]

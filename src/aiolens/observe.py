@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import enum
+import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -47,7 +48,7 @@ __all__ = [
     "capture_responses",
 ]
 
-log = get_logger("observe")
+log: logging.Logger = get_logger("observe")
 
 
 class ConnectionState(enum.StrEnum):

@@ -58,7 +58,11 @@ _NAMESPACE = {name.rsplit(".", 1)[1]: obj for name, obj in EXPORTS.items()}
 
 def _hints(obj: Any) -> dict[str, Any]:
     module = importlib.import_module(getattr(obj, "__module__", "aiolens"))
-    return typing.get_type_hints(obj, globalns={**_NAMESPACE, **vars(module)})
+    namespace = dict(_NAMESPACE)
+    if inspect.isclass(obj):  # annotations inherited from bases defined elsewhere
+        for base in reversed(obj.__mro__[1:]):
+            namespace.update(vars(importlib.import_module(base.__module__)))
+    return typing.get_type_hints(obj, globalns={**namespace, **vars(module)})
 
 
 def _classes_in(tp: Any, found: set[type]) -> None:

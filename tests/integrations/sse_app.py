@@ -43,6 +43,8 @@ async def open_session(request: Request) -> dict[str, str]:
 
 @app.get("/sessions/{session_id}/events")
 async def events(session_id: str, request: Request, style: str = "relay") -> Response:
+    if style != "relay" and aio.get_session(session_id) is None:
+        return Response(status_code=204)  # EventSource: stop reconnecting
     if style == "streaming":
         return StreamingResponse(
             aio.sse_frames(session_id, request), media_type="text/event-stream"

@@ -177,13 +177,13 @@ class EventStream(Generic[T]):
         self._finished = False
         self._terminal = False  # the end or a failure was queued
         self._cursor = ResumeCursor()  # ids delivered, so that a resume repeats nothing
-        self.dropped = 0
+        self.dropped: int = 0
         """Events discarded by the ``drop_oldest`` policy."""
-        self.malformed = 0
+        self.malformed: int = 0
         """Frames skipped because they could not be decoded."""
-        self.reconnects = 0
+        self.reconnects: int = 0
         """Successful resumes so far."""
-        self.delivered = 0
+        self.delivered: int = 0
         """Events put on the queue so far."""
         self.server_retry: float | None = None
         """The reconnection time the stream asked for (its last ``retry:``), in seconds."""

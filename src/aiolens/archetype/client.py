@@ -6,7 +6,7 @@ import contextlib
 import os
 import time
 from collections.abc import AsyncIterator, Mapping
-from typing import Any, Final
+from typing import Final, Unpack
 
 import aiohttp
 
@@ -21,7 +21,7 @@ from aiolens.archetype.agents import Agents
 from aiolens.archetype.agents import agents_base_url as _agents_base_url
 from aiolens.archetype.models import SessionSummary
 from aiolens.archetype.resources import Files, Lenses, Sessions
-from aiolens.archetype.session import LensSession, LensSessionOptions
+from aiolens.archetype.session import LensSession, LensSessionKwargs, LensSessionOptions
 from aiolens.errors import ConfigurationError, NotFoundError, ProtocolError
 from aiolens.observe import Observer
 
@@ -93,7 +93,7 @@ class AsyncArchetypeClient(ClientBase):
         if not key:
             raise ConfigurationError("No Archetype API key: pass api_key=... or set ATAI_API_KEY.")
         self._api_key = SecretStr(key)
-        self.base_url = (
+        self.base_url: str = (
             base_url or os.environ.get("ATAI_API_ENDPOINT") or DEFAULT_BASE_URL
         ).rstrip("/")
         if _transport is None:
@@ -110,15 +110,15 @@ class AsyncArchetypeClient(ClientBase):
         self._http = _transport
         self._owns_registry = _registry is None
         self._registry = _registry or SessionRegistry("session")
-        self.lenses = Lenses(self._http)
-        self.sessions = Sessions(self._http)
-        self.files = Files(self._http)
-        self.agents_url = (
+        self.lenses: Lenses = Lenses(self._http)
+        self.sessions: Sessions = Sessions(self._http)
+        self.files: Files = Files(self._http)
+        self.agents_url: str = (
             _checked_base_url(agents_base_url)
             if agents_base_url
             else _agents_base_url(self._http.base_url)
         )
-        self.agents = Agents(self._http.with_options(base_url=self.agents_url))
+        self.agents: Agents = Agents(self._http.with_options(base_url=self.agents_url))
 
     async def _auth_headers(self) -> Mapping[str, str]:
         return {"Authorization": f"Bearer {self._api_key.get_secret_value()}"}
@@ -190,7 +190,7 @@ class AsyncArchetypeClient(ClientBase):
             and not self._registry.holds(s.session_id)
         ]
 
-    async def open_session(self, lens_id: str, **options: Any) -> LensSession:
+    async def open_session(self, lens_id: str, **options: Unpack[LensSessionKwargs]) -> LensSession:
         """Create a session of ``lens_id`` and connect its WebSocket; it lives until closed.
 
         ::
@@ -246,7 +246,7 @@ class AsyncArchetypeClient(ClientBase):
         return session
 
     async def attach_session(
-        self, session_id: str, endpoint: str | None = None, **options: Any
+        self, session_id: str, endpoint: str | None = None, **options: Unpack[LensSessionKwargs]
     ) -> LensSession:
         """Connect to an existing session; :meth:`LensSession.aclose` leaves it running.
 
@@ -273,7 +273,9 @@ class AsyncArchetypeClient(ClientBase):
         return session
 
     @contextlib.asynccontextmanager
-    async def session(self, lens_id: str, **options: Any) -> AsyncIterator[LensSession]:
+    async def session(
+        self, lens_id: str, **options: Unpack[LensSessionKwargs]
+    ) -> AsyncIterator[LensSession]:
         """:meth:`open_session` for one block: the session is destroyed when it ends.
 
         ::
@@ -298,7 +300,7 @@ class AsyncArchetypeClient(ClientBase):
 
     @contextlib.asynccontextmanager
     async def attach(
-        self, session_id: str, endpoint: str | None = None, **options: Any
+        self, session_id: str, endpoint: str | None = None, **options: Unpack[LensSessionKwargs]
     ) -> AsyncIterator[LensSession]:
         """:meth:`attach_session` for one block; the session is left running on exit.
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import datetime
+import logging
 import mimetypes
 import os
 import time
@@ -68,7 +69,7 @@ _MIME_BY_EXT: Final = {
 
 FileSource = str | os.PathLike[str] | bytes
 
-log = get_logger("archetype")
+log: logging.Logger = get_logger("archetype")
 
 
 def mime_type_for(filename: str) -> str:

@@ -13,11 +13,12 @@ dropped, never handed to another caller.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Self, TypedDict, TypeVar, cast
 
 import msgspec
 
@@ -60,9 +61,18 @@ from aiolens.observe import RequestSample, notify_request
 if TYPE_CHECKING:
     from aiolens.archetype.client import AsyncArchetypeClient
 
-__all__ = ["LensSession", "LensSessionOptions", "Validation"]
+__all__ = [
+    "DestroyResult",
+    "LensSession",
+    "LensSessionKwargs",
+    "LensSessionOptions",
+    "QueryResult",
+    "StreamSetResult",
+    "UpdateResult",
+    "Validation",
+]
 
-log = get_logger("session")
+log: logging.Logger = get_logger("session")
 
 DEFAULT_DESTROY_TIMEOUT: Final = 10.0
 """Seconds a session's destroy call may take while closing."""
@@ -102,6 +112,54 @@ class Validation(Model):
 
     is_valid: bool
     error_messages: list[str] = msgspec.field(default_factory=list)
+
+
+class QueryResult(TypedDict, total=False):
+    """What ``model.query`` answers (``session.query``); keys the server omits are absent."""
+
+    response: list[str]
+    """The model's answer (usually one string)."""
+    query_id: str
+    query_time_sec: float
+    focus: str
+    num_inputs: int
+
+
+class StreamSetResult(TypedDict, total=False):
+    """What ``input_stream.set`` / ``output_stream.set`` answer."""
+
+    is_valid: bool
+
+
+class UpdateResult(TypedDict, total=False):
+    """What ``session.update`` answers."""
+
+    is_valid: bool
+    num_inputs: int
+
+
+class DestroyResult(TypedDict, total=False):
+    """What ``session.destroy`` answers over the socket."""
+
+    session_status: str
+
+
+class LensSessionKwargs(TypedDict, total=False):
+    """The options of ``client.open_session`` / ``session`` / ``attach`` (keyword arguments).
+
+    A misspelt option fails type checking (``**options: Unpack[LensSessionKwargs]``);
+    at run time it is a ``TypeError`` before anything is created. The values
+    are checked by :class:`LensSessionOptions`.
+    """
+
+    max_in_flight: int
+    request_timeout: float
+    heartbeat_interval: float | None
+    reconnect: bool
+    on_reconnect: Callable[[LensSession], Awaitable[None]] | None
+    destroy_timeout: float
+    open_timeout: float
+    ping_interval: float | None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -214,9 +272,9 @@ class LensSession:
         self.endpoint = endpoint
         self.info = info
         self.destroy_on_close = destroy_on_close
-        self.request_timeout = options.request_timeout
-        self.heartbeat_interval = options.heartbeat_interval
-        self.destroy_timeout = options.destroy_timeout
+        self.request_timeout: float = options.request_timeout
+        self.heartbeat_interval: float | None = options.heartbeat_interval
+        self.destroy_timeout: float = options.destroy_timeout
         self._on_reconnect_hook = on_reconnect
         # Waiters get the reply still encoded: the reader reads only its type, and the
         # caller decodes it (see _on_message).
@@ -243,9 +301,9 @@ class LensSession:
         self._last_activity = time.monotonic()
         self._closing: asyncio.Task[None] | None = None
         self._heartbeat_timer: asyncio.TimerHandle | None = None
-        self.unmatched_replies = 0
+        self.unmatched_replies: int = 0
         """Replies that matched no pending request (logged and dropped)."""
-        self.malformed_replies = 0
+        self.malformed_replies: int = 0
         """Frames that were not JSON objects, or replies of the wrong shape (logged, dropped)."""
         client._registry.add(self)  # last: a session that failed to build is not owned
 
@@ -597,21 +655,23 @@ class LensSession:
             return []
         return [event_from_object(m) for m in data.get("messages") or []]
 
-    async def destroy(self) -> Any:
+    async def destroy(self) -> DestroyResult:
         """End the session over the socket (``session.destroy``)."""
-        return await self.request("session.destroy", {})
+        return cast(DestroyResult, _object(await self.request("session.destroy", {})))
 
-    async def set_input_stream(self, stream_type: str, **stream_config: Any) -> Any:
+    async def set_input_stream(self, stream_type: str, **stream_config: Any) -> StreamSetResult:
         """Bind the input (``input_stream.set``), e.g. ``csv_file_reader, file_id=...``."""
-        return await self.request(
+        reply = await self.request(
             "input_stream.set", {"stream_type": stream_type, "stream_config": stream_config}
         )
+        return cast(StreamSetResult, _object(reply))
 
-    async def set_output_stream(self, stream_type: str, **stream_config: Any) -> Any:
+    async def set_output_stream(self, stream_type: str, **stream_config: Any) -> StreamSetResult:
         """Bind the output (``output_stream.set``), e.g. ``server_sent_events_writer``."""
-        return await self.request(
+        reply = await self.request(
             "output_stream.set", {"stream_type": stream_type, "stream_config": stream_config}
         )
+        return cast(StreamSetResult, _object(reply))
 
     async def query(
         self,
@@ -624,7 +684,7 @@ class LensSession:
         max_new_tokens: int | None = None,
         timeout: float | None = None,
         **extra: Any,
-    ) -> Any:
+    ) -> QueryResult:
         """One-shot inference over the socket (``model.query``); returns ``event_data``.
 
         Raises:
@@ -641,21 +701,27 @@ class LensSession:
             if value is not None:
                 payload[key] = value
         payload.setdefault("sensor_metadata", {})
-        return await self.request("model.query", payload, timeout=timeout)
+        reply = await self.request("model.query", payload, timeout=timeout)
+        return cast(QueryResult, _object(reply))
 
-    async def modify(self, **changes: Any) -> Any:
-        """Change the session's settings (``session.modify``): focus, input_n_shot ..."""
-        return await self.request("session.modify", changes)
+    async def modify(self, **changes: Any) -> dict[str, Any]:
+        """Change the session's settings (``session.modify``): focus, input_n_shot ...
 
-    async def update(self, event_type: str, event_data: Mapping[str, Any]) -> Any:
+        Returns:
+            ``is_valid`` and the session's model parameters after the change.
+        """
+        return _object(await self.request("session.modify", changes))
+
+    async def update(self, event_type: str, event_data: Mapping[str, Any]) -> UpdateResult:
         """Push inline data (``session.update``), e.g. ``update("data.json", {...})``."""
-        return await self.request(
+        reply = await self.request(
             "session.update", {"type": event_type, "event_data": dict(event_data)}
         )
+        return cast(UpdateResult, _object(reply))
 
-    async def get(self) -> Any:
-        """The session's current settings (``session.get``)."""
-        return await self.request("session.get", {})
+    async def get(self) -> dict[str, Any]:
+        """The session's current settings (``session.get``): its model parameters."""
+        return _object(await self.request("session.get", {}))
 
     # ---- events -------------------------------------------------------------------------
 
@@ -798,6 +864,11 @@ class LensSession:
 
 def _has_api_key(data: str | bytes) -> bool:
     return b"api_key" in data if isinstance(data, bytes) else "api_key" in data
+
+
+def _object(data: Any) -> dict[str, Any]:
+    """A reply's ``event_data`` as a dict (``{}`` when the server sent none or a non-object)."""
+    return data if isinstance(data, dict) else {}
 
 
 def _interpret(request_type: str, reply: dict[str, Any]) -> Any:

@@ -27,6 +27,7 @@ import asyncio
 import base64
 import collections
 import hashlib
+import logging
 import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -53,7 +54,7 @@ from aiolens.errors import (
 # (they call files.upload(..., direct=True)).
 __all__ = ["DIRECT_UPLOAD_THRESHOLD", "ProgressCallback", "UploadProgress"]
 
-log = get_logger("archetype")
+log: logging.Logger = get_logger("archetype")
 
 DIRECT_UPLOAD_THRESHOLD: Final = 100 * 1024 * 1024
 """``files.upload()`` goes direct above this many bytes (the proxy takes ≤ 512 MB)."""

@@ -47,7 +47,7 @@ from aiolens.emulator.faults import Faults
 
 __all__ = ["cancel_job", "start_eval", "start_instance", "start_optimization"]
 
-log = logging.getLogger("aiolens.emulator")
+log: logging.Logger = logging.getLogger("aiolens.emulator")
 
 _encoder: Final = msgspec.json.Encoder()
 

@@ -58,7 +58,7 @@ STORE: Final = web.AppKey("agents_store", AgentsStore)
 SOCKETS: Final = web.AppKey("agents_sockets", AgentSockets)
 FAULTS: Final = web.AppKey("agents_faults", Faults)
 
-routes = web.RouteTableDef()
+routes: web.RouteTableDef = web.RouteTableDef()
 
 NODE_REGISTRY: Final = (
     {"name": "file_reader", "kind": "connector", "role": "source", "formats": ["csv", "jsonl"]},

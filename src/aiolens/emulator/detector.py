@@ -178,8 +178,8 @@ class RepetitionDetector:
         self.definition = definition
         self.session_id = session_id
         self.phase: str | None = None
-        self.completed = 0
-        self.interrupted = 0
+        self.completed: int = 0
+        self.interrupted: int = 0
         self._prefix = f"evt_{session_id}_" if event_id_prefix is None else event_id_prefix
         self._timeout = rep_timeout_ms
         self._next_id = 0

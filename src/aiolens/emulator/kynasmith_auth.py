@@ -199,7 +199,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     return response
 
 
-auth_routes = web.RouteTableDef()
+auth_routes: web.RouteTableDef = web.RouteTableDef()
 
 
 @auth_routes.get("/health")

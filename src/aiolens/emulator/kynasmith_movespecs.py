@@ -27,7 +27,7 @@ from aiolens.emulator.movespec_yaml import validate_movespec_yaml
 
 __all__ = ["movespec_routes"]
 
-movespec_routes = web.RouteTableDef()
+movespec_routes: web.RouteTableDef = web.RouteTableDef()
 
 
 def _answer(body: msgspec.Struct | list[Any], status: int = 200) -> web.Response:

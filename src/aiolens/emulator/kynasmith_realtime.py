@@ -52,7 +52,7 @@ __all__ = ["FAULTS_KEY", "announce", "finish", "realtime_routes"]
 FAULTS_KEY: Final = web.AppKey("kynasmith_faults", Faults)
 STREAM_ROUTE: Final = "/api/detection/sessions/{session_id}/stream"
 
-realtime_routes = web.RouteTableDef()
+realtime_routes: web.RouteTableDef = web.RouteTableDef()
 
 
 async def send(ws: web.WebSocketResponse, message: bytes) -> None:

@@ -32,7 +32,7 @@ from aiolens.emulator.movespec_yaml import MoveSpecDefinition, validate_movespec
 
 __all__ = ["session_routes"]
 
-session_routes = web.RouteTableDef()
+session_routes: web.RouteTableDef = web.RouteTableDef()
 
 
 def _record_response(request: web.Request, session: DetectionSession) -> web.Response:

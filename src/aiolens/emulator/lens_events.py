@@ -41,10 +41,10 @@ class EventContext:
     __slots__ = ("api_key", "own_connections", "store", "ws_base")
 
     def __init__(self, store: LensStore, ws_base: str, *, own_connections: int = 0) -> None:
-        self.store = store
-        self.ws_base = ws_base
-        self.api_key = store.api_key
-        self.own_connections = own_connections
+        self.store: LensStore = store
+        self.ws_base: str = ws_base
+        self.api_key: str = store.api_key
+        self.own_connections: int = own_connections
         """Connections of the asker counted in the session (its WebSocket: 1; REST: 0)."""
 
 

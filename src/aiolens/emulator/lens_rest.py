@@ -30,9 +30,9 @@ STORE_KEY: Final = web.AppKey("lens_store", LensStore)
 FAULTS_KEY: Final = web.AppKey("lens_faults", Faults)
 PREFIX: Final = "/v0.5"
 
-routes = web.RouteTableDef()
+routes: web.RouteTableDef = web.RouteTableDef()
 
-log = logging.getLogger("aiolens.emulator")
+log: logging.Logger = logging.getLogger("aiolens.emulator")
 
 
 def error_body(err: ServiceError) -> dict[str, Any]:

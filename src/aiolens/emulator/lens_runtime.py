@@ -41,7 +41,7 @@ from aiolens.emulator.lens_store import LensStore, SessionRecord
 
 __all__ = ["SSE_WRITERS", "Connection", "SessionRuntime", "runtime_for"]
 
-log = logging.getLogger("aiolens.emulator")
+log: logging.Logger = logging.getLogger("aiolens.emulator")
 
 SSE_WRITERS: Final = frozenset({"server_sent_events_writer", "server_side_events_writer"})
 _encoder: Final = msgspec.json.Encoder()
@@ -92,21 +92,21 @@ class SessionRuntime:
     def __init__(self, store: LensStore, session: SessionRecord) -> None:
         self.store = store
         self.session = session
-        self.max_events = max(1, store.max_session_events)
+        self.max_events: int = max(1, store.max_session_events)
         self.frames: list[bytes] = []
         """Encoded SSE frames; ``frames[i]`` has id ``base + i + 1``."""
-        self.base = 0
+        self.base: int = 0
         """How many frames were evicted from the front of :attr:`frames`."""
-        self.num_bytes = 0
+        self.num_bytes: int = 0
         """Bytes of every frame ever appended to the log."""
-        self.stream_start = 0
+        self.stream_start: int = 0
         """Id after which the current stream starts (where a new consumer begins)."""
-        self.ended = False
+        self.ended: bool = False
         """The last frame is ``sse.stream.end`` and no input runs."""
         self.mailbox: list[Any] = []
-        self.mailbox_base = 0
+        self.mailbox_base: int = 0
         self.cursors: dict[str, int] = {}
-        self.sse_bound = any(
+        self.sse_bound: bool = any(
             isinstance(s, dict) and s.get("stream_type") in SSE_WRITERS
             for s in session.lens_config.get("output_streams") or []
         )

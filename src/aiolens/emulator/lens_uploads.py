@@ -59,7 +59,7 @@ from aiolens.emulator.lens_store import ACCEPTED_FILE_TYPES, LensStore
 
 __all__ = ["STORAGE_PREFIX", "Upload", "add_upload_routes", "storage_app"]
 
-log = logging.getLogger("aiolens.emulator")
+log: logging.Logger = logging.getLogger("aiolens.emulator")
 
 STORAGE_PREFIX: Final = "/_storage"
 """Where the emulated object storage answers presigned part PUTs."""

@@ -93,10 +93,10 @@ class Emulator:
         if not session_ttl_sec > 0:
             raise ValueError(f"session_ttl_sec must be > 0, got {session_ttl_sec!r}")
         self.host = host
-        self.port = port
-        self.api_key = api_key or f"atai-emu-{secrets.token_hex(16)}"
-        self.faults = Faults()
-        self.lens = LensStore(
+        self.port: int = port
+        self.api_key: str = api_key or f"atai-emu-{secrets.token_hex(16)}"
+        self.faults: Faults = Faults()
+        self.lens: LensStore = LensStore(
             api_key=self.api_key,
             max_active_sessions=max_active_sessions,
             max_upload_bytes=max_upload_bytes,
@@ -106,11 +106,11 @@ class Emulator:
             session_ttl_sec=session_ttl_sec,
             sse_replay=sse_replay,
         )
-        self.agents = AgentsStore(self.lens, step_interval=agents_step_interval)
-        self.kynasmith_api_key = (
+        self.agents: AgentsStore = AgentsStore(self.lens, step_interval=agents_step_interval)
+        self.kynasmith_api_key: str = (
             kynasmith_api_key or f"kid_{secrets.token_hex(6)}:{secrets.token_hex(16)}"
         )
-        self.kynasmith = KynasmithState(
+        self.kynasmith: KynasmithState = KynasmithState(
             api_key=self.kynasmith_api_key, token_ttl=kynasmith_token_ttl
         )
         if kynasmith_limits:

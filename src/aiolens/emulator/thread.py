@@ -47,7 +47,7 @@ class EmulatorThread:
     """
 
     def __init__(self, *, timeout: float = 30.0, **options: Any) -> None:
-        self.emulator = Emulator(**options)
+        self.emulator: Emulator = Emulator(**options)
         self.timeout = timeout
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None

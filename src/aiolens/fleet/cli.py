@@ -30,7 +30,7 @@ from aiolens.fleet.spec import FleetError
 
 __all__ = ["add_parser"]
 
-console = Console()
+console: Console = Console()
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
 

@@ -52,7 +52,7 @@ class Fleet:
         else:
             self._owns_redis = False
         self.redis = redis
-        self.store = FleetStore(redis, prefix)
+        self.store: FleetStore = FleetStore(redis, prefix)
 
     async def __aenter__(self) -> Self:
         return self

@@ -210,9 +210,9 @@ class FleetStore:
     def __init__(self, redis: aioredis.Redis, prefix: str = DEFAULT_PREFIX) -> None:
         self.redis = redis
         self.prefix = prefix
-        self.queue = f"{prefix}:feeds"
-        self.index = f"{prefix}:index"
-        self.round_trips = 0
+        self.queue: str = f"{prefix}:feeds"
+        self.index: str = f"{prefix}:index"
+        self.round_trips: int = 0
         self._take = redis.register_script(_TAKE)
         self._set = redis.register_script(_SET)
         self._append = redis.register_script(_APPEND)

@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 import os
 import socket
 import time
@@ -60,7 +61,7 @@ from aiolens.fleet.writer import ResultWriter
 
 __all__ = ["FleetWorker"]
 
-log = get_logger("fleet")
+log: logging.Logger = get_logger("fleet")
 
 T = TypeVar("T")
 
@@ -147,18 +148,18 @@ class FleetWorker:
             raise ConfigurationError("capacity must be at least 1")
         if not lease > 0:
             raise ConfigurationError("lease must be more than 0 seconds")
-        self.store = FleetStore(redis, prefix) if prefix else FleetStore(redis)
+        self.store: FleetStore = FleetStore(redis, prefix) if prefix else FleetStore(redis)
         self.lens = lens
-        self.name = name or f"{socket.gethostname()}-{os.getpid()}"
+        self.name: str = name or f"{socket.gethostname()}-{os.getpid()}"
         self.capacity = capacity
         self.lease = lease
         self.handoff_timeout = handoff_timeout
         self.cancel_grace = cancel_grace
-        self.session_options = dict(session_options or {})
+        self.session_options: dict[str, Any] = dict(session_options or {})
         self.stream_queue = stream_queue
-        self.writer = ResultWriter(self.store, max_pending=max_pending)
-        self.backoff = Backoff(initial=min(0.2, lease / 4), maximum=min(5.0, lease))
-        self.takeovers = 0
+        self.writer: ResultWriter = ResultWriter(self.store, max_pending=max_pending)
+        self.backoff: Backoff = Backoff(initial=min(0.2, lease / 4), maximum=min(5.0, lease))
+        self.takeovers: int = 0
         self._feeds: dict[str, _Feed] = {}
         self._opening = asyncio.Semaphore(max_opening)
         self._room = asyncio.Event()

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import logging
 from typing import Final, Protocol
 
 import redis.exceptions as rexc
@@ -35,7 +36,7 @@ from aiolens.fleet.store import FleetStore
 
 __all__ = ["CHUNK", "ResultWriter", "Target"]
 
-log = get_logger("fleet")
+log: logging.Logger = get_logger("fleet")
 
 CHUNK: Final = 512
 """Most events in one append script call (a script blocks Redis while it runs)."""
@@ -83,7 +84,7 @@ class ResultWriter:
             raise ValueError("max_pending must be at least 1")
         self.store = store
         self.max_pending = max_pending
-        self.backoff = backoff or Backoff(initial=0.05, maximum=2.0)
+        self.backoff: Backoff = backoff or Backoff(initial=0.05, maximum=2.0)
         self._waiting: dict[Target, _Queue] = {}
         self._unwritten: collections.Counter[Target] = collections.Counter()
         self._count = 0
@@ -91,9 +92,9 @@ class ResultWriter:
         self._room = asyncio.Event()
         self._room.set()
         self._flushed: dict[Target, list[asyncio.Future[None]]] = {}
-        self.events_written = 0
-        self.batches = 0
-        self.retries = 0
+        self.events_written: int = 0
+        self.batches: int = 0
+        self.retries: int = 0
 
     @property
     def pending(self) -> int:

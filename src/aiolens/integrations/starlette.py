@@ -51,13 +51,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 import threading
 import time
+import types
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
-from types import FrameType
-from typing import Any, Final, TypeAlias, TypeVar
+from typing import Any, Final, TypeAlias, TypeVar, Unpack
 
 import msgspec
 from starlette.requests import Request
@@ -68,13 +69,13 @@ from aiolens._core.redact import get_logger
 from aiolens._transport.shielded import run_to_completion
 from aiolens.archetype.client import AsyncArchetypeClient
 from aiolens.archetype.events import RawEvent
-from aiolens.archetype.session import LensSession
+from aiolens.archetype.session import LensSession, LensSessionKwargs
 from aiolens.errors import AiolensError, ConfigurationError
 from aiolens.kynasmith.client import AsyncKynasmithClient
 
 __all__ = ["Aiolens"]
 
-log = get_logger("starlette")
+log: logging.Logger = get_logger("starlette")
 
 _Item: TypeAlias = RawEvent | None  # None: a heartbeat is due
 _END_TYPE: Final = "sse.stream.end"
@@ -154,12 +155,12 @@ class Aiolens:
             raise ConfigurationError(f"retry_ms must be an int >= 0, got {retry_ms!r}")
         self._make_archetype = archetype
         self._make_kynasmith = kynasmith
-        self.linger = float(linger)
-        self.heartbeat = float(heartbeat)
-        self.send_timeout = float(send_timeout)
+        self.linger: float = float(linger)
+        self.heartbeat: float = float(heartbeat)
+        self.send_timeout: float = float(send_timeout)
         self.queue_size = queue_size
         self.retry_ms = retry_ms
-        self.shutdown_timeout = float(shutdown_timeout)
+        self.shutdown_timeout: float = float(shutdown_timeout)
         self.handle_signals = handle_signals
         self._archetype: AsyncArchetypeClient | None = None
         self._kynasmith: AsyncKynasmithClient | None = None
@@ -167,7 +168,7 @@ class Aiolens:
         self._relays = 0
         # The relays' generators, to close those a server abandoned (its task was
         # cancelled while the generator waited at a yield, so no finally ran there).
-        self._generators: weakref.WeakSet[AsyncGenerator[Any, None]] = weakref.WeakSet()
+        self._generators: weakref.WeakSet[types.AsyncGeneratorType[Any, Any]] = weakref.WeakSet()
         self._relays_done: asyncio.Event | None = None
         self._stopping: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -280,7 +281,9 @@ class Aiolens:
         for sig in _SIGNALS:
             previous = signal.getsignal(sig)
 
-            def handler(signum: int, frame: FrameType | None, previous: Any = previous) -> None:
+            def handler(
+                signum: int, frame: types.FrameType | None, previous: Any = previous
+            ) -> None:
                 self.stop()
                 if callable(previous):
                     previous(signum, frame)
@@ -301,7 +304,7 @@ class Aiolens:
 
     # ---- held sessions ------------------------------------------------------------------
 
-    async def open_session(self, lens_id: str, **options: Any) -> LensSession:
+    async def open_session(self, lens_id: str, **options: Unpack[LensSessionKwargs]) -> LensSession:
         """Create a session of ``lens_id`` and hold it for relays to use.
 
         It is destroyed when no relay has used it for ``linger`` seconds, by
@@ -320,9 +323,16 @@ class Aiolens:
         return session
 
     def get_session(self, session_id: str) -> LensSession | None:
-        """A held, open session by id; ``None`` when unknown or closed."""
+        """A held, open session by id; ``None`` when unknown, closed or its stream ended.
+
+        With ``StreamingResponse`` or sse-starlette, answer ``None`` with
+        ``Response(status_code=204)``: that tells a browser's ``EventSource``
+        to stop reconnecting (:meth:`relay` does it by itself).
+        """
         entry = self._held.get(session_id)
-        return entry.session if entry is not None and not entry.session.closed else None
+        if entry is None or entry.ended or entry.session.closed:
+            return None
+        return entry.session
 
     @property
     def sessions(self) -> list[LensSession]:
@@ -405,7 +415,8 @@ class Aiolens:
         return self._track(self._events(resolved, request))
 
     def _track(self, generator: AsyncGenerator[_T, None]) -> AsyncGenerator[_T, None]:
-        self._generators.add(generator)
+        if isinstance(generator, types.AsyncGeneratorType):
+            self._generators.add(generator)
         return generator
 
     async def _events(
@@ -422,12 +433,10 @@ class Aiolens:
     def _resolve(self, session: str | LensSession) -> LensSession | Response:
         if self.stopping:
             return Response(status_code=503, headers={"Retry-After": "5"})
-        if isinstance(session, str):
-            entry = self._held.get(session)
-            if entry is None or entry.ended or entry.session.closed:
-                return Response(status_code=204)
-            return entry.session
-        return session if not session.closed else Response(status_code=204)
+        found = self.get_session(session) if isinstance(session, str) else session
+        if found is None or found.closed:
+            return Response(status_code=204)
+        return found
 
     async def _frames(self, session: LensSession, request: Request) -> AsyncGenerator[bytes, None]:
         yield b"retry: %d\n\n" % self.retry_ms

@@ -6,7 +6,7 @@ import contextlib
 import copy
 import os
 from collections.abc import AsyncIterator, Mapping
-from typing import Any, Final, Literal
+from typing import Final, Literal, Unpack
 
 import aiohttp
 
@@ -20,7 +20,11 @@ from aiolens._transport.shielded import finish_or_undo
 from aiolens.errors import APIStatusError, ConfigurationError
 from aiolens.kynasmith.models import CONTRACT_MAJOR_VERSION
 from aiolens.kynasmith.resources import DetectionSessions, MoveSpecs
-from aiolens.kynasmith.session import DetectionSession, DetectionSessionOptions
+from aiolens.kynasmith.session import (
+    DetectionSession,
+    DetectionSessionKwargs,
+    DetectionSessionOptions,
+)
 from aiolens.kynasmith.tokens import TokenManager
 from aiolens.observe import Observer
 
@@ -91,7 +95,7 @@ class AsyncKynasmithClient(ClientBase):
             raise ConfigurationError("A Kynasmith API key looks like <key_id>:<key_secret>.")
         self._api_key = SecretStr(key)
         register_secret(key.partition(":")[2])  # a server may echo the secret part alone
-        self.base_url = (
+        self.base_url: str = (
             base_url or os.environ.get("KYNASMITH_BASE_URL") or DEFAULT_BASE_URL
         ).rstrip("/")
         self._http = HTTPTransport.create(
@@ -106,11 +110,11 @@ class AsyncKynasmithClient(ClientBase):
             on_auth_error=self._auth_failed,
             check_bodies=False,
         )
-        self.tokens = TokenManager(
+        self.tokens: TokenManager = TokenManager(
             self._http, self._api_key, project_id=project_id, refresh_margin=token_refresh_margin
         )
-        self.sessions = DetectionSessions(self._http, self.tokens)
-        self.movespecs = MoveSpecs(self._http, self.tokens)
+        self.sessions: DetectionSessions = DetectionSessions(self._http, self.tokens)
+        self.movespecs: MoveSpecs = MoveSpecs(self._http, self.tokens)
         self._registry: SessionRegistry[DetectionSession] = SessionRegistry("detection session")
 
     def with_options(
@@ -156,7 +160,7 @@ class AsyncKynasmithClient(ClientBase):
         mode: Literal["live", "replay"] = "replay",
         contract_major: int = CONTRACT_MAJOR_VERSION,
         idempotency_key: str | None = None,
-        **options: Any,
+        **options: Unpack[DetectionSessionKwargs],
     ) -> DetectionSession:
         """Create a detection session and attach to its stream; it lives until closed.
 
@@ -224,7 +228,7 @@ class AsyncKynasmithClient(ClientBase):
         mode: Literal["live", "replay"] = "replay",
         contract_major: int = CONTRACT_MAJOR_VERSION,
         idempotency_key: str | None = None,
-        **options: Any,
+        **options: Unpack[DetectionSessionKwargs],
     ) -> AsyncIterator[DetectionSession]:
         """:meth:`open_detection_session` for one block.
 

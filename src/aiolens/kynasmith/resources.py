@@ -8,6 +8,7 @@ once per logical call and reused on every retry), so they are retried safely.
 from __future__ import annotations
 
 import builtins
+import logging
 import uuid
 from typing import Any, Literal, TypeVar
 
@@ -27,7 +28,7 @@ from aiolens.kynasmith.tokens import TokenManager
 
 __all__ = ["DetectionSessions", "MoveSpecs"]
 
-log = get_logger("kynasmith")
+log: logging.Logger = get_logger("kynasmith")
 
 T = TypeVar("T")
 

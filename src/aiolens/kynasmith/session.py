@@ -14,10 +14,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, Self
+from typing import TYPE_CHECKING, Any, Final, Self, TypedDict
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import msgspec
@@ -60,9 +61,9 @@ from aiolens.kynasmith.models import (
 if TYPE_CHECKING:
     from aiolens.kynasmith.client import AsyncKynasmithClient
 
-__all__ = ["DetectionSession", "DetectionSessionOptions"]
+__all__ = ["DetectionSession", "DetectionSessionKwargs", "DetectionSessionOptions"]
 
-log = get_logger("kynasmith.session")
+log: logging.Logger = get_logger("kynasmith.session")
 
 DEFAULT_CANCEL_TIMEOUT: Final = 10.0
 """Seconds the cleanup cancel of a detection session may take."""
@@ -83,6 +84,23 @@ class _Failure:
 
 
 StreamItem = DetectionEvent | UnknownEvent | SessionUpdate | SessionDone
+
+
+class DetectionSessionKwargs(TypedDict, total=False):
+    """The options of ``client.open_detection_session`` / ``detection_session``.
+
+    A misspelt option fails type checking (``**options: Unpack[DetectionSessionKwargs]``);
+    at run time it is a ``TypeError`` before anything is created. The values
+    are checked by :class:`DetectionSessionOptions`.
+    """
+
+    window: int
+    ack_timeout: float
+    event_queue_size: int
+    validate: bool
+    reconnect: bool
+    ping_interval: float | None
+    cancel_timeout: float
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -175,14 +193,14 @@ class DetectionSession:
         )
         self.client = client
         self.created = created
-        self.session_id = created.session_id
+        self.session_id: str = created.session_id
         self.ack_timeout = ack_timeout
         self.validate = validate
         self.cancel_timeout = cancel_timeout
-        self.status = created.status
-        self.accepted_frames_total = 0
-        self.dropped_events = 0
-        self.malformed_messages = 0
+        self.status: str = created.status
+        self.accepted_frames_total: int = 0
+        self.dropped_events: int = 0
+        self.malformed_messages: int = 0
         """Messages and events that could not be decoded (logged and skipped)."""
         self.done: SessionDone | None = None
         self._window = asyncio.Semaphore(window)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import logging
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from aiolens.kynasmith.models import AccessToken
 
 __all__ = ["TokenManager"]
 
-log = get_logger("kynasmith.tokens")
+log: logging.Logger = get_logger("kynasmith.tokens")
 
 _last_sent: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "aiolens_kynasmith_last_token", default=None
@@ -71,7 +72,7 @@ class TokenManager:
         self.refresh_margin = refresh_margin
         self._cache: dict[frozenset[str], _Cached] = {}
         self._locks: dict[frozenset[str], asyncio.Lock] = {}
-        self.minted = 0
+        self.minted: int = 0
         """How many tokens this manager minted."""
 
     def invalidate(self, token: str | None = None) -> None:

@@ -17,6 +17,7 @@ another caller.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, Final, Self
@@ -33,7 +34,7 @@ from aiolens.errors import APITimeoutError, ConnectionLostError, ProtocolError
 
 __all__ = ["AgentConnection"]
 
-log = get_logger("agents")
+log: logging.Logger = get_logger("agents")
 
 _QUERY: Final = "query"
 _encoder: Final = msgspec.json.Encoder()
@@ -107,9 +108,9 @@ class AgentConnection:
             ping_timeout=ping_interval,
             name=f"agent instance {instance_id}",
         )
-        self.unmatched_replies = 0
+        self.unmatched_replies: int = 0
         """Frames that matched no waiting query (logged and dropped)."""
-        self.malformed_replies = 0
+        self.malformed_replies: int = 0
         """Frames that were not JSON objects (logged and dropped)."""
 
     def __repr__(self) -> str:
