@@ -245,6 +245,8 @@ async def test_ids_longer_than_ints_digit_limit_are_ordered_and_resumed_without_
     assert [e.query_id for e in results] == ["q1", "q2"]  # no repeat; 7 is below both
     assert cursors == [None, big]
     assert events.last_event_id == bigger and events.malformed == 0
+    await asyncio.sleep(0)  # the reader's done-callback ran: it added nothing after the end
+    assert not events._items
 
 
 def nested(depth: int) -> bytes:
