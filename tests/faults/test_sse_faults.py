@@ -30,6 +30,7 @@ from tests.faults.hostile import HostileServer, http_status, sse, stall
 
 CONSUMER = r"/v0.5/lens/sessions/consumer/lsn-[^/]+"
 HANG_GUARD = 60
+EXAMPLE_GUARD = 15  # one property example: two attempts of 0.2 s liveness at most, and slack
 TRIALS = int(os.environ.get("AIOLENS_FAULT_TRIALS", "5"))
 
 START = b'data: {"type": "sse.stream.start", "event_data": {"session_id": "lsn-x"}}\n\n'
@@ -182,7 +183,7 @@ async def one_stream(head: bytes, body: bytes, then: str) -> list[Any]:
             session = LensSession(client, "lsn-x", "ws://unused")
             events = session.events(liveness_timeout=0.2, max_reconnects=1, queue_size=4)
             try:
-                async with asyncio.timeout(HANG_GUARD):
+                async with asyncio.timeout(EXAMPLE_GUARD):
                     return await collect(events)
             except AiolensError:
                 return []
@@ -194,7 +195,19 @@ async def one_stream(head: bytes, body: bytes, then: str) -> list[Any]:
 
 
 HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
-TOKENS = [START, END, result(1, "1"), b"data: ", b"id: ", b"retry: 1\n", b"\n", b"\r", b":"]
+TOKENS = [
+    START,
+    END,
+    result(1, "1"),
+    result(2, "9" * 5000),  # more digits than int() takes
+    b'data: {"type": "x", "y": ' + b"[" * 3000 + b"\n\n",  # nested too deeply
+    b"data: ",
+    b"id: ",
+    b"retry: 1\n",
+    b"\n",
+    b"\r",
+    b":",
+]
 sse_bodies = st.lists(st.one_of(st.sampled_from(TOKENS), st.binary(max_size=40)), max_size=30)
 
 
