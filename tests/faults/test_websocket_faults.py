@@ -336,3 +336,28 @@ async def test_a_ping_the_client_cannot_answer_leaves_no_unretrieved_task_error(
     await asyncio.sleep(0)
     assert "never retrieved" not in caplog.text
     assert sessions_left(emulator) == 0
+
+
+async def test_a_server_that_freezes_without_pongs_is_dropped_typed(
+    leaks: LeakGuard,
+    emulator: Emulator,
+    hostile: HostileServer,
+    lens: AsyncArchetypeClient,
+) -> None:
+    async def frozen(request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(autoping=False)  # answers no ping, reads nothing
+        await ws.prepare(request)
+        await asyncio.Event().wait()
+        return ws
+
+    hostile.on("GET", LENS_WS, frozen, name="ws")
+    async with asyncio.timeout(HANG_GUARD):
+        async with lens.session(
+            IMAGE_QA, ping_interval=0.2, request_timeout=30, reconnect=False
+        ) as session:
+            # The keepalive notices (then websockets waits 10 s for a closing handshake
+            # that cannot come); the pending request fails typed, before its timeout.
+            with pytest.raises(ConnectionLostError) as err:
+                await session.validate()
+            assert err.value.close_code in (1006, 1011)
+    assert sessions_left(emulator) == 0
