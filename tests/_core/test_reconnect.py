@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from aiolens._core.backoff import Backoff
 from aiolens._core.reconnect import ConnectionState, ReconnectPolicy
 
@@ -52,3 +54,40 @@ def test_no_attempts_means_no_reconnect_and_fail_is_final() -> None:
     q = policy()
     q.fail()
     assert q.ended(0) is None
+
+
+STEPS = ["open", "close-at-once", "close-useful", "close-idle-long", "attempt-fails"]
+
+
+def test_every_sequence_of_five_steps_keeps_the_rules() -> None:
+    # Exhaustive over 5**5 sequences: the count never passes the limit, the delay grows
+    # within an outage, a useful connection starts a new one, and giving up is final.
+    for steps in itertools.product(STEPS, repeat=5):
+        p = policy(max_attempts=3)
+        now, last_delay, failed = 0.0, 0.0, False
+        for step in steps:
+            now += 1
+            if step == "open":
+                p.opened(now)
+                continue
+            was_open = p.state is ConnectionState.OPEN
+            if step == "close-useful":
+                delay = p.ended(now, useful=True)
+            elif step == "close-idle-long":
+                delay = p.ended(now + 60)
+            else:
+                delay = p.ended(now)
+            if failed:
+                assert delay is None
+                continue
+            fresh = was_open and step in ("close-useful", "close-idle-long")
+            if delay is None:
+                assert p.state is ConnectionState.FAILED and not fresh
+                failed = True
+                continue
+            assert 1 <= p.failures <= 3
+            if fresh:
+                assert (p.failures, delay) == (1, 1.0)
+            else:
+                assert delay >= last_delay
+            last_delay = delay

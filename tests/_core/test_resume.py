@@ -53,3 +53,25 @@ def test_events_without_ids_make_a_resume_unsafe_until_an_id_comes() -> None:
     cursor.advance("6")  # already passed: nothing moves
     cursor.advance("")
     assert cursor.last_event_id == "7"
+
+
+@given(st.lists(st.one_of(st.integers(0, 30).map(str), st.sampled_from(["a", "b", "c"]))))
+def test_seen_matches_a_plain_model_of_delivered_ids(ids: list[str]) -> None:
+    # The model: a numeric id is seen when some numeric id delivered is at least as high;
+    # a name is seen when it was delivered (few names: all are recent).
+    cursor = ResumeCursor()
+    numbers: list[int] = []
+    names: set[str] = set()
+    for event_id in ids:
+        expected = (
+            any(n >= int(event_id) for n in numbers) if event_id.isdigit() else event_id in names
+        )
+        assert cursor.seen(event_id) == expected
+        cursor.advance(event_id)
+        if expected:
+            continue
+        if event_id.isdigit():
+            numbers.append(int(event_id))
+        else:
+            names.add(event_id)
+        assert cursor.last_event_id == event_id

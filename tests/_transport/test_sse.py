@@ -245,6 +245,8 @@ async def test_ids_longer_than_ints_digit_limit_are_ordered_and_resumed_without_
     assert [e.query_id for e in results] == ["q1", "q2"]  # no repeat; 7 is below both
     assert cursors == [None, big]
     assert events.last_event_id == bigger and events.malformed == 0
+    await asyncio.sleep(0)  # the reader's done-callback ran: it added nothing after the end
+    assert not events._items
 
 
 def nested(depth: int) -> bytes:
@@ -310,6 +312,31 @@ async def test_a_reader_cancelled_from_outside_ends_the_iteration_with_a_typed_e
     reader.cancel()  # e.g. a framework cancelling every task but its own
     with pytest.raises(APIConnectionError, match="stopped"):
         await asyncio.wait_for(waiting, 5)
+
+
+async def test_the_stream_start_comes_once_even_when_the_first_connection_is_cut_inside_it(
+    serve: Callable[[Body], asyncio.Future[LensSession]],
+) -> None:
+    # Found by the fault suite: only the first connection's start was yielded, so a cut
+    # inside it lost the start for good.
+    calls: list[int] = []
+
+    def body(request: web.Request) -> list[bytes]:
+        calls.append(1)
+        if len(calls) == 1:
+            return [START[:20], b"DROP"]
+        if len(calls) == 2:
+            return [START, result(1, "1"), b"DROP"]
+        return [START, result(2, "2"), END]
+
+    session = await serve(body)
+    received = await asyncio.wait_for(_collect(session.events()), 10)
+    assert [type(e) for e in received] == [
+        SSEStreamStart,
+        InferenceResult,
+        InferenceResult,
+        SSEStreamEnd,
+    ]
 
 
 async def test_closing_the_stream_ends_a_consumer_waiting_in_another_task(

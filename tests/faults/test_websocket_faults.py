@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 from typing import Any
 
@@ -311,3 +312,52 @@ async def test_a_rest_answer_after_the_timeout_is_a_typed_timeout(
             await lens.with_options(timeout=0.2, max_retries=1).lenses.info()
     assert "timed out: no answer" in str(err.value)
     assert hostile.hits["info"] == 2
+
+
+async def test_a_ping_the_client_cannot_answer_leaves_no_unretrieved_task_error(
+    leaks: LeakGuard,
+    emulator: Emulator,
+    hostile: HostileServer,
+    kyna: AsyncKynasmithClient,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def script(ws: web.WebSocketResponse, request: web.Request) -> None:
+        await ws.send_str('{"type": "ping"}')
+        abort(request)  # the pong has nowhere to go
+
+    spec = await squat_spec(kyna)
+    hostile.on("GET", KYNA_WS, ws_script(script), name="ws")
+    async with asyncio.timeout(HANG_GUARD):
+        async with kyna.detection_session(movespec_id=spec, reconnect=False) as det:
+            with pytest.raises(ConnectionLostError):
+                async for _ in det.events():
+                    pass
+    gc.collect()
+    await asyncio.sleep(0)
+    assert "never retrieved" not in caplog.text
+    assert sessions_left(emulator) == 0
+
+
+async def test_a_server_that_freezes_without_pongs_is_dropped_typed(
+    leaks: LeakGuard,
+    emulator: Emulator,
+    hostile: HostileServer,
+    lens: AsyncArchetypeClient,
+) -> None:
+    async def frozen(request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(autoping=False)  # answers no ping, reads nothing
+        await ws.prepare(request)
+        await asyncio.Event().wait()
+        return ws
+
+    hostile.on("GET", LENS_WS, frozen, name="ws")
+    async with asyncio.timeout(HANG_GUARD):
+        async with lens.session(
+            IMAGE_QA, ping_interval=0.2, request_timeout=30, reconnect=False
+        ) as session:
+            # The keepalive notices (then websockets waits 10 s for a closing handshake
+            # that cannot come); the pending request fails typed, before its timeout.
+            with pytest.raises(ConnectionLostError) as err:
+                await session.validate()
+            assert err.value.close_code in (1006, 1011)
+    assert sessions_left(emulator) == 0

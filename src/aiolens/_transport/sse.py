@@ -549,6 +549,8 @@ class EventStream(Generic[T]):
                 if len(self._items) < self._size and not putter.cancelled():
                     _wake_first(self._putters)
                 raise
+        if item is _END or type(item) is _Failure:
+            self._terminal = True  # the reader's last word: _reader_done adds nothing
 
 
 def _describe(exc: BaseException) -> str:

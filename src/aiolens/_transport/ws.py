@@ -17,8 +17,9 @@ auth) and other codes end the channel. A reconnect attempt that the server
 answers 429 or 5xx is retried (after its ``Retry-After``, when given); one
 answered with another status (401, 404 ...) ends the channel. When to
 reconnect is :class:`~aiolens._core.reconnect.ReconnectPolicy`'s decision: a
-connection that closes before it was useful (no message received, open less
-than 10 s) counts as a failed attempt, so a server that accepts every
+connection that closes before it was useful (no message received, no pong to a
+keepalive ping, open less than 60 s) counts as a failed attempt, so a server
+that accepts every
 handshake and closes at once meets a growing backoff, and ``max_reconnects``
 such failures in a row end the channel.
 
@@ -77,8 +78,11 @@ log = get_logger("ws")
 RECOVERABLE_CLOSE_CODES: Final = frozenset({1001, 1006, 1011, 1012, 1013, 1014})
 DEFAULT_MAX_MESSAGE_SIZE: Final = 16 * 1024 * 1024
 """The largest message sent or received by default: 16 MiB, ``websockets``' ``max_size``."""
-_USEFUL_AFTER: Final = 10.0
-"""Seconds after which an open connection counts as useful even without messages."""
+_USEFUL_AFTER: Final = 60.0
+"""Seconds after which an open connection counts as useful even without messages or pongs.
+
+Longer than a keepalive failure takes to surface with the defaults (ping 20 s, pong 20 s,
+closing handshake 10 s), so a server that accepts and then freezes is a failed attempt."""
 
 Target = Callable[[], Awaitable[tuple[str, Mapping[str, str]]]]
 """Returns the URL and headers for each (re)connect attempt."""
@@ -416,7 +420,8 @@ class WebSocketChannel:
                 self._final_error = lost
                 log.info("%s closed (code %s), not reconnecting", self.name, code)
                 self._emit(ConnectionState.CLOSED, cause=lost)
-            elif await self._reconnect(lost, received > 0):
+            # Useful: it carried a message, or at least answered a keepalive ping.
+            elif await self._reconnect(lost, received > 0 or ws.latency > 0):
                 continue
             if self._on_final is not None and self._final_error is not None:
                 self._on_final(self._final_error)

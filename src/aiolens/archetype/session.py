@@ -766,10 +766,14 @@ class LensSession:
         """
         check_bool("include_heartbeats", include_heartbeats)
 
+        started = False
+
         def skip(event: LensEvent | UnknownEvent) -> bool:
+            nonlocal started
             kind = type(event)  # decoded events are of these exact classes
-            if kind is SSEStreamStart:  # one per connection: yield the first only
-                return stream.reconnects > 0
+            if kind is SSEStreamStart:  # one per connection: yield the first that comes
+                seen, started = started, True
+                return seen
             return kind is SSEStreamHeartbeat and not include_heartbeats
 
         stream: EventStream[LensEvent | UnknownEvent] = EventStream(
@@ -808,9 +812,13 @@ class LensSession:
         resumes after a checkpoint.
         """
 
+        started = False
+
         def skip(event: RawEvent) -> bool:
-            if event.type == _START:
-                return stream.reconnects > 0
+            nonlocal started
+            if event.type == _START:  # one per connection: yield the first that comes
+                seen, started = started, True
+                return seen
             return event.type == _HEARTBEAT
 
         stream: EventStream[RawEvent] = EventStream(

@@ -338,7 +338,13 @@ class DetectionSession:
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        """A helper task ended: forget it; a failure (a pong on a lost socket) is logged."""
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.info("session %s: %s", self.session_id, task.exception())
 
     def _on_lost(self, error: ConnectionLostError) -> None:
         self._finalize_sent = False
