@@ -125,6 +125,8 @@ async def _worker(args: argparse.Namespace) -> int:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 with contextlib.suppress(NotImplementedError):
                     loop.add_signal_handler(sig, worker.stop)
+            with contextlib.suppress(NotImplementedError, AttributeError):
+                loop.add_signal_handler(signal.SIGUSR1, _dump_tasks)  # what is it waiting on?
             print(f"fleet worker {worker.name} running (capacity {worker.capacity})", flush=True)
             await worker.run()
             print(
@@ -136,6 +138,13 @@ async def _worker(args: argparse.Namespace) -> int:
     finally:
         await redis.aclose()
     return 0
+
+
+def _dump_tasks() -> None:
+    """Print every task's stack to stderr (``kill -USR1`` a worker that seems stuck)."""
+    for task in asyncio.all_tasks():
+        task.print_stack(limit=6, file=sys.stderr)
+    sys.stderr.flush()
 
 
 def _fleet(args: argparse.Namespace) -> Any:

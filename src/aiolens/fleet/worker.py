@@ -85,6 +85,7 @@ class _Feed:
         self.task: asyncio.Task[None] | None = None
         self.lost = False
         self.handing_off = False
+        self.closing = False  # closing out: its queue entry is about to go
         self.cancel_requested = asyncio.Event()
 
     def fenced(self) -> None:
@@ -268,7 +269,7 @@ class FleetWorker:
         interval = self.lease / 3
         while True:
             await asyncio.sleep(interval)
-            feeds = [f for f in self._feeds.values() if not f.handing_off]
+            feeds = [f for f in self._feeds.values() if not (f.handing_off or f.closing)]
             if not feeds:
                 continue
             try:
@@ -281,6 +282,8 @@ class FleetWorker:
             if self._redis_back_at == float("inf"):
                 self._redis_back_at = time.monotonic()
             for feed, status in zip(feeds, statuses, strict=True):
+                if feed.closing:  # it finished meanwhile and removed its own entry
+                    continue
                 if feed.claim.entry_id in lost:
                     log.warning("fleet %s: lease of feed %s lost", self.name, feed.feed_id)
                     feed.fenced()
@@ -297,9 +300,15 @@ class FleetWorker:
         """Stop the feed's reader, write what it read, then requeue it for another worker."""
         feed.handing_off = True
         task = feed.task
+        if feed.closing and task is not None:  # over anyway: let it finish closing out
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.handoff_timeout):
+                    await asyncio.gather(task, return_exceptions=True)
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+        if feed.closing:
+            return
         if feed.lost or not feed.epoch:
             return
         try:
@@ -463,6 +472,7 @@ class FleetWorker:
 
     async def _close_out(self, feed: _Feed, state: FeedState, status: str) -> None:
         """The feed is over: destroy its session (and lens), record ``status``, dequeue it."""
+        feed.closing = True
         if state.session_id:
             await self.lens.sessions.destroy_quietly(state.session_id)
         if state.lens_owned and state.lens_id:
@@ -473,6 +483,7 @@ class FleetWorker:
         log.info("fleet %s: feed %s %s", self.name, feed.feed_id, status)
 
     async def _fail(self, feed: _Feed, state: FeedState, error: BaseException) -> None:
+        feed.closing = True
         await self.writer.flushed(feed)
         if state.session_id:
             await self.lens.sessions.destroy_quietly(state.session_id)
