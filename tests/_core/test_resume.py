@@ -75,3 +75,37 @@ def test_seen_matches_a_plain_model_of_delivered_ids(ids: list[str]) -> None:
         else:
             names.add(event_id)
         assert cursor.last_event_id == event_id
+
+
+@given(
+    st.lists(st.one_of(st.integers(0, 40).map(str), st.sampled_from(["a", "007", ""]))),
+    st.lists(st.one_of(st.integers(0, 40).map(str), st.sampled_from(["a", "09", "", "1" * 30]))),
+)
+def test_a_run_taken_at_once_leaves_the_cursor_as_one_by_one(
+    before: list[str], run: list[str]
+) -> None:
+    def one_by_one(cursor: ResumeCursor, ids: list[str]) -> bool:
+        fresh = all(i and not cursor.seen(i) for i in ids)
+        for event_id in ids:
+            cursor.advance(event_id)
+        return fresh
+
+    fast, slow = ResumeCursor(), ResumeCursor()
+    one_by_one(fast, before)
+    one_by_one(slow, before)
+    fast.since_id = slow.since_id = 1
+    taken = fast.fresh_run(run)
+    if taken:
+        fast.remember_run(run)
+    all_fresh = one_by_one(slow, run)
+    if taken:
+        assert all_fresh
+        assert (fast.last_event_id, fast.since_id, fast._last_digits, fast._remembered) == (
+            slow.last_event_id,
+            slow.since_id,
+            slow._last_digits,
+            slow._remembered,
+        )
+        assert all(fast.seen(i) == slow.seen(i) for i in [*before, *run, "41", "b"])
+    else:
+        assert fast.since_id == 1

@@ -353,3 +353,73 @@ async def test_closing_the_stream_ends_a_consumer_waiting_in_another_task(
 
 async def _collect(events: AsyncIterator[object]) -> list[object]:
     return [event async for event in events]
+
+
+# ---- chunks queued whole (a run of new numeric ids, all lens events) ------------------------
+
+
+async def test_whole_chunks_fill_a_small_queue_in_order_and_lose_nothing(
+    serve: Callable[[Body], asyncio.Future[LensSession]],
+) -> None:
+    runs = [b"".join(result(i, str(i)) for i in range(start, start + 40)) for start in (1, 41)]
+    session = await serve(lambda _r: [START, *runs, END])
+    events = session.events(queue_size=48)  # room for one run, not two
+    received = []
+    async for event in events:
+        received.append(event)
+        if len(received) % 10 == 0:
+            await asyncio.sleep(0.01)  # a slow consumer: the reader waits for room
+    results = [e for e in received if isinstance(e, InferenceResult)]
+    assert [e.query_id for e in results] == [f"q{i}" for i in range(1, 81)]
+    assert events.dropped == 0 and events.delivered == 82
+    assert events.last_event_id == "80"
+
+
+async def test_whole_chunks_under_drop_oldest_keep_the_newest(
+    serve: Callable[[Body], asyncio.Future[LensSession]],
+) -> None:
+    runs = [b"".join(result(i, str(i)) for i in range(start, start + 10)) for start in (1, 11, 21)]
+    session = await serve(lambda _r: [START, *runs, END])
+    events = session.events(queue_size=12, overflow="drop_oldest")
+    events.start()
+    for _ in range(1000):  # nobody consumes while the stream arrives
+        if events.delivered >= 32:
+            break
+        await asyncio.sleep(0.01)
+    received = await asyncio.wait_for(_collect(events), 10)
+    results = [e.query_id for e in received if isinstance(e, InferenceResult)]
+    assert results == [f"q{i}" for i in range(20, 31)]  # the newest: 11 and the end fit
+    assert events.dropped + len(received) == events.delivered == 32
+
+
+async def test_a_run_replayed_after_a_resume_repeats_nothing(
+    serve: Callable[[Body], asyncio.Future[LensSession]],
+) -> None:
+    cursors: list[str | None] = []
+
+    def body(request: web.Request) -> list[bytes]:
+        cursors.append(request.headers.get("Last-Event-ID"))
+        if len(cursors) == 1:
+            return [START, b"".join(result(i, str(i)) for i in range(1, 31)), b"DROP"]
+        # From further back than asked, and then on: one chunk with old and new ids.
+        return [START, b"".join(result(i, str(i)) for i in range(20, 61)), END]
+
+    session = await serve(body)
+    events = session.events()
+    received = await asyncio.wait_for(_collect(events), 10)
+    results = [e.query_id for e in received if isinstance(e, InferenceResult)]
+    assert results == [f"q{i}" for i in range(1, 61)]
+    assert cursors == [None, "30"] and events.last_event_id == "60"
+
+
+async def test_a_malformed_frame_inside_a_run_is_skipped_and_counted(
+    serve: Callable[[Body], asyncio.Future[LensSession]],
+) -> None:
+    bad = b'event: message\nid: 5\ndata: {"type": "inference.result", oops\n\n'
+    run = b"".join(result(i, str(i)) if i != 5 else bad for i in range(1, 11))
+    session = await serve(lambda _r: [START, run, END])
+    events = session.events()
+    received = await asyncio.wait_for(_collect(events), 10)
+    results = [e.query_id for e in received if isinstance(e, InferenceResult)]
+    assert results == [f"q{i}" for i in range(1, 11) if i != 5]
+    assert events.malformed == 1 and events.last_event_id == "10"

@@ -17,11 +17,16 @@ events were delivered (to drop their repeats) and whether a resume is safe at al
 from __future__ import annotations
 
 import collections
+import operator
+from itertools import islice
 from typing import Final
 
 __all__ = ["RECENT_IDS", "ResumeCursor"]
 
 RECENT_IDS: Final = 4096
+_RUN_DIGITS: Final = 18
+"""Ids of a run taken at once (:meth:`ResumeCursor.take_run`) have at most this many digits:
+``int()`` is then cheap and far below its digit limit."""
 
 
 class ResumeCursor:
@@ -88,6 +93,34 @@ class ResumeCursor:
             old_position, old = order.popleft()
             if self._named.get(old) == old_position:
                 del self._named[old]
+
+    def fresh_run(self, ids: list[str]) -> bool:
+        """Whether a run of ids is all new, in a form checked at once: a chunk's fast path.
+
+        True when every id is numeric (at most 18 digits), each above the one before it
+        and the first above every numeric id delivered so far: then none is
+        :meth:`seen`, and :meth:`remember_run` leaves the cursor as :meth:`remember` on
+        each would. ``False`` says nothing (check the ids one by one).
+        """
+        if not ids:
+            return False
+        joined = "".join(ids)
+        if not (joined.isascii() and joined.isdigit() and all(ids)):
+            return False
+        if max(map(len, ids)) > _RUN_DIGITS:
+            return False
+        numbers = list(map(int, ids))
+        if not all(map(operator.lt, numbers, islice(numbers, 1, None))):
+            return False
+        last = self._last_digits
+        return last is None or (len(last) <= _RUN_DIGITS and int(last or "0") < numbers[0])
+
+    def remember_run(self, ids: list[str]) -> None:
+        """Move the cursor past a run that :meth:`fresh_run` accepted."""
+        self.last_event_id = ids[-1]
+        self.since_id = 0
+        self._remembered += len(ids)
+        self._last_digits = ids[-1].lstrip("0")
 
     def advance(self, event_id: str) -> None:
         """A frame with an id and no event: move the cursor unless the id was seen."""

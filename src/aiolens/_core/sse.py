@@ -199,10 +199,77 @@ class SSEParser:
             buf += chunk[end:]
         if "\r" in text:
             text = text.replace("\r\n", "\n").replace("\r", "\n")
-        lines = text.split("\n")
-        lines.pop()  # the text ends with a line end: this item is ""
-
         events: list[SSEEvent] = []
+        start = 0
+        if self._data or self._event or self._drop:
+            # A frame in progress: finish it line by line, up to the first blank line.
+            if text[0] == "\n":
+                start = 1
+            else:
+                blank = text.find("\n\n")
+                start = len(text) if blank < 0 else blank + 2
+            self._lines(text[:start].split("\n")[:-1], events)
+        last = text.rfind("\n\n")
+        if last >= start:
+            # Whole frames from a frame's start: "\n\n".join(blocks) + "\n\n".
+            bounded = last - start <= self._limit
+            self._frames(text[start:last].split("\n\n"), events, bounded)
+            start = last + 2
+        if start < len(text):
+            self._lines(text[start:].split("\n")[:-1], events)
+        # What the event in progress holds: the lines after the last blank line of the
+        # text (a blank line is "\n\n" inside it, or "\n" at its start) and the
+        # incomplete line.
+        if last >= 0:
+            self._pending = len(text) - last - 2
+        elif text[0] == "\n":
+            self._pending = len(text) - 1
+        else:
+            self._pending += len(text)
+        if self._pending + len(buf) > self._limit:
+            self._over_limit()
+        return events
+
+    def _frames(self, blocks: list[str], events: list[SSEEvent], bounded: bool) -> None:
+        """Parse whole frames, each given as its lines without the blank line that ends it.
+
+        The parser is at a frame's start (no data, event type or drop in progress), and
+        so after each frame. The usual frame (an optional ``event: message`` line, an
+        optional ``id`` line, one ``data`` line) is parsed here in a few string
+        operations; any other goes through :meth:`_lines`, with the same result.
+        ``bounded``: the frames are no longer than ``max_event_bytes`` altogether.
+        """
+        last_id = self.last_event_id
+        limit = self._limit
+        append = events.append
+        for block in blocks:
+            head, found, value = block.partition("data: ")
+            if found and "\n" not in value:
+                if head[:19] == "event: message\nid: ":
+                    ident = head[19:-1]
+                    usual = head[-1] == "\n" and "\n" not in ident and "\x00" not in ident
+                    if usual:
+                        last_id = ident
+                elif head[:4] == "id: ":
+                    ident = head[4:-1]
+                    usual = head[-1] == "\n" and "\n" not in ident and "\x00" not in ident
+                    if usual:
+                        last_id = ident
+                else:
+                    usual = not head or head == "event: message\n"
+                if usual:
+                    if bounded or len(value) <= limit:
+                        append(SSEEvent(value, "message", last_id))
+                    else:
+                        self.oversized += 1
+                    continue
+            self.last_event_id = last_id
+            self._lines([*block.split("\n"), ""], events)
+            last_id = self.last_event_id
+        self.last_event_id = self.dispatched_id = last_id
+
+    def _lines(self, lines: list[str], events: list[SSEEvent]) -> None:
+        """Parse complete lines (without their line ends), any kind, one by one."""
         data = self._data
         event = self._event
         last_id = self.last_event_id
@@ -249,19 +316,6 @@ class SSEParser:
         self.last_event_id = last_id
         self.dispatched_id = dispatched
         self._drop = drop
-        # What the event in progress holds: the lines after the last blank line of the
-        # text (a blank line is "\n\n" inside it, or "\n" at its start) and the
-        # incomplete line.
-        blank = text.rfind("\n\n")
-        if blank >= 0:
-            self._pending = len(text) - blank - 2
-        elif text[0] == "\n":
-            self._pending = len(text) - 1
-        else:
-            self._pending += len(text)
-        if self._pending + len(buf) > limit:
-            self._over_limit()
-        return events
 
     def close(self) -> None:
         """End of stream: drop the event in progress, if any, per the spec.

@@ -44,6 +44,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import operator
 import time
 from collections.abc import Callable
 from typing import Any, Final, Generic, Literal, TypeVar, get_args
@@ -72,6 +73,7 @@ log = get_logger("sse")
 
 Overflow = Literal["block", "drop_oldest"]
 
+_ID: Final = operator.attrgetter("id")
 _END: Final = object()
 _SKIP: Final = object()
 _USEFUL_AFTER: Final = 10.0
@@ -105,6 +107,16 @@ class EventStream(Generic[T]):
             docs); the others are decoded at once. It may raise
             :class:`ProtocolError` for a malformed frame. ``T`` must not be
             :class:`SSEEvent` itself.
+        ordinary_run: with ``ordinary``, whether every frame of a run (a
+            chunk's frames) is ordinary, judged at once (one call per chunk
+            instead of one per frame). It may answer ``False`` when unsure;
+            the frames are then judged one by one. A frame it lets through
+            that ``decode`` then refuses is counted in :attr:`malformed` when
+            the consumer reaches it.
+        decode_text: with ``ordinary``, a faster decoder for an ordinary frame's
+            ``data``, tried first when the consumer takes the frame; any
+            exception from it sends the frame to ``decode`` (which decides
+            whether it is malformed).
         queue_size: bound of the queue between reader and consumer.
         overflow: ``"block"`` or ``"drop_oldest"``.
         liveness_timeout: seconds without any bytes (heartbeats included)
@@ -135,6 +147,8 @@ class EventStream(Generic[T]):
         skip: Callable[[T], bool] | None = None,
         outside_sequence: Callable[[T], bool] | None = None,
         ordinary: Callable[[SSEEvent], bool] | None = None,
+        ordinary_run: Callable[[list[SSEEvent]], bool] | None = None,
+        decode_text: Callable[[str], T] | None = None,
         queue_size: int = 1024,
         overflow: Overflow = "block",
         liveness_timeout: float = 30.0,
@@ -156,6 +170,8 @@ class EventStream(Generic[T]):
         self._skip = skip
         self._outside = outside_sequence
         self._ordinary = ordinary
+        self._ordinary_run = ordinary_run if ordinary is not None else None
+        self._decode_text = decode_text
         self._opened = False
         # The queue between reader and consumer: a deque bounded by hand, with the waiting
         # consumers and the waiting reader as futures (asyncio.Queue's rules, without its
@@ -164,6 +180,7 @@ class EventStream(Generic[T]):
         self._size = queue_size
         self._getters: collections.deque[asyncio.Future[None]] = collections.deque()
         self._putters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._room = 1  # the room the waiting reader needs (a whole run, or one item)
         self._overflow = overflow
         self._liveness = liveness_timeout
         self._max_reconnects = max_reconnects
@@ -236,6 +253,36 @@ class EventStream(Generic[T]):
         return self
 
     async def __anext__(self) -> T:
+        items = self._items
+        if not items or self._finished:  # the usual case is an item waiting
+            await self._wait_for_item()
+        item = items.popleft()
+        if self._putters and self._size - len(items) >= self._room:
+            _wake_first(self._putters)
+        if type(item) is SSEEvent:  # an ordinary event, queued undecoded
+            if self._decode_text is not None:
+                try:
+                    return self._decode_text(item.data)
+                except Exception:  # not for the fast decoder: let decode() judge it
+                    pass
+            try:
+                return self._decode(item)
+            except Exception as exc:  # ordinary() said it would not: count it, go on
+                self.malformed += 1
+                self.delivered -= 1
+                log.warning("skipping malformed event on %s: %s", self._path, _describe(exc))
+                return await self.__anext__()
+        if item is _END:
+            self._finish()
+            raise StopAsyncIteration
+        if type(item) is _Failure:
+            self._finish()
+            raise item.error
+        result: T = item
+        return result
+
+    async def _wait_for_item(self) -> None:
+        """Wait until an item is queued; ``StopAsyncIteration`` once the iteration is over."""
         if self._finished:
             raise StopAsyncIteration
         if self._reader is None:
@@ -255,25 +302,6 @@ class EventStream(Generic[T]):
                 if items and not getter.cancelled():  # pass the wake-up on
                     _wake_first(self._getters)
                 raise
-        item = items.popleft()
-        if self._putters:
-            _wake_first(self._putters)
-        if type(item) is SSEEvent:  # an ordinary event, queued undecoded
-            try:
-                return self._decode(item)
-            except Exception as exc:  # ordinary() said it would not: count it, go on
-                self.malformed += 1
-                self.delivered -= 1
-                log.warning("skipping malformed event on %s: %s", self._path, _describe(exc))
-                return await self.__anext__()
-        if item is _END:
-            self._finish()
-            raise StopAsyncIteration
-        if type(item) is _Failure:
-            self._finish()
-            raise item.error
-        result: T = item
-        return result
 
     async def __aenter__(self) -> EventStream[T]:
         self.start()
@@ -457,6 +485,16 @@ class EventStream(Generic[T]):
                     )
                     self.malformed += parser.oversized - oversized
                     oversized = parser.oversized
+                if (
+                    frames
+                    and self._ordinary_run is not None
+                    and len(frames) <= size
+                    and self._is_run(frames)
+                ):
+                    # The whole chunk at once: new ids in order, ordinary events.
+                    await self._put_run(frames)
+                    previous_id = frames[-1].id
+                    frames = []
                 for raw in frames:
                     # The last-event-ID persists across frames (WHATWG): only a
                     # frame that changed it carries an id of its own.
@@ -481,6 +519,44 @@ class EventStream(Generic[T]):
                     cursor.advance(previous_id)
         parser.close()
         return False
+
+    def _is_run(self, frames: list[SSEEvent]) -> bool:
+        """Whether a chunk's frames may be queued in one step; if so, their ids are taken.
+
+        That is when every frame carries a new numeric id, above the one before it
+        (:meth:`ResumeCursor.fresh_run`: none is a repeat, each moves the cursor) and
+        all are ordinary (``ordinary_run``): one by one, each would be accepted
+        undecoded and queued. The cursor then moves past them all at once.
+        """
+        assert self._ordinary_run is not None
+        ids = list(map(_ID, frames))
+        if not self._cursor.fresh_run(ids) or not self._ordinary_run(frames):
+            return False
+        self._cursor.remember_run(ids)
+        return True
+
+    async def _put_run(self, frames: list[SSEEvent]) -> None:
+        """Queue ordinary frames with one queue operation (no more than ``queue_size``).
+
+        As :meth:`_put` of each in turn: ``block`` waits until there is room for all
+        (the consumer wakes the reader only then, not for every event it takes);
+        ``drop_oldest`` discards the oldest events that no longer fit.
+        """
+        count = len(frames)
+        self.delivered += count
+        items = self._items
+        if self._overflow == "drop_oldest":
+            items.extend(frames)
+            for _ in range(len(items) - self._size):
+                items.popleft()
+                self.dropped += 1
+        else:
+            while self._size - len(items) < count:
+                await self._wait_for_room(count)
+            items.extend(frames)
+        getters = self._getters
+        for _ in range(min(count, len(getters))):
+            _wake_first(getters)
 
     def _accept(self, raw: SSEEvent, event_id: str) -> Any:
         """Decode one frame and track its id; the event to deliver, or ``_SKIP``.
@@ -538,19 +614,24 @@ class EventStream(Generic[T]):
     async def _put(self, item: Any) -> None:
         """Queue ``item``, waiting while the queue is full (backpressure)."""
         while not self._offer(item):
-            putter = asyncio.get_running_loop().create_future()
-            self._putters.append(putter)
-            try:
-                await putter
-            except BaseException:
-                putter.cancel()
-                with contextlib.suppress(ValueError):
-                    self._putters.remove(putter)
-                if len(self._items) < self._size and not putter.cancelled():
-                    _wake_first(self._putters)
-                raise
+            await self._wait_for_room(1)
         if item is _END or type(item) is _Failure:
             self._terminal = True  # the reader's last word: _reader_done adds nothing
+
+    async def _wait_for_room(self, room: int) -> None:
+        """Wait until the consumer has made room for ``room`` items (cancelled on close)."""
+        putter = asyncio.get_running_loop().create_future()
+        self._putters.append(putter)
+        self._room = room
+        try:
+            await putter
+        except BaseException:
+            putter.cancel()
+            with contextlib.suppress(ValueError):
+                self._putters.remove(putter)
+            if self._size - len(self._items) >= room and not putter.cancelled():
+                _wake_first(self._putters)
+            raise
 
 
 def _describe(exc: BaseException) -> str:

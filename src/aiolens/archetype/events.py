@@ -7,13 +7,17 @@ which keeps the raw object, so a new server event never breaks a stream.
 
 from __future__ import annotations
 
-from typing import Any
+import operator
+from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 
 from aiolens._core.model import Model
 from aiolens.archetype.models import mask_api_keys
 from aiolens.errors import ProtocolError
+
+if TYPE_CHECKING:
+    from aiolens._core.sse import SSEEvent
 
 __all__ = [
     "FrameProcessed",
@@ -171,6 +175,9 @@ class RawEvent(msgspec.Struct, frozen=True, gc=False):
 
 
 _decoder = msgspec.json.Decoder(LensEvent)
+decode_known: Final = _decoder.decode
+"""Decode one event of a known ``type`` from JSON text; raises ``msgspec.DecodeError`` for
+anything else (:func:`decode_event` handles every case)."""
 _fallback = msgspec.json.Decoder(dict[str, Any])
 
 
@@ -195,6 +202,19 @@ def decode_event(data: str | bytes) -> LensEvent | UnknownEvent:
     return event_from_object(obj)
 
 
+def decode_frame(frame: SSEEvent) -> LensEvent | UnknownEvent:
+    """:func:`decode_event` of an SSE frame's data: the stream consumer's decoder.
+
+    Raises:
+        ProtocolError: the data is not a JSON object with a string ``type``.
+    """
+    try:
+        event: LensEvent = _decoder.decode(frame.data)
+    except (msgspec.DecodeError, RecursionError):  # an unknown type, or malformed
+        return decode_event(frame.data)
+    return event
+
+
 def event_from_object(obj: Any) -> LensEvent | UnknownEvent:
     """Convert an already-decoded JSON object (a mailbox message) into an event.
 
@@ -209,3 +229,38 @@ def event_from_object(obj: Any) -> LensEvent | UnknownEvent:
         mask_api_keys(obj)  # an echoed session record carries the caller's key
         return UnknownEvent(type=obj["type"], raw=obj)
     return event
+
+
+class _Kind(msgspec.Struct, gc=False):
+    """What telling an event's kind needs: its ``type`` (the rest is skipped)."""
+
+    type: str
+
+
+_kinds_decoder = msgspec.json.Decoder(list[_Kind])
+_DATA: Final = operator.attrgetter("data")
+_TYPE: Final = operator.attrgetter("type")
+CONNECTION_EVENTS: Final = frozenset(
+    cls.__struct_config__.tag for cls in (SSEStreamStart, SSEStreamHeartbeat, SSEStreamEnd)
+)
+"""The ``type`` of the events that belong to an SSE connection, not to the lens's output."""
+
+
+def all_ordinary(frames: list[SSEEvent]) -> bool:
+    """Whether every SSE frame is a lens event, judged at once for a whole run.
+
+    A run whose texts hold neither ``sse.stream`` nor a ``\\u00`` escape cannot
+    name a connection event (``sse.stream.*``) in any ``type``: its frames are
+    lens events, or malformed ones that the consumer's full decode counts as
+    such. Otherwise the texts are read as one array of ``{"type": ...}``
+    objects: ``True`` when that decodes into one object per frame, none of them
+    a connection event. ``False`` when unsure: each frame is then judged alone.
+    """
+    text = ",".join(map(_DATA, frames))
+    if "sse.stream" not in text and ("\\" not in text or "\\u00" not in text):
+        return True  # (an escaped ASCII letter is always \\u00XX)
+    try:
+        kinds = _kinds_decoder.decode(f"[{text}]")
+    except (msgspec.DecodeError, RecursionError):
+        return False
+    return len(kinds) == len(frames) and CONNECTION_EVENTS.isdisjoint(map(_TYPE, kinds))

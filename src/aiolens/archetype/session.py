@@ -45,7 +45,10 @@ from aiolens.archetype.events import (
     SSEStreamStart,
     StreamEnd,
     UnknownEvent,
+    all_ordinary,
     decode_event,
+    decode_frame,
+    decode_known,
     event_from_object,
 )
 from aiolens.archetype.models import SessionInfo, dec_hook, mask_api_keys
@@ -784,6 +787,8 @@ class LensSession:
             skip=skip,
             outside_sequence=_outside_sequence,
             ordinary=_ordinary_sse,
+            ordinary_run=all_ordinary,
+            decode_text=decode_known,
             queue_size=queue_size,
             overflow=overflow,
             liveness_timeout=liveness_timeout,
@@ -899,8 +904,7 @@ def _interpret(request_type: str, reply: dict[str, Any]) -> Any:
     return data
 
 
-def _decode_sse(raw: SSEEvent) -> LensEvent | UnknownEvent:
-    return decode_event(raw.data)
+_decode_sse = decode_frame
 
 
 def _ordinary_sse(raw: SSEEvent) -> bool:
