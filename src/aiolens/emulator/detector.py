@@ -37,6 +37,7 @@ between ``standing`` and ``bottom``) changes no phase, so it produces no event.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Collection, Iterable, Mapping
 from typing import Final
@@ -69,12 +70,6 @@ JOINT_LANDMARKS: Final[dict[str, tuple[str, str, str]]] = {
 """Per joint, the landmarks (without side prefix) whose middle one is the vertex."""
 
 _JOINTS: Final = frozenset(JOINT_LANDMARKS)
-_NEEDED: Final = frozenset(
-    f"{side}_{part}"
-    for parts in JOINT_LANDMARKS.values()
-    for part in parts
-    for side in ("left", "right")
-)
 
 
 def angle_at(a: Point, vertex: Point, c: Point) -> float:
@@ -88,14 +83,21 @@ def angle_at(a: Point, vertex: Point, c: Point) -> float:
     return math.degrees(math.acos(-1.0 if cos < -1.0 else min(cos, 1.0)))
 
 
+_SIDE_KEYS: Final = {
+    joint: tuple(f"{side}_{part}" for side in ("left", "right") for part in parts)
+    for joint, parts in JOINT_LANDMARKS.items()
+}
+"""Per joint: the landmark names ``left_a, left_b, left_c, right_a, right_b, right_c``."""
+
+
 def _angles(at: Mapping[str, Point], joints: Iterable[str]) -> dict[str, dict[str, float]]:
     out: dict[str, dict[str, float]] = {}
     for joint in joints:
-        a, b, c = JOINT_LANDMARKS[joint]
+        la, lb, lc, ra, rb, rc = _SIDE_KEYS[joint]
         try:
-            left = angle_at(at[f"left_{a}"], at[f"left_{b}"], at[f"left_{c}"])
-            right = angle_at(at[f"right_{a}"], at[f"right_{b}"], at[f"right_{c}"])
-            left_front = at[f"left_{c}"][2] <= at[f"right_{c}"][2]
+            left = angle_at(at[la], at[lb], at[lc])
+            right = angle_at(at[ra], at[rb], at[rc])
+            left_front = at[lc][2] <= at[rc][2]
         except KeyError:
             continue  # a landmark is missing: the joint has no angle
         front, back = (left, right) if left_front else (right, left)
@@ -123,18 +125,15 @@ def joint_angles(
         ``{joint: {"left", "right", "front", "back", "mean": degrees}}`` for
         the ``joints`` (``knee``, ``hip``, ``elbow`` and ``shoulder``).
     """
-    needed = _NEEDED if len(joints) == len(JOINT_LANDMARKS) else _landmarks_of(joints)
+    needed = _landmarks_of(joints if isinstance(joints, tuple) else tuple(joints))
     at = {m.name: (m.x, m.y, m.z) for m in frame.landmarks if m.name in needed}
     return _angles(at, joints)
 
 
-def _landmarks_of(joints: Iterable[str]) -> frozenset[str]:
-    return frozenset(
-        f"{side}_{part}"
-        for joint in joints
-        for part in JOINT_LANDMARKS[joint]
-        for side in ("left", "right")
-    )
+@functools.lru_cache(maxsize=64)
+def _landmarks_of(joints: tuple[str, ...]) -> frozenset[str]:
+    """The landmark names the joints need (asked per frame: cached)."""
+    return frozenset(name for joint in joints for name in _SIDE_KEYS.get(joint, ()))
 
 
 class RepetitionDetector:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Final
 
 import msgspec
@@ -29,6 +29,8 @@ from aiolens.emulator.kynasmith_store import DetectionSession, now_iso
 from aiolens.emulator.kynasmith_wire import (
     TERMINAL,
     CancelMessage,
+    CheckedPoseFrame,
+    DecodedFrameBatch,
     DetectionEvent,
     ErrorBody,
     ErrorMessage,
@@ -43,7 +45,7 @@ from aiolens.emulator.kynasmith_wire import (
     decode_client_message,
     decode_frame,
     encode,
-    frame_problems,
+    frame_is_valid,
 )
 from aiolens.emulator.wire_tap import WireItem, emit, tapped
 
@@ -138,7 +140,7 @@ async def _serve_socket(
         if faults.reply_delay:
             await asyncio.sleep(faults.reply_delay)
         replies: list[bytes]
-        if isinstance(message, FrameBatchMessage):
+        if isinstance(message, DecodedFrameBatch | FrameBatchMessage):
             replies = _batch(session, message)
         elif isinstance(message, PingMessage):
             replies = [encode(PongMessage())]
@@ -169,7 +171,7 @@ async def _serve_socket(
             break
 
 
-def _batch(session: DetectionSession, batch: FrameBatchMessage) -> list[bytes]:
+def _batch(session: DetectionSession, batch: DecodedFrameBatch | FrameBatchMessage) -> list[bytes]:
     """Process one batch; frames of the wrong shape or breaking the contract are rejected."""
     batch_seq = batch.batch_seq
     if session.status in TERMINAL:
@@ -187,9 +189,10 @@ def _batch(session: DetectionSession, batch: FrameBatchMessage) -> list[bytes]:
     rejected: list[int] = []
     events: list[DetectionEvent] = []
     assert session.detector is not None
-    for index, raw in enumerate(batch.frames):
-        frame = decode_frame(raw)
-        if frame is None or frame.frame_seq <= session.last_frame_seq or frame_problems(frame):
+    frames: Sequence[CheckedPoseFrame | msgspec.Raw] = batch.frames
+    for index, raw in enumerate(frames):
+        frame = raw if isinstance(raw, CheckedPoseFrame) else decode_frame(raw)
+        if frame is None or frame.frame_seq <= session.last_frame_seq or not frame_is_valid(frame):
             rejected.append(index)
             continue
         session.last_frame_seq = frame.frame_seq

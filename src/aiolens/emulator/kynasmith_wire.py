@@ -15,7 +15,8 @@ structs encode every field, nulls included, as the contract's models dump them.
 
 from __future__ import annotations
 
-from typing import Any, Final
+import operator
+from typing import Annotated, Any, Final, Literal
 
 import msgspec
 
@@ -28,7 +29,10 @@ __all__ = [
     "TERMINAL",
     "AccessTokenBody",
     "CancelMessage",
+    "CheckedPoseFrame",
+    "ClientMessage",
     "CompletedPayload",
+    "DecodedFrameBatch",
     "DetectionEvent",
     "DraftBody",
     "ErrorBody",
@@ -62,6 +66,7 @@ __all__ = [
     "decode_client_message",
     "decode_frame",
     "encode",
+    "frame_is_valid",
     "frame_problems",
 ]
 
@@ -79,6 +84,7 @@ LANDMARK_NAMES: Final[tuple[str, ...]] = (
     "right_heel", "left_foot_index", "right_foot_index",
 )  # fmt: skip
 _NAMES: Final = frozenset(LANDMARK_NAMES)
+_NAME_LIST: Final = list(LANDMARK_NAMES)
 
 
 # ---- inbound: pose frames and client messages -------------------------------------------
@@ -114,6 +120,33 @@ class PoseFrame(msgspec.Struct, gc=False, kw_only=True):
     source: PoseSource | None = None
 
 
+_Score = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
+
+
+class _CheckedLandmark(PoseLandmark, gc=False):
+    """A landmark whose scores were checked while decoding (``frame_problems``' rule)."""
+
+    visibility: _Score | None = None
+    presence: _Score | None = None
+
+
+class _CheckedSource(PoseSource, gc=False):
+    kind: Literal["camera", "stream", "upload"]
+
+
+class CheckedPoseFrame(PoseFrame, gc=False, kw_only=True):
+    """A frame checked while decoding against every rule of :func:`frame_problems` but
+    the landmark names (ranges, schema, source kind): the usual batch decodes into
+    these in one pass; :func:`frame_is_valid` then only compares the names.
+    """
+
+    frame_seq: Annotated[int, msgspec.Meta(ge=1)]
+    pose_schema: Literal["mediapipe_pose_landmarker/v1"]
+    landmarks: list[_CheckedLandmark]  # type: ignore[assignment]  # (msgspec decodes lists)
+    confidence: _Score
+    source: _CheckedSource | None = None
+
+
 def frame_problems(frame: PoseFrame) -> list[str]:
     """What makes ``frame`` invalid under contract v1; ``[]`` when it is valid."""
     problems: list[str] = []
@@ -136,6 +169,17 @@ def frame_problems(frame: PoseFrame) -> list[str]:
     return problems
 
 
+_NAME: Final = operator.attrgetter("name")
+
+
+def frame_is_valid(frame: PoseFrame) -> bool:
+    """``not frame_problems(frame)``; for a :class:`CheckedPoseFrame`, only the names are left."""
+    if type(frame) is not CheckedPoseFrame:
+        return not frame_problems(frame)
+    names = list(map(_NAME, frame.landmarks))
+    return names == _NAME_LIST or (len(names) == len(LANDMARK_NAMES) and set(names) == _NAMES)
+
+
 class _ClientMessage(msgspec.Struct, tag_field="type", gc=False):
     pass
 
@@ -145,6 +189,17 @@ class FrameBatchMessage(_ClientMessage, tag="frame_batch"):
 
     batch_seq: int
     frames: list[msgspec.Raw] = msgspec.field(default_factory=list)
+
+
+class DecodedFrameBatch(_ClientMessage, tag="frame_batch"):
+    """``frame_batch`` whose frames all decode as :class:`CheckedPoseFrame`, in one pass.
+
+    :func:`decode_client_message` gives this when it can (the usual batch), and a
+    :class:`FrameBatchMessage` when some frame must be judged alone.
+    """
+
+    batch_seq: int
+    frames: list[CheckedPoseFrame] = msgspec.field(default_factory=list)
 
 
 class FinalizeMessage(_ClientMessage, tag="finalize"):
@@ -166,20 +221,34 @@ class PongMessage(_ClientMessage, tag="pong"):
 _client_decoder: Final = msgspec.json.Decoder(
     FrameBatchMessage | FinalizeMessage | CancelMessage | PingMessage | PongMessage
 )
+_decoded_decoder: Final = msgspec.json.Decoder(
+    DecodedFrameBatch | FinalizeMessage | CancelMessage | PingMessage | PongMessage
+)
 _frame_decoder: Final = msgspec.json.Decoder(PoseFrame)
 
 
-def decode_client_message(
-    data: str | bytes,
-) -> FrameBatchMessage | FinalizeMessage | CancelMessage | PingMessage | PongMessage:
+ClientMessage = (
+    DecodedFrameBatch
+    | FrameBatchMessage
+    | FinalizeMessage
+    | CancelMessage
+    | PingMessage
+    | PongMessage
+)
+
+
+def decode_client_message(data: str | bytes) -> ClientMessage:
     """Decode one client → server text frame.
 
     Raises:
         msgspec.DecodeError: not JSON, or not a known message (``ValidationError``
             is a subclass).
     """
-    message: FrameBatchMessage | FinalizeMessage | CancelMessage | PingMessage | PongMessage
-    message = _client_decoder.decode(data)
+    message: ClientMessage
+    try:  # one pass when every frame has the frame's shape (the usual case)
+        message = _decoded_decoder.decode(data)
+    except msgspec.DecodeError:
+        message = _client_decoder.decode(data)
     return message
 
 
