@@ -36,6 +36,7 @@ from aiolens._core.backoff import Backoff, parse_retry_after
 from aiolens._core.options import check_count, check_seconds
 from aiolens._core.redact import get_logger
 from aiolens._transport.event_loop import running_loop
+from aiolens._transport.vendor_rules import NEUTRAL_RULES, VendorRules
 from aiolens.errors import (
     APIConnectionError,
     APIResponseValidationError,
@@ -43,7 +44,6 @@ from aiolens.errors import (
     APITimeoutError,
     ConfigurationError,
     RejectedRequestError,
-    make_status_error,
 )
 from aiolens.observe import Observer, RawResponse, RequestSample, notify_request
 
@@ -213,6 +213,9 @@ class HTTPTransport:
         user_agent: ``User-Agent`` header value.
         on_auth_error: called with a 401 error before it is raised; returning
             ``True`` means "credentials refreshed, try again" (once per call).
+        rules: the vendor's reading of error bodies, 2xx refusals and retry
+            flags (:class:`~aiolens._transport.vendor_rules.VendorRules`); the
+            neutral default reads errors by status alone.
     """
 
     base_url: str
@@ -222,7 +225,7 @@ class HTTPTransport:
     backoff: Backoff = field(default_factory=Backoff)
     user_agent: str = "aiolens"
     on_auth_error: Callable[[APIStatusError], Awaitable[bool]] | None = None
-    check_bodies: bool = True
+    rules: VendorRules = NEUTRAL_RULES
     observer: Observer | None = None
     _holder: _SessionHolder = field(default_factory=lambda: _SessionHolder(None, True))
 
@@ -299,7 +302,7 @@ class HTTPTransport:
         idempotent: bool | None = None,
         timeout: Timeout | None = None,
         max_retries: int | None = None,
-        check_body: bool | None = None,
+        check_body: bool = True,
         dec_hook: Callable[[type, Any], Any] | None = None,
         auth: AuthHeaders | None = None,
     ) -> T: ...
@@ -318,7 +321,7 @@ class HTTPTransport:
         idempotent: bool | None = None,
         timeout: Timeout | None = None,
         max_retries: int | None = None,
-        check_body: bool | None = None,
+        check_body: bool = True,
         dec_hook: Callable[[type, Any], Any] | None = None,
         auth: AuthHeaders | None = None,
     ) -> Any: ...
@@ -336,7 +339,7 @@ class HTTPTransport:
         idempotent: bool | None = None,
         timeout: Timeout | None = None,
         max_retries: int | None = None,
-        check_body: bool | None = None,
+        check_body: bool = True,
         dec_hook: Callable[[type, Any], Any] | None = None,
         auth: AuthHeaders | None = None,
     ) -> Any:
@@ -359,9 +362,8 @@ class HTTPTransport:
                 once (its ``retry_after`` says how long the server asked).
             max_retries: retries for this call.
             check_body: raise :class:`RejectedRequestError` for a 2xx body that
-                reports errors (``is_valid: false`` or a non-empty ``errors``);
-                defaults to the transport's ``check_bodies`` (the Lens API's
-                convention, off for Kynasmith).
+                the vendor's rules read as a refusal (the Lens API's
+                ``is_valid: false`` or non-empty ``errors``); ``False`` skips it.
             dec_hook: msgspec decode hook for custom types.
             auth: auth headers for this call instead of the transport's.
 
@@ -392,8 +394,9 @@ class HTTPTransport:
                 read_body=True,
                 exchange=exchange,
             )
-            check = self.check_bodies if check_body is None else check_body
-            result = self._decode(resp, body, response_type, check_body=check, dec_hook=dec_hook)
+            result = self._decode(
+                resp, body, response_type, check_body=check_body, dec_hook=dec_hook
+            )
         except BaseException as exc:
             exchange.finished(self.observer, exc)
             raise
@@ -538,7 +541,7 @@ class HTTPTransport:
                     body = b""
                 finally:
                     resp.release()
-                error = make_status_error(
+                error = self.rules.status_error(
                     resp.status,
                     body,
                     request_id=resp.headers.get("X-Request-ID"),
@@ -559,7 +562,7 @@ class HTTPTransport:
                 ):
                     refreshed = True
                     continue
-            if attempt >= retries or not _should_retry(error, idempotent):
+            if attempt >= retries or not self._should_retry(error, idempotent):
                 raise error
             retry_after = error.retry_after if isinstance(error, APIStatusError) else None
             if retry_after is not None and retry_after > (client_timeout.total or math.inf):
@@ -585,6 +588,15 @@ class HTTPTransport:
             attempt += 1
             await asyncio.sleep(delay)
 
+    def _should_retry(self, error: APIStatusError | APIConnectionError, idempotent: bool) -> bool:
+        if isinstance(error, APIStatusError):
+            if self.rules.forbids_retry(error):
+                return False  # the server says repeating it will not help
+            if error.status in _NOT_PROCESSED:
+                return True
+            return idempotent and (error.status in _RETRY_STATUSES or error.status >= 500)
+        return idempotent or not error.sent
+
     def _decode(
         self,
         resp: aiohttp.ClientResponse,
@@ -594,8 +606,8 @@ class HTTPTransport:
         check_body: bool,
         dec_hook: Callable[[type, Any], Any] | None,
     ) -> Any:
-        if check_body and _rejected(body):
-            raise make_status_error(
+        if check_body and self.rules.rejects(body):
+            raise self.rules.status_error(
                 resp.status,
                 body,
                 request_id=resp.headers.get("X-Request-ID"),
@@ -644,26 +656,6 @@ class _Exchange:
         notify_request(observer, RequestSample("http", name, elapsed, error, raw))
 
 
-class _Rejection(msgspec.Struct):
-    is_valid: bool | None = None
-    errors: list[Any] | None = None
-
-
-_rejection = msgspec.json.Decoder(_Rejection)
-
-
-def _rejected(body: bytes) -> bool:
-    """Whether a 2xx body reports errors (``is_valid: false`` or non-empty ``errors``)."""
-    # A cheap byte scan first: most bodies carry neither marker.
-    if body[:1] != b"{" or (b'"is_valid"' not in body and b'"errors"' not in body):
-        return False
-    try:
-        info = _rejection.decode(body)
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        return False
-    return info.is_valid is False or bool(info.errors)
-
-
 def _connection_error(
     exc: aiohttp.ClientError | TimeoutError, method: str, url: str, *, sent: bool | None = None
 ) -> APIConnectionError:
@@ -680,16 +672,6 @@ def _connection_error(
         detail = str(exc) or "no answer within the timeout"  # str(TimeoutError()) is ""
         return APITimeoutError(f"{method} {url} timed out: {detail}", sent=sent is not False)
     return APIConnectionError(f"{method} {url} failed: {exc!r}", sent=sent is not False)
-
-
-def _should_retry(error: APIStatusError | APIConnectionError, idempotent: bool) -> bool:
-    if isinstance(error, APIStatusError):
-        if any(e.retryable is False for e in error.errors):
-            return False  # the server says repeating it will not help (Kynasmith's flag)
-        if error.status in _NOT_PROCESSED:
-            return True
-        return idempotent and (error.status in _RETRY_STATUSES or error.status >= 500)
-    return idempotent or not error.sent
 
 
 def _describe(error: APIStatusError | APIConnectionError) -> str:

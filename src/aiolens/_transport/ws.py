@@ -60,6 +60,7 @@ from websockets.typing import Subprotocol
 from aiolens._core.backoff import Backoff, parse_retry_after
 from aiolens._core.reconnect import ReconnectPolicy
 from aiolens._core.redact import get_logger, install_log_redaction
+from aiolens._transport.vendor_rules import NEUTRAL_RULES, VendorRules
 from aiolens._transport.ws_dispatch import DispatchingConnection
 from aiolens.errors import (
     APIConnectionError,
@@ -67,7 +68,6 @@ from aiolens.errors import (
     APITimeoutError,
     ConnectionLostError,
     MessageTooLargeError,
-    make_status_error,
 )
 from aiolens.observe import ConnectionEvent, ConnectionState, Observer, notify_connection
 
@@ -123,6 +123,7 @@ class WebSocketChannel:
         name: how the channel appears in logs.
         observer: hears each change of the connection's state
             (:class:`~aiolens.observe.ConnectionEvent`).
+        rules: the vendor's reading of a refused handshake's error body.
     """
 
     def __init__(
@@ -145,6 +146,7 @@ class WebSocketChannel:
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         name: str = "websocket",
         observer: Observer | None = None,
+        rules: VendorRules = NEUTRAL_RULES,
     ) -> None:
         install_log_redaction()
         self._target = target
@@ -152,6 +154,7 @@ class WebSocketChannel:
         self._on_lost = on_lost
         self._on_reconnect = on_reconnect
         self._on_final = on_final
+        self._rules = rules
         self.reconnect = reconnect
         self.max_reconnects = max_reconnects
         self._backoff = backoff or Backoff(initial=0.25, maximum=5.0)
@@ -239,7 +242,7 @@ class WebSocketChannel:
             )
         except InvalidStatus as exc:
             resp = exc.response
-            raise make_status_error(
+            raise self._rules.status_error(
                 resp.status_code,
                 bytes(resp.body or b""),
                 request_id=resp.headers.get("X-Request-ID"),

@@ -19,6 +19,7 @@ from aiolens._transport.session_registry import SessionRegistry
 from aiolens._transport.shielded import finish_or_undo
 from aiolens.archetype.agents import Agents
 from aiolens.archetype.agents import agents_base_url as _agents_base_url
+from aiolens.archetype.error_rules import ARCHETYPE_RULES
 from aiolens.archetype.models import SessionSummary
 from aiolens.archetype.resources import Files, Lenses, Sessions
 from aiolens.archetype.session import LensSession, LensSessionKwargs, LensSessionOptions
@@ -83,8 +84,6 @@ class AsyncArchetypeClient(ClientBase):
         backoff: Backoff | None = None,
         observer: Observer | None = None,
         agents_base_url: str | None = None,
-        _transport: HTTPTransport | None = None,
-        _registry: SessionRegistry[LensSession] | None = None,
     ) -> None:
         install_log_redaction()
         key = api_key if api_key is not None else os.environ.get("ATAI_API_KEY")
@@ -96,28 +95,29 @@ class AsyncArchetypeClient(ClientBase):
         self.base_url: str = (
             base_url or os.environ.get("ATAI_API_ENDPOINT") or DEFAULT_BASE_URL
         ).rstrip("/")
-        if _transport is None:
-            _transport = HTTPTransport.create(
-                self.base_url,
-                self._auth_headers,
-                session=session,
-                timeout=timeout,
-                max_retries=max_retries,
-                backoff=backoff or Backoff(),
-                observer=observer,
-                user_agent=_USER_AGENT,
-            )
-        self._http = _transport
-        self._owns_registry = _registry is None
-        self._registry = _registry or SessionRegistry("session")
-        self.lenses: Lenses = Lenses(self._http)
-        self.sessions: Sessions = Sessions(self._http)
-        self.files: Files = Files(self._http)
+        self._http = HTTPTransport.create(
+            self.base_url,
+            self._auth_headers,
+            session=session,
+            timeout=timeout,
+            max_retries=max_retries,
+            backoff=backoff or Backoff(),
+            observer=observer,
+            user_agent=_USER_AGENT,
+            rules=ARCHETYPE_RULES,
+        )
+        self._registry: SessionRegistry[LensSession] = SessionRegistry("session")
         self.agents_url: str = (
             _checked_base_url(agents_base_url)
             if agents_base_url
             else _agents_base_url(self._http.base_url)
         )
+        self._bind_resources()
+
+    def _bind_resources(self) -> None:
+        self.lenses: Lenses = Lenses(self._http)
+        self.sessions: Sessions = Sessions(self._http)
+        self.files: Files = Files(self._http)
         self.agents: Agents = Agents(self._http.with_options(base_url=self.agents_url))
 
     async def _auth_headers(self) -> Mapping[str, str]:
@@ -314,25 +314,6 @@ class AsyncArchetypeClient(ClientBase):
             yield session
         finally:
             await session.aclose()
-
-    def with_options(
-        self,
-        *,
-        timeout: Timeout | None = None,
-        max_retries: int | None = None,
-    ) -> AsyncArchetypeClient:
-        """A client with other per-call settings that shares this one's connections.
-
-        Closing the copy does not close the shared connection pool; closing the
-        original does.
-        """
-        return type(self)(
-            self._api_key.get_secret_value(),
-            self.base_url,
-            agents_base_url=self.agents_url,
-            _transport=self._transport_with(timeout=timeout, max_retries=max_retries),
-            _registry=self._registry,
-        )
 
 
 async def _connected(session: LensSession) -> None:

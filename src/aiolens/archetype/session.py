@@ -59,7 +59,7 @@ from aiolens.errors import (
 from aiolens.observe import RequestSample, notify_request
 
 if TYPE_CHECKING:
-    from aiolens.archetype.client import AsyncArchetypeClient
+    from aiolens.archetype._session_host import LensSessionHost
 
 __all__ = [
     "DestroyResult",
@@ -240,7 +240,7 @@ class LensSession:
 
     def __init__(
         self,
-        client: AsyncArchetypeClient,
+        client: LensSessionHost,
         session_id: str,
         endpoint: str,
         *,
@@ -281,20 +281,21 @@ class LensSession:
         self._correlator: Correlator[asyncio.Future[str | bytes]] = Correlator()
         self._slots = asyncio.Semaphore(max_in_flight)
         self._deadlines = Deadlines()
-        self._observer = client._http.observer
+        self._observer = client.transport.observer
         self._channel = WebSocketChannel(
             self._target,
             on_message=self._on_message,
             on_lost=self._on_lost,
             on_reconnect=self._reconnected,
             reconnect=reconnect,
-            backoff=client._http.backoff,
+            backoff=client.transport.backoff,
             open_timeout=open_timeout,
             ping_interval=ping_interval,
             ping_timeout=ping_interval,
             max_message_size=max_message_size,
             name=f"lens session {session_id}",
             observer=self._observer,
+            rules=client.transport.rules,
         )
         self._tasks: set[asyncio.Task[Any]] = set()
         self._streams: set[EventStream[Any]] = set()
@@ -305,7 +306,7 @@ class LensSession:
         """Replies that matched no pending request (logged and dropped)."""
         self.malformed_replies: int = 0
         """Frames that were not JSON objects, or replies of the wrong shape (logged, dropped)."""
-        client._registry.add(self)  # last: a session that failed to build is not owned
+        client.registry.add(self)  # last: a session that failed to build is not owned
 
     def __repr__(self) -> str:
         return f"LensSession({self.session_id!r}, connected={self._channel.connected})"
@@ -368,7 +369,7 @@ class LensSession:
         caller = asyncio.current_task()
         if self._closing is None:
             self._closing = asyncio.ensure_future(self._shutdown(caller))
-            self.client._registry.closing(self, self._closing)
+            self.client.registry.closing(self, self._closing)
         elif caller in self._tasks:
             return  # one of ours (a hook) closing again: the shutdown waits for it
         await wait_to_completion(self._closing)
@@ -777,7 +778,7 @@ class LensSession:
             return kind is SSEStreamHeartbeat and not include_heartbeats
 
         stream: EventStream[LensEvent | UnknownEvent] = EventStream(
-            self.client._http,
+            self.client.transport,
             f"/lens/sessions/consumer/{self.session_id}",
             decode=_decode_sse,
             is_end=_is_sse_end,
@@ -789,7 +790,7 @@ class LensSession:
             liveness_timeout=liveness_timeout,
             max_reconnects=max_reconnects,
             last_event_id=last_event_id,
-            backoff=self.client._http.backoff,
+            backoff=self.client.transport.backoff,
             max_event_bytes=max_event_bytes,
         )
         return self._keep(stream)
@@ -822,7 +823,7 @@ class LensSession:
             return event.type == _HEARTBEAT
 
         stream: EventStream[RawEvent] = EventStream(
-            self.client._http,
+            self.client.transport,
             f"/lens/sessions/consumer/{self.session_id}",
             decode=_raw_sse,
             is_end=_is_raw_end,
@@ -832,7 +833,7 @@ class LensSession:
             liveness_timeout=liveness_timeout,
             max_reconnects=max_reconnects,
             last_event_id=last_event_id,
-            backoff=self.client._http.backoff,
+            backoff=self.client.transport.backoff,
             max_event_bytes=max_event_bytes,
         )
         return self._keep(stream)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import copy
 import os
 from collections.abc import AsyncIterator, Mapping
 from typing import Final, Literal, Unpack
@@ -18,6 +17,7 @@ from aiolens._transport.http import HTTPTransport, Timeout
 from aiolens._transport.session_registry import SessionRegistry
 from aiolens._transport.shielded import finish_or_undo
 from aiolens.errors import APIStatusError, ConfigurationError
+from aiolens.kynasmith.error_rules import KYNASMITH_RULES
 from aiolens.kynasmith.models import CONTRACT_MAJOR_VERSION
 from aiolens.kynasmith.resources import DetectionSessions, MoveSpecs
 from aiolens.kynasmith.session import (
@@ -108,33 +108,17 @@ class AsyncKynasmithClient(ClientBase):
             observer=observer,
             user_agent="aiolens (kynasmith)",
             on_auth_error=self._auth_failed,
-            check_bodies=False,
+            rules=KYNASMITH_RULES,
         )
         self.tokens: TokenManager = TokenManager(
             self._http, self._api_key, project_id=project_id, refresh_margin=token_refresh_margin
         )
+        self._registry: SessionRegistry[DetectionSession] = SessionRegistry("detection session")
+        self._bind_resources()
+
+    def _bind_resources(self) -> None:
         self.sessions: DetectionSessions = DetectionSessions(self._http, self.tokens)
         self.movespecs: MoveSpecs = MoveSpecs(self._http, self.tokens)
-        self._registry: SessionRegistry[DetectionSession] = SessionRegistry("detection session")
-
-    def with_options(
-        self,
-        *,
-        timeout: Timeout | None = None,
-        max_retries: int | None = None,
-    ) -> AsyncKynasmithClient:
-        """A client with other per-call settings that shares this one's connections and
-        access tokens.
-
-        Closing the copy does not close the shared connection pool; closing the
-        original does.
-        """
-        clone = copy.copy(self)  # shares the registry: the original closes the sessions
-        clone._owns_registry = False
-        clone._http = self._transport_with(timeout=timeout, max_retries=max_retries)
-        clone.sessions = DetectionSessions(clone._http, self.tokens)
-        clone.movespecs = MoveSpecs(clone._http, self.tokens)
-        return clone
 
     async def _auth_failed(self, error: APIStatusError) -> bool:
         if error.code == "access_token_expired":

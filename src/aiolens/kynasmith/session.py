@@ -59,7 +59,7 @@ from aiolens.kynasmith.models import (
 )
 
 if TYPE_CHECKING:
-    from aiolens.kynasmith.client import AsyncKynasmithClient
+    from aiolens.kynasmith._session_host import DetectionSessionHost
 
 __all__ = ["DetectionSession", "DetectionSessionKwargs", "DetectionSessionOptions"]
 
@@ -169,7 +169,7 @@ class DetectionSession:
 
     def __init__(
         self,
-        client: AsyncKynasmithClient,
+        client: DetectionSessionHost,
         created: DetectionSessionCreated,
         *,
         window: int = 8,
@@ -223,14 +223,15 @@ class DetectionSession:
             on_reconnect=self._resend,
             on_final=self._on_final,
             reconnect=reconnect,
-            backoff=client._http.backoff,
+            backoff=client.transport.backoff,
             max_message_size=max_message_size,
             ping_interval=ping_interval,
             ping_timeout=ping_interval,
             name=f"detection session {created.session_id}",
-            observer=client._http.observer,
+            observer=client.transport.observer,
+            rules=client.transport.rules,
         )
-        client._registry.add(self)  # last: a session that failed to build is not owned
+        client.registry.add(self)  # last: a session that failed to build is not owned
 
     def __repr__(self) -> str:
         return f"DetectionSession({self.session_id!r}, status={self.status!r})"
@@ -527,7 +528,7 @@ class DetectionSession:
         """
         if self._closing is None:
             self._closing = asyncio.ensure_future(self._shutdown())
-            self.client._registry.closing(self, self._closing)
+            self.client.registry.closing(self, self._closing)
         await wait_to_completion(self._closing)
 
     @property

@@ -107,6 +107,7 @@ class AgentConnection:
             ping_interval=ping_interval,
             ping_timeout=ping_interval,
             name=f"agent instance {instance_id}",
+            rules=http.rules,
         )
         self.unmatched_replies: int = 0
         """Frames that matched no waiting query (logged and dropped)."""
