@@ -41,11 +41,21 @@ def _module_name(path: Path) -> str:
     return ".".join(parts)
 
 
-def _imports(path: Path) -> set[str]:
+def _imports(path: Path, *, lazy_getattr: bool = True) -> set[str]:
+    """The modules ``path`` imports, wherever the import statement is.
+
+    Without ``lazy_getattr``, imports inside a module-level ``__getattr__`` (PEP 562: a
+    name resolved on first use, after both modules have loaded) are left out.
+    """
     module = _module_name(path)
     package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    tree = ast.parse(path.read_text(), str(path))
+    if not lazy_getattr:
+        tree.body = [
+            n for n in tree.body if not (isinstance(n, ast.FunctionDef) and n.name == "__getattr__")
+        ]
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):

@@ -23,8 +23,8 @@ import msgspec
 from rich.console import Console
 from rich.table import Table
 
-from aiolens.cli import _seconds as _positive_float
-from aiolens.cli import positive_int as _positive_int
+from aiolens.cli_shared import _seconds as _positive_float
+from aiolens.cli_shared import positive_int as _positive_int
 from aiolens.errors import ConfigurationError
 from aiolens.fleet.spec import FleetError
 
