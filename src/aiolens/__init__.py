@@ -1,6 +1,7 @@
 """aiolens: an asyncio client for session-based real-time inference APIs."""
 
 from aiolens._core.model import to_builtins
+from aiolens._core.timeouts import Timeouts
 from aiolens._logs import configure_from_env as _configure_logs_from_env
 from aiolens._transport.http import RateLimit
 from aiolens.archetype import AsyncArchetypeClient, LensSession, SessionStatus
@@ -70,6 +71,7 @@ __all__ = [
     "RejectedRequestError",
     "SessionStatus",
     "StreamResumeError",
+    "Timeouts",
     "UnprocessableEntityError",
     "__version__",
     "to_builtins",

@@ -158,6 +158,7 @@ def test_the_top_level_exports_are_pinned() -> None:
         "RejectedRequestError",
         "SessionStatus",
         "StreamResumeError",
+        "Timeouts",
         "UnprocessableEntityError",
         "__version__",
         "to_builtins",

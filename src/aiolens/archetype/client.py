@@ -51,7 +51,9 @@ class AsyncArchetypeClient(ClientBase):
             (:func:`~aiolens.archetype.agents.agents_base_url`).
         session: an :class:`aiohttp.ClientSession` to use. The client never
             closes a session it was given.
-        timeout: seconds per HTTP attempt (or an :class:`aiohttp.ClientTimeout`).
+        timeout: seconds per HTTP attempt, or a :class:`~aiolens.Timeouts` with a
+            limit per phase (an :class:`aiohttp.ClientTimeout` still works but is
+            deprecated).
         max_retries: retries after the first attempt, for what is safe to retry.
         backoff: the retry delay schedule.
         observer: hears every REST call and realtime request and every change of a

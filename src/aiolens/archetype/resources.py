@@ -21,11 +21,10 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import quote
 
-import aiohttp
 import anyio
 
 from aiolens._core.redact import get_logger
-from aiolens._transport.http import HTTPTransport, Timeout
+from aiolens._transport.http import FormFile, HTTPTransport, Timeout, multipart
 from aiolens._transport.shielded import best_effort, run_to_completion
 from aiolens.archetype.models import (
     DestroyedSession,
@@ -388,7 +387,7 @@ class Files(_Resource):
             content_type: MIME type; derived from the extension by default.
             timeout: seconds for the whole proxy upload and its answer (an
                 attempt); for a direct upload, for each API call and each idle
-                period of a part. An :class:`aiohttp.ClientTimeout` is used as given.
+                period of a part. A :class:`~aiolens.Timeouts` is used as given.
             direct: ``True``/``False`` force the direct or the proxy upload;
                 ``None`` chooses by size.
             progress: direct uploads: called with an
@@ -424,15 +423,10 @@ class Files(_Resource):
                 timeout=timeout,
             )
 
-        def body() -> aiohttp.FormData:
-            form = aiohttp.FormData()
-            form.add_field("file", opener(), filename=name, content_type=mime)
-            return form
-
         return await self._http.request(
             "POST",
             "/files",
-            data=body,
+            data=multipart({"file": FormFile(opener, name, mime)}),
             response_type=UploadedFile,
             idempotent=False,
             timeout=timeout,
@@ -453,15 +447,10 @@ class Files(_Resource):
         """
         encoded = data.encode() if isinstance(data, str) else base64.b64encode(data)
 
-        def body() -> aiohttp.FormData:
-            form = aiohttp.FormData()
-            form.add_field("file", encoded, filename=filename, content_type="text/plain")
-            return form
-
         return await self._http.request(
             "POST",
             "/files/base64",
-            data=body,
+            data=multipart({"file": FormFile(lambda: encoded, filename, "text/plain")}),
             response_type=UploadedFile,
             idempotent=False,
             timeout=timeout,
@@ -568,7 +557,7 @@ class Files(_Resource):
             chunk_size: bytes read and written at a time.
             timeout: seconds without receiving data before the download fails
                 (the whole transfer may take longer); defaults to the client's
-                timeout. An :class:`aiohttp.ClientTimeout` is used as given.
+                timeout. A :class:`~aiolens.Timeouts` is used as given.
 
         Returns:
             The destination path.

@@ -52,7 +52,7 @@ class AsyncKynasmithClient(ClientBase):
         project_id: the project; taken from the credential when omitted.
         base_url: defaults to ``$KYNASMITH_BASE_URL``, then ``https://api.kynasmith.dev``.
         session: an aiohttp session to use (never closed by us).
-        timeout: seconds per HTTP attempt.
+        timeout: seconds per HTTP attempt, or a :class:`~aiolens.Timeouts`.
         max_retries: retries for what is safe to retry (creates carry an
             ``Idempotency-Key``, so they are).
         token_refresh_margin: re-mint tokens this many seconds before expiry.
