@@ -1,7 +1,7 @@
 """The Lens API's error rules: its error envelopes and its 2xx refusals.
 
 The transport calls them through :class:`~aiolens._transport.vendor_rules.VendorRules`
-(see ``docs/protocol-notes.md`` and PROTOCOL.md A.2).
+(``docs/protocol-notes.md``, "Errors").
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The Kynasmith API's error rules: its one error envelope and its ``retryable`` flag.
 
 Every Kynasmith error answer is ``{"error": {code, message, retryable, details}}``
-(PROTOCOL.md B, "Errors"); a 2xx answer is never a refusal. The transport calls
+(``docs/protocol-notes.md``, "Errors"); a 2xx answer is never a refusal. The transport calls
 these rules through :class:`~aiolens._transport.vendor_rules.VendorRules`.
 """
 
