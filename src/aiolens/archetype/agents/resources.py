@@ -24,6 +24,7 @@ from __future__ import annotations
 from aiolens.archetype.agents._blueprints import Blueprints, Bundles
 from aiolens.archetype.agents._evals import Evals, Optimizations
 from aiolens.archetype.agents._instances import Instances
+from aiolens.archetype.agents._instances import checked_reply as checked_reply  # for agents.serving
 from aiolens.archetype.agents._jobs import DEFAULT_WAIT_TIMEOUT
 from aiolens.archetype.agents._rest import Ref
 

@@ -28,8 +28,8 @@ from aiolens._core.correlator import Correlator
 from aiolens._core.redact import get_logger
 from aiolens._transport.http import HTTPTransport
 from aiolens._transport.ws import WebSocketChannel
-from aiolens.archetype.agents._instances import checked_reply
 from aiolens.archetype.agents.models import QueryResult
+from aiolens.archetype.agents.resources import checked_reply
 from aiolens.errors import APITimeoutError, ConnectionLostError, ProtocolError
 
 __all__ = ["AgentConnection"]
