@@ -45,6 +45,10 @@ Three response styles share one relay (same events, same ids):
 * :meth:`Aiolens.relay` — a ready response (listens for the disconnect itself);
 * :meth:`Aiolens.sse_frames` — bytes for Starlette/FastAPI's ``StreamingResponse``;
 * :meth:`Aiolens.sse_events` — dicts for sse-starlette's ``EventSourceResponse``.
+
+Here: the clients, the lifespan and the held sessions. Beside it: ``_relay``
+(the loop reading a session's stream), ``_sse`` (SSE framing and the response
+that sends it) and ``_signals`` (the chained SIGINT / SIGTERM handler).
 """
 
 from __future__ import annotations
