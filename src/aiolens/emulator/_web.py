@@ -20,7 +20,9 @@ __all__ = [
     "fault_middleware",
     "json_response",
     "new_id",
+    "query_int",
     "read_json",
+    "shard",
 ]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -75,6 +77,32 @@ class ServiceError(Exception):
         )
         self.details = details or {}
         self.headers = headers or {}
+
+
+def query_int(request: web.Request, name: str, default: int) -> int:
+    """The integer query parameter ``name`` (``default`` when absent).
+
+    Raises:
+        ServiceError: 400 ``invalid_parameter`` when it is not an integer.
+    """
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ServiceError(400, "invalid_parameter", f"{name} must be an integer") from None
+
+
+def shard(items: list[Any], request: web.Request) -> list[Any]:
+    """The shard of ``items`` a Lens listing asks for (``shard_index``, ``max_items_per_shard``)."""
+    index = query_int(request, "shard_index", -1)
+    size = query_int(request, "max_items_per_shard", -1)
+    if size <= 0:
+        return items if index <= 0 else []
+    if index < 0:
+        return items
+    return items[index * size : (index + 1) * size]
 
 
 async def read_json(request: web.Request) -> dict[str, Any]:
