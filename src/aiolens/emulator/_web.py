@@ -16,7 +16,9 @@ from aiolens.emulator.faults import Faults
 __all__ = [
     "INJECTED_FAULT",
     "ErrorBody",
+    "ReplyFaults",
     "ServiceError",
+    "abort_connection",
     "fault_middleware",
     "json_response",
     "new_id",
@@ -159,3 +161,49 @@ def fault_middleware(faults: Faults, error_body: ErrorBody) -> Any:
             return json_response(error_body(err), err.status, err.headers)
 
     return middleware
+
+
+async def abort_connection(request: web.Request) -> None:
+    """Flush what was written (bounded wait), then reset the connection."""
+    transport = request.transport
+    if transport is None:
+        return
+    # A transport has no "flushed" notification; poll its buffer briefly.
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(1.0):
+            while transport.get_write_buffer_size() and not transport.is_closing():  # noqa: ASYNC110
+                await asyncio.sleep(0.001)
+    transport.abort()
+
+
+class ReplyFaults:
+    """One WebSocket's reply faults (:class:`~aiolens.emulator.faults.Faults`): ``reply_delay``
+    before each reply, one malformed frame once ``malformed_after`` replies went out, and
+    the connection dropped after its ``ws_drop_after``-th reply.
+
+    Each knob is read when it applies, so a test may change it while the socket is open.
+    """
+
+    __slots__ = ("_faults", "_malformed_sent", "sent")
+
+    def __init__(self, faults: Faults) -> None:
+        self._faults = faults
+        self._malformed_sent = False
+        self.sent = 0
+        """Replies sent so far."""
+
+    async def before_reply(self) -> bool:
+        """Wait out ``reply_delay``; ``True`` when a malformed frame goes out first (once)."""
+        if self._faults.reply_delay:
+            await asyncio.sleep(self._faults.reply_delay)
+        bad = self._faults.malformed_after
+        if bad is not None and not self._malformed_sent and self.sent >= bad:
+            self._malformed_sent = True
+            return True
+        return False
+
+    def replied(self) -> bool:
+        """Count a reply sent; ``True`` when the connection is to be dropped now."""
+        self.sent += 1
+        drop = self._faults.ws_drop_after
+        return drop is not None and self.sent >= drop
