@@ -188,6 +188,11 @@ class Instance(Job):
             }
         )
 
+    def milestone(self, kind: str, message: str, log_message: str) -> None:
+        """Record a step of its life (``instance.paused`` …) in its events and its info logs."""
+        self.event(kind, message)
+        self.log("info", kind, log_message)
+
     def log(self, level: str, event_type: str, message: str) -> None:
         self.logs.append(
             {

@@ -182,8 +182,11 @@ async def bundles_run(request: web.Request) -> web.Response:
     )
     if mode == "batch" and not instance.sources:
         raise ServiceError(400, "invalid_connectors", "A batch run needs at least one source")
-    instance.event("instance.created", f"Instance of {bundle.name} created")
-    instance.log("info", "instance.created", f"{mode} run of bundle {bundle.id}")
+    instance.milestone(
+        "instance.created",
+        f"Instance of {bundle.name} created",
+        f"{mode} run of bundle {bundle.id}",
+    )
     store.instances[instance.id] = instance
     if mode == "serving":
         start_serving(instance)
@@ -255,8 +258,7 @@ async def instances_cancel(request: web.Request) -> web.Response:
     was_running = instance.task is not None and not instance.task.done()
     cancel_job(instance)
     if not was_running:  # a serving instance (no job) or one whose job never started
-        instance.event("instance.cancelled", "Instance cancelled")
-        instance.log("info", "instance.cancelled", "Run cancelled")
+        instance.milestone("instance.cancelled", "Instance cancelled", "Run cancelled")
     await request.app[SOCKETS].close_instance(instance.id)
     return json_response(instance.to_wire())
 
@@ -270,8 +272,7 @@ async def instances_pause(request: web.Request) -> web.Response:
         )
     instance.status = "paused"
     instance.resumed.clear()
-    instance.event("instance.paused", "Instance paused")
-    instance.log("info", "instance.paused", "Run paused")
+    instance.milestone("instance.paused", "Instance paused", "Run paused")
     return json_response(instance.to_wire())
 
 
@@ -282,8 +283,7 @@ async def instances_resume(request: web.Request) -> web.Response:
         raise ServiceError(409, "invalid_state", f"Instance {instance.id} is not paused")
     instance.status = "running"
     instance.resumed.set()
-    instance.event("instance.resumed", "Instance resumed")
-    instance.log("info", "instance.resumed", "Run resumed")
+    instance.milestone("instance.resumed", "Instance resumed", "Run resumed")
     return json_response(instance.to_wire())
 
 
