@@ -29,9 +29,7 @@ _ON_TOP += ("aiolens.integrations", "aiolens.fleet")
 _VENDORS = ("aiolens.archetype", "aiolens.kynasmith")
 
 # (importing module, imported module) pairs that break a rule today.
-KNOWN: dict[tuple[str, str], str] = {
-    ("aiolens.emulator.lens_rest", "aiolens.archetype.resources"): "issue 12: own MIME table",
-}
+KNOWN: dict[tuple[str, str], str] = {}
 
 
 def _module_name(path: Path) -> str:
