@@ -16,19 +16,13 @@ import collections
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, Self, TypedDict
+from typing import TYPE_CHECKING, Any, Final, Self
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import msgspec
 
-from aiolens._core.options import (
-    check_bool,
-    check_count,
-    check_optional_seconds,
-    check_seconds,
-)
+from aiolens._core.options import check_seconds
 from aiolens._core.redact import get_logger
 from aiolens._transport.shielded import wait_to_completion
 from aiolens._transport.ws import DEFAULT_MAX_MESSAGE_SIZE, WebSocketChannel
@@ -57,6 +51,11 @@ from aiolens.kynasmith.models import (
     server_message_decoder,
     validate_frame,
 )
+from aiolens.kynasmith.session_options import (
+    DEFAULT_CANCEL_TIMEOUT,
+    DetectionSessionKwargs,
+    DetectionSessionOptions,
+)
 
 if TYPE_CHECKING:
     from aiolens.kynasmith.client import AsyncKynasmithClient
@@ -64,9 +63,6 @@ if TYPE_CHECKING:
 __all__ = ["DetectionSession", "DetectionSessionKwargs", "DetectionSessionOptions"]
 
 log: logging.Logger = get_logger("kynasmith.session")
-
-DEFAULT_CANCEL_TIMEOUT: Final = 10.0
-"""Seconds the cleanup cancel of a detection session may take."""
 
 _PING: Final = encoder.encode(Ping())
 _PONG: Final = b'{"type":"pong"}'
@@ -84,55 +80,6 @@ class _Failure:
 
 
 StreamItem = DetectionEvent | UnknownEvent | SessionUpdate | SessionDone
-
-
-class DetectionSessionKwargs(TypedDict, total=False):
-    """The options of ``client.open_detection_session`` / ``detection_session``.
-
-    A misspelt option fails type checking (``**options: Unpack[DetectionSessionKwargs]``);
-    at run time it is a ``TypeError`` before anything is created. The values
-    are checked by :class:`DetectionSessionOptions`.
-    """
-
-    window: int
-    ack_timeout: float
-    event_queue_size: int
-    validate: bool
-    reconnect: bool
-    ping_interval: float | None
-    cancel_timeout: float
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DetectionSessionOptions:
-    """A :class:`DetectionSession`'s options, checked when made (see there).
-
-    ``client.open_detection_session(...)`` builds one before the create call,
-    so a bad or unknown option fails before anything exists server-side.
-
-    Raises:
-        ConfigurationError: a bad value; the message names the option.
-        TypeError: an unknown option.
-    """
-
-    window: int = 8
-    ack_timeout: float = 30.0
-    event_queue_size: int = 10_000
-    validate: bool = True
-    reconnect: bool = True
-    ping_interval: float | None = 20.0
-    cancel_timeout: float = DEFAULT_CANCEL_TIMEOUT
-    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
-
-    def __post_init__(self) -> None:
-        check_count("window", self.window)
-        check_seconds("ack_timeout", self.ack_timeout)
-        check_count("event_queue_size", self.event_queue_size)
-        check_bool("validate", self.validate)
-        check_bool("reconnect", self.reconnect)
-        check_optional_seconds("ping_interval", self.ping_interval)
-        check_seconds("cancel_timeout", self.cancel_timeout)
-        check_count("max_message_size", self.max_message_size)
 
 
 class DetectionSession:
