@@ -12,7 +12,6 @@ so nothing is lost and nothing is counted twice. A ``finalize`` whose
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
@@ -24,6 +23,7 @@ import msgspec
 
 from aiolens._core.options import check_seconds
 from aiolens._core.redact import get_logger
+from aiolens._core.seen import SeenWindow
 from aiolens._transport.shielded import wait_to_completion
 from aiolens._transport.ws import DEFAULT_MAX_MESSAGE_SIZE, WebSocketChannel
 from aiolens.errors import (
@@ -68,6 +68,8 @@ _PING: Final = encoder.encode(Ping())
 _PONG: Final = b'{"type":"pong"}'
 _FINALIZE: Final = b'{"type":"finalize"}'
 _END: Final = object()
+_SEEN_EVENTS: Final = 65536
+"""Event ids remembered to drop events replayed after a reconnect."""
 
 
 class _Failure:
@@ -161,8 +163,7 @@ class DetectionSession:
         self._finalize_requested = False
         self._finalize_sent = False  # on the current connection
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._seen_order: collections.deque[str] = collections.deque(maxlen=65536)
-        self._seen_ids: set[str] = set()
+        self._seen: SeenWindow[str] = SeenWindow(_SEEN_EVENTS)
         self._channel = WebSocketChannel(
             self._target,
             on_message=self._on_message,
@@ -226,7 +227,7 @@ class DetectionSession:
                     event_id = str(event.raw.get("event_id") or "")
                 else:
                     event_id = event.event_id
-                if event_id and self._seen(event_id):
+                if event_id and self._seen.seen(event_id):
                     continue  # replayed after a reconnect
                 self._push(event)
         elif isinstance(message, SessionUpdate):
@@ -257,15 +258,6 @@ class DetectionSession:
                 self._done_future.set_exception(err)
         elif isinstance(message, Ping):
             self._spawn(self._channel.send(_PONG, text=True))
-
-    def _seen(self, event_id: str) -> bool:
-        if event_id in self._seen_ids:
-            return True
-        if len(self._seen_order) == self._seen_order.maxlen:
-            self._seen_ids.discard(self._seen_order[0])
-        self._seen_order.append(event_id)
-        self._seen_ids.add(event_id)
-        return False
 
     def _end(self) -> None:
         """Close the events stream (once): :meth:`events` ends after what is queued."""
