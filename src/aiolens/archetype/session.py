@@ -20,8 +20,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, Self, TypedDict
+from typing import TYPE_CHECKING, Any, Final, TypedDict
 
 from aiolens._core.correlator import Correlator
 from aiolens._core.options import (
@@ -32,6 +31,7 @@ from aiolens._core.options import (
     check_seconds,
 )
 from aiolens._core.redact import get_logger
+from aiolens._transport.closing import AsyncClosing
 from aiolens._transport.deadlines import Deadlines
 from aiolens._transport.shielded import wait_to_completion
 from aiolens._transport.sse import EventStream
@@ -119,7 +119,7 @@ class LensSessionOptions:
         check_count("max_message_size", self.max_message_size)
 
 
-class LensSession(LensEventStreams):
+class LensSession(LensEventStreams, AsyncClosing):
     """One lens session: WebSocket requests, SSE events, mailbox reads.
 
     Get one with ``await client.open_session(lens_id)`` (creates it; its
@@ -316,17 +316,6 @@ class LensSession(LensEventStreams):
 
     async def _destroy_quietly(self) -> None:
         await self.client.sessions.destroy_quietly(self.session_id, timeout=self.destroy_timeout)
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def _reconnected(self) -> None:
         # Called from the reader task: the hook runs in a task of its own, so that it

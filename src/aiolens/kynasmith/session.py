@@ -15,8 +15,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, Self
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import msgspec
@@ -24,6 +23,7 @@ import msgspec
 from aiolens._core.options import check_seconds
 from aiolens._core.redact import get_logger
 from aiolens._core.seen import SeenWindow
+from aiolens._transport.closing import AsyncClosing
 from aiolens._transport.shielded import wait_to_completion
 from aiolens._transport.ws import DEFAULT_MAX_MESSAGE_SIZE, WebSocketChannel
 from aiolens.errors import (
@@ -84,7 +84,7 @@ class _Failure:
 StreamItem = DetectionEvent | UnknownEvent | SessionUpdate | SessionDone
 
 
-class DetectionSession:
+class DetectionSession(AsyncClosing):
     """A live or replay detection session.
 
     Get one with ``await client.open_detection_session(...)`` (its
@@ -488,14 +488,3 @@ class DetectionSession:
             if record is not None:
                 self.status = record.status
         self._end()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()

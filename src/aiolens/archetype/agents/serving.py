@@ -19,13 +19,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
-from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Final
 
 import msgspec
 
 from aiolens._core.correlator import Correlator
 from aiolens._core.redact import get_logger
+from aiolens._transport.closing import AsyncClosing
 from aiolens._transport.http import HTTPTransport
 from aiolens._transport.ws import WebSocketChannel
 from aiolens.archetype.agents.models import QueryResult
@@ -45,7 +45,7 @@ def _one_type(message: Mapping[str, Any]) -> str:
     return _QUERY
 
 
-class AgentConnection:
+class AgentConnection(AsyncClosing):
     """A serving instance's socket: send windows, get one answer each.
 
     Get one with ``async with client.agents.connect(instance_id) as conn:``.
@@ -260,14 +260,3 @@ class AgentConnection:
         self._closed = True
         await self._channel.aclose()
         self._fail_pending(ConnectionLostError("The connection was closed"))
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
