@@ -29,6 +29,7 @@ from aiolens._core.redact import get_logger
 from aiolens._transport.deadlines import Deadlines
 from aiolens._transport.sse import EventStream
 from aiolens._transport.ws import WebSocketChannel
+from aiolens._transport.ws_requests import send_request
 from aiolens.archetype.events import LensEvent, UnknownEvent, event_from_object
 from aiolens.archetype.models import SessionInfo, dec_hook, mask_api_keys
 from aiolens.archetype.session_replies import (
@@ -211,22 +212,8 @@ class LensRequests:
                 try:
                     if not channel.connected:
                         await channel.wait_connected(None)
-                    waiter: asyncio.Future[str | bytes] = asyncio.get_running_loop().create_future()
-                    # add() and the frame's queuing happen with no suspension in
-                    # between, so registration order is wire order. A request with
-                    # none other in flight is written at once, others together.
-                    alone = not self._correlator
-                    self._correlator.add(type, waiter)
-                    self._last_activity = time.monotonic()
-                    try:
-                        await channel.send(frame, text=True, flush=alone)
-                    except ConnectionLostError:
-                        # Its connection is gone: no reply can come for it.
-                        self._correlator.discard(waiter)
-                        if not waiter.cancel():  # the loss already failed it
-                            waiter.exception()  # retrieved: no "never retrieved" log
-                        raise
-                    reply = await waiter
+                    self._last_activity = time.monotonic()  # no suspension before the send
+                    reply = await send_request(channel, self._correlator, type, frame)
                 finally:
                     slots.release()
         except TimeoutError:

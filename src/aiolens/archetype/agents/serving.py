@@ -28,6 +28,7 @@ from aiolens._core.redact import get_logger
 from aiolens._transport.closing import AsyncClosing
 from aiolens._transport.http import HTTPTransport
 from aiolens._transport.ws import WebSocketChannel
+from aiolens._transport.ws_requests import send_request
 from aiolens.archetype.agents.models import QueryResult
 from aiolens.archetype.agents.resources import checked_reply
 from aiolens.errors import APITimeoutError, ConnectionLostError, ProtocolError
@@ -221,19 +222,7 @@ class AgentConnection(AsyncClosing):
                 async with self._slots:
                     if not channel.connected:
                         await channel.wait_connected(None)
-                    waiter: asyncio.Future[dict[str, Any]] = (
-                        asyncio.get_running_loop().create_future()
-                    )
-                    alone = not self._correlator
-                    self._correlator.add(_QUERY, waiter)  # no suspension before the send
-                    try:
-                        await channel.send(frame, text=True, flush=alone)
-                    except ConnectionLostError:
-                        self._correlator.discard(waiter)
-                        if not waiter.cancel():
-                            waiter.exception()
-                        raise
-                    reply = await waiter
+                    reply = await send_request(channel, self._correlator, _QUERY, frame)
         except TimeoutError:
             raise APITimeoutError(f"No answer from {self.instance_id} within {limit}s") from None
         try:
