@@ -17,7 +17,7 @@ from aiolens._core.correlator import Correlator
 from aiolens._transport.ws import WebSocketChannel
 from aiolens.errors import ConnectionLostError
 
-__all__ = ["send_request"]
+__all__ = ["fail_waiting", "send_request"]
 
 R = TypeVar("R")
 
@@ -56,3 +56,14 @@ async def send_request(
             waiter.exception()  # retrieved: no "never retrieved" log
         raise
     return await waiter
+
+
+def fail_waiting(correlator: Correlator[asyncio.Future[R]], error: ConnectionLostError) -> None:
+    """Fail every request still waiting for its reply: the connection is gone.
+
+    Each waiter gets its own :class:`ConnectionLostError` with ``error``'s
+    message and close code (an exception instance is raised in one task only).
+    """
+    for waiter in correlator.drain():
+        if not waiter.done():
+            waiter.set_exception(ConnectionLostError(str(error), close_code=error.close_code))

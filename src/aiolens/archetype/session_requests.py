@@ -29,7 +29,7 @@ from aiolens._core.redact import get_logger
 from aiolens._transport.deadlines import Deadlines
 from aiolens._transport.sse import EventStream
 from aiolens._transport.ws import WebSocketChannel
-from aiolens._transport.ws_requests import send_request
+from aiolens._transport.ws_requests import fail_waiting, send_request
 from aiolens.archetype.events import LensEvent, UnknownEvent, event_from_object
 from aiolens.archetype.models import SessionInfo, dec_hook, mask_api_keys
 from aiolens.archetype.session_replies import (
@@ -125,9 +125,7 @@ class LensRequests:
         self._fail_pending(error)
 
     def _fail_pending(self, error: ConnectionLostError) -> None:
-        for waiter in self._correlator.drain():
-            if not waiter.done():
-                waiter.set_exception(ConnectionLostError(str(error), close_code=error.close_code))
+        fail_waiting(self._correlator, error)
 
     # ---- requests -----------------------------------------------------------------------
 

@@ -28,7 +28,7 @@ from aiolens._core.redact import get_logger
 from aiolens._transport.closing import AsyncClosing
 from aiolens._transport.http import HTTPTransport
 from aiolens._transport.ws import WebSocketChannel
-from aiolens._transport.ws_requests import send_request
+from aiolens._transport.ws_requests import fail_waiting, send_request
 from aiolens.archetype.agents.models import QueryResult
 from aiolens.archetype.agents.resources import checked_reply
 from aiolens.errors import APITimeoutError, ConnectionLostError, ProtocolError
@@ -180,9 +180,7 @@ class AgentConnection(AsyncClosing):
         self._fail_pending(error)
 
     def _fail_pending(self, error: ConnectionLostError) -> None:
-        for waiter in self._correlator.drain():
-            if not waiter.done():
-                waiter.set_exception(ConnectionLostError(str(error), close_code=error.close_code))
+        fail_waiting(self._correlator, error)
 
     async def _reconnected(self) -> None:
         self._greeted.clear()  # the new connection greets again before any reply
