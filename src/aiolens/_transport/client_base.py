@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from types import TracebackType
 from typing import Any, Self
 
 from aiolens._core.redact import SecretStr
+from aiolens._transport.closing import AsyncClosing
 from aiolens._transport.event_loop import running_loop
 from aiolens._transport.http import HTTPTransport, RateLimit, Timeout
 from aiolens._transport.session_registry import SessionRegistry
@@ -14,7 +14,7 @@ from aiolens._transport.shielded import run_to_completion
 __all__ = ["ClientBase"]
 
 
-class ClientBase:
+class ClientBase(AsyncClosing):
     """``async with`` support, an idempotent :meth:`aclose` and a repr without secrets."""
 
     base_url: str
@@ -79,14 +79,6 @@ class ClientBase:
         """Check that an asyncio loop runs (a clear :class:`ConfigurationError` under trio)."""
         running_loop()
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r}, api_key={self._api_key!r})"
