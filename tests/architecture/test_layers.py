@@ -32,7 +32,6 @@ _NETWORK = ("aiohttp", "websockets")
 
 # (importing module, imported module) pairs that break a rule today.
 KNOWN: dict[tuple[str, str], str] = {
-    ("aiolens.emulator.lens_rest", "aiolens.archetype.resources"): "issue 12: own MIME table",
     # session= takes the user's own aiohttp.ClientSession: public API, stays.
     ("aiolens.archetype.client", "aiohttp"): "session: aiohttp.ClientSession (public API)",
     ("aiolens.kynasmith.client", "aiohttp"): "session: aiohttp.ClientSession (public API)",

@@ -28,8 +28,6 @@ _BUILT_BY_THE_CLIENT = {
     "aiolens._transport.sse.EventStream",  # session.events()
     "aiolens.archetype.agents.Agents",  # client.agents
     "aiolens.archetype.agents.serving.AgentConnection",  # client.agents.connect()
-    "aiolens.archetype.session.LensSession",  # client.open_session(); takes a LensSessionHost
-    "aiolens.kynasmith.session.DetectionSession",  # client.open_detection_session()
 }
 
 

@@ -4,10 +4,10 @@ masked repr."""
 from __future__ import annotations
 
 import copy
-from types import TracebackType
 from typing import Any, Protocol, Self
 
 from aiolens._core.redact import SecretStr
+from aiolens._transport.closing import AsyncClosing
 from aiolens._transport.event_loop import running_loop
 from aiolens._transport.http import HTTPTransport, RateLimit, Timeout
 from aiolens._transport.session_registry import SessionRegistry
@@ -34,7 +34,7 @@ class SessionHost(Protocol):
         ...
 
 
-class ClientBase:
+class ClientBase(AsyncClosing):
     """``async with`` support, an idempotent :meth:`aclose`, :meth:`with_options` and a
     repr without secrets.
 
@@ -148,14 +148,6 @@ class ClientBase:
         """Check that an asyncio loop runs (a clear :class:`ConfigurationError` under trio)."""
         running_loop()
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r}, api_key={self._api_key!r})"

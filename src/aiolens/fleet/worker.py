@@ -470,28 +470,24 @@ class FleetWorker:
             raise
         state.session_id, state.endpoint = info.session_id, info.session_endpoint or ""
 
-    async def _close_out(self, feed: _Feed, state: FeedState, status: str) -> None:
-        """The feed is over: destroy its session (and lens), record ``status``, dequeue it."""
+    async def _close_out(self, feed: _Feed, state: FeedState, status: str, **fields: str) -> None:
+        """The feed is over: destroy its session (and lens), record ``status`` (and
+        ``fields``), dequeue it."""
         feed.closing = True
         if state.session_id:
             await self.lens.sessions.destroy_quietly(state.session_id)
         if state.lens_owned and state.lens_id:
             await _quietly(self.lens.lenses.delete(state.lens_id))
         with contextlib.suppress(_Lost):
-            await self._set(feed, status=status, owner="")
+            await self._set(feed, status=status, owner="", **fields)
         await self._retry(lambda: self.store.finish(feed.claim), "finish feed")
         log.info("fleet %s: feed %s %s", self.name, feed.feed_id, status)
 
     async def _fail(self, feed: _Feed, state: FeedState, error: BaseException) -> None:
+        """Write what the feed read, then close it out as ``failed`` with the error."""
         feed.closing = True
         await self.writer.flushed(feed)
-        if state.session_id:
-            await self.lens.sessions.destroy_quietly(state.session_id)
-        if state.lens_owned and state.lens_id:
-            await _quietly(self.lens.lenses.delete(state.lens_id))
-        with contextlib.suppress(_Lost):
-            await self._set(feed, status="failed", owner="", error=str(error)[:500])
-        await self._retry(lambda: self.store.finish(feed.claim), "finish feed")
+        await self._close_out(feed, state, "failed", error=str(error)[:500])
 
 
 async def _quietly(call: Awaitable[Any]) -> None:

@@ -19,15 +19,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
-from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Final
 
 import msgspec
 
 from aiolens._core.correlator import Correlator
 from aiolens._core.redact import get_logger
+from aiolens._transport.closing import AsyncClosing
 from aiolens._transport.http import HTTPTransport
 from aiolens._transport.ws import WebSocketChannel
+from aiolens._transport.ws_requests import fail_waiting, send_request
 from aiolens.archetype.agents.models import QueryResult
 from aiolens.archetype.agents.resources import checked_reply
 from aiolens.errors import APITimeoutError, ConnectionLostError, ProtocolError
@@ -45,7 +46,7 @@ def _one_type(message: Mapping[str, Any]) -> str:
     return _QUERY
 
 
-class AgentConnection:
+class AgentConnection(AsyncClosing):
     """A serving instance's socket: send windows, get one answer each.
 
     Get one with ``async with client.agents.connect(instance_id) as conn:``.
@@ -180,9 +181,7 @@ class AgentConnection:
         self._fail_pending(error)
 
     def _fail_pending(self, error: ConnectionLostError) -> None:
-        for waiter in self._correlator.drain():
-            if not waiter.done():
-                waiter.set_exception(ConnectionLostError(str(error), close_code=error.close_code))
+        fail_waiting(self._correlator, error)
 
     async def _reconnected(self) -> None:
         self._greeted.clear()  # the new connection greets again before any reply
@@ -222,19 +221,7 @@ class AgentConnection:
                 async with self._slots:
                     if not channel.connected:
                         await channel.wait_connected(None)
-                    waiter: asyncio.Future[dict[str, Any]] = (
-                        asyncio.get_running_loop().create_future()
-                    )
-                    alone = not self._correlator
-                    self._correlator.add(_QUERY, waiter)  # no suspension before the send
-                    try:
-                        await channel.send(frame, text=True, flush=alone)
-                    except ConnectionLostError:
-                        self._correlator.discard(waiter)
-                        if not waiter.cancel():
-                            waiter.exception()
-                        raise
-                    reply = await waiter
+                    reply = await send_request(channel, self._correlator, _QUERY, frame)
         except TimeoutError:
             raise APITimeoutError(f"No answer from {self.instance_id} within {limit}s") from None
         try:
@@ -261,14 +248,3 @@ class AgentConnection:
         self._closed = True
         await self._channel.aclose()
         self._fail_pending(ConnectionLostError("The connection was closed"))
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()

@@ -2,7 +2,8 @@
 
 The session is typed against :class:`LensSessionHost` instead of
 ``AsyncArchetypeClient``, so ``archetype.client`` imports ``archetype.session``
-and nothing imports back (no import cycle, not even a type-only one).
+and nothing imports back (no import cycle, not even a type-only one). It is the
+type of the session's ``client`` attribute; the client that made the session is one.
 """
 
 from __future__ import annotations
