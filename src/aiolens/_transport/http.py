@@ -13,6 +13,9 @@ in :mod:`~aiolens._transport.http_pool`, bodies in
 :mod:`~aiolens._transport.http_observed`, and what a vendor decides (error
 envelopes, 2xx refusals, retry flags) in :mod:`~aiolens._transport.vendor_rules`.
 Waits follow :class:`~aiolens._core.backoff.Backoff` and honour ``Retry-After``.
+
+Size: what is left is the one request loop and its typed overloads (one per
+response shape), which read best beside the loop they describe.
 """
 
 from __future__ import annotations
