@@ -6,6 +6,8 @@ from aiolens._logs import configure_from_env as _configure_logs_from_env
 from aiolens._transport.http import RateLimit
 from aiolens.archetype import AsyncArchetypeClient, LensSession, SessionStatus
 from aiolens.errors import (
+    AgentQueryError,
+    AgentRunError,
     AiolensError,
     APIConnectionError,
     APIError,
@@ -32,6 +34,7 @@ from aiolens.errors import (
     RejectedRequestError,
     StreamResumeError,
     UnprocessableEntityError,
+    WaitTimeoutError,
 )
 from aiolens.kynasmith import AsyncKynasmithClient, DetectionSession
 
@@ -45,6 +48,8 @@ __all__ = [
     "APIResponseValidationError",
     "APIStatusError",
     "APITimeoutError",
+    "AgentQueryError",
+    "AgentRunError",
     "AiolensError",
     "AsyncArchetypeClient",
     "AsyncKynasmithClient",
@@ -73,6 +78,7 @@ __all__ = [
     "StreamResumeError",
     "Timeouts",
     "UnprocessableEntityError",
+    "WaitTimeoutError",
     "__version__",
     "to_builtins",
 ]
