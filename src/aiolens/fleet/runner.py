@@ -18,9 +18,10 @@ hand-back loop is in :mod:`aiolens.fleet.worker`.
 Cancel / stop: a feed's task is cancelled to stop it (hand-back, shutdown); the
 session's connections are closed (shielded), the session itself is left
 running. A feed being handed back (:attr:`RunningFeed.handing_off`) also stops
-at its next event or reconnect even when a cancellation was swallowed below it
-(the task ends with :class:`Stopped`), so a hand-back never waits on a reader
-that goes on streaming.
+at its next event or reconnect (:class:`Stopped`, caught: its task just ends)
+even when the cancellation was lost below it, as it can be inside a redis-py
+command waiting for a ``BlockingConnectionPool`` connection; so a hand-back
+never waits on a reader that goes on streaming.
 """
 
 from __future__ import annotations
@@ -253,7 +254,7 @@ class FeedRunner:
             "fleet %s: feed %s: Lens unreachable (%s); retry in %.2fs",
             self.name,
             feed.feed_id,
-            exc or type(exc).__name__,
+            str(exc) or type(exc).__name__,
             delay,
         )
         await asyncio.sleep(delay)

@@ -312,8 +312,8 @@ class FleetWorker(FeedRunner):
 async def _stop_tasks(tasks: list[asyncio.Task[None]], timeout: float) -> list[asyncio.Task[None]]:
     """Cancel ``tasks`` and wait until they end, cancelling again every 0.5 s (a
     cancellation swallowed below a task does not keep it running); returns those not
-    ended after ``timeout`` seconds. Cancel: the caller stops waiting; the tasks go on
-    being cancelled no more."""
+    ended after ``timeout`` seconds. Cancel: the caller stops waiting (every task was
+    cancelled at least once) and nothing cancels them again."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     pending = {t for t in tasks if not t.done()}
