@@ -14,8 +14,8 @@ which closes the streams it opened when it closes; it is not made on its own.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any, Final
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import msgspec
 
@@ -39,6 +39,8 @@ if TYPE_CHECKING:
     from aiolens.archetype.session_host import LensSessionHost
 
 __all__ = ["LensEventStreams"]
+
+T = TypeVar("T")
 
 _OUTSIDE_SEQUENCE: Final = frozenset({SSEStreamStart, SSEStreamHeartbeat})
 _CONNECTION_EVENTS: Final = frozenset(
@@ -113,9 +115,7 @@ class LensEventStreams(LensRequests):
                 return seen
             return kind is SSEStreamHeartbeat and not include_heartbeats
 
-        stream: EventStream[LensEvent | UnknownEvent] = EventStream(
-            self.client.transport,
-            f"/lens/sessions/consumer/{self.session_id}",
+        return self._open_stream(
             decode=_decode_sse,
             is_end=_is_sse_end,
             skip=skip,
@@ -126,10 +126,8 @@ class LensEventStreams(LensRequests):
             liveness_timeout=liveness_timeout,
             max_reconnects=max_reconnects,
             last_event_id=last_event_id,
-            backoff=self.client.transport.backoff,
             max_event_bytes=max_event_bytes,
         )
-        return self._keep(stream)
 
     def raw_events(
         self,
@@ -158,9 +156,7 @@ class LensEventStreams(LensRequests):
                 return seen
             return event.type == _HEARTBEAT
 
-        stream: EventStream[RawEvent] = EventStream(
-            self.client.transport,
-            f"/lens/sessions/consumer/{self.session_id}",
+        return self._open_stream(
             decode=_raw_sse,
             is_end=_is_raw_end,
             skip=skip,
@@ -169,12 +165,23 @@ class LensEventStreams(LensRequests):
             liveness_timeout=liveness_timeout,
             max_reconnects=max_reconnects,
             last_event_id=last_event_id,
-            backoff=self.client.transport.backoff,
             max_event_bytes=max_event_bytes,
         )
-        return self._keep(stream)
 
-    def _keep(self, stream: EventStream[Any]) -> EventStream[Any]:
+    def _open_stream(
+        self, *, decode: Callable[[SSEEvent], T], is_end: Callable[[T], bool], **options: Any
+    ) -> EventStream[T]:
+        """The session's SSE consumer (its path, the client's transport and backoff),
+        decoded by ``decode``, with ``options`` (:class:`EventStream`'s), kept in
+        ``_streams`` so the session closes it."""
+        stream = EventStream(
+            self.client.transport,
+            f"/lens/sessions/consumer/{self.session_id}",
+            decode=decode,
+            is_end=is_end,
+            backoff=self.client.transport.backoff,
+            **options,
+        )
         # Streams that are over are let go here, so a long-lived session that opens
         # many streams does not keep them all until it closes.
         self._streams = {s for s in self._streams if not s.finished}
