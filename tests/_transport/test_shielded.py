@@ -184,9 +184,7 @@ async def test_cancel_and_wait_never_swallows_the_callers_own_cancellation() -> 
     assert helper_task.cancelled()
 
 
-async def test_cancel_and_wait_returns_once_the_task_ended_and_raises_none_of_its_errors() -> (
-    None
-):
+async def test_cancel_and_wait_returns_once_the_task_ended_and_raises_none_of_its_errors() -> None:
     async def fails_on_cancel() -> None:
         try:
             await asyncio.Event().wait()

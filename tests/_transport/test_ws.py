@@ -246,9 +246,7 @@ async def test_a_text_message_that_is_not_utf8_fails_the_connection_with_1007() 
     assert lost[0].close_code in (1006, 1007)
 
 
-async def test_a_caller_cancelled_in_aclose_gets_its_cancelled_error_and_the_socket_still_closes() -> (
-    None
-):
+async def test_a_caller_cancelled_in_aclose_gets_its_cancel_and_the_socket_still_closes() -> None:
     release = asyncio.Event()
     server_closed = asyncio.Event()
 
