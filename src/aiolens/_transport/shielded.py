@@ -72,25 +72,28 @@ async def wait_to_completion(task: asyncio.Future[T]) -> T:
     return task.result()
 
 
-async def cancel_and_wait(task: asyncio.Future[Any]) -> None:
-    """Cancel ``task`` and wait until it has finished; its outcome is discarded.
+async def cancel_and_wait(*tasks: asyncio.Future[Any]) -> None:
+    """Cancel ``tasks`` and wait until every one has finished; their outcomes are discarded.
 
     The pattern ``task.cancel(); with suppress(CancelledError): await task`` cannot tell
     the task's cancellation from the caller's own: a caller cancelled while it waits
-    there would swallow its cancel and carry on. ``asyncio.wait`` never raises what the
-    task raised, so only the caller's cancellation comes out of here. An error the task
-    ended with is marked as retrieved (and not raised); a task already done is left as
-    it is.
+    there would swallow its cancel and carry on. ``asyncio.wait`` never raises what a
+    task raised, so only the caller's cancellation comes out of here. An error a task
+    ended with is marked as retrieved (and not raised); tasks already done are left as
+    they are.
 
     Cancel: if the caller is cancelled while waiting, :class:`asyncio.CancelledError`
-    is raised at once (``task`` has been asked to stop and finishes on its own).
-    Timeout: none; ``task`` must stop promptly when cancelled. Close: nothing to close.
+    is raised at once (the tasks have been asked to stop and finish on their own).
+    Timeout: none; the tasks must stop promptly when cancelled. Close: nothing to close.
     """
-    if not task.done():
+    for task in tasks:
         task.cancel()
-        await asyncio.wait((task,))
-    if not task.cancelled():
-        task.exception()  # retrieved: the caller asked it to stop, its error is moot
+    pending = [task for task in tasks if not task.done()]
+    if pending:
+        await asyncio.wait(pending)
+    for task in tasks:
+        if not task.cancelled():
+            task.exception()  # retrieved: the caller asked it to stop, its error is moot
 
 
 async def finish_or_undo(
