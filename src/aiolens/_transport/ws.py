@@ -65,6 +65,7 @@ from websockets.typing import Subprotocol
 from aiolens._core.backoff import Backoff, parse_retry_after
 from aiolens._core.reconnect import ReconnectPolicy
 from aiolens._core.redact import get_logger, install_log_redaction
+from aiolens._transport.shielded import cancel_and_wait
 from aiolens._transport.vendor_rules import NEUTRAL_RULES, VendorRules
 from aiolens._transport.ws_dispatch import DispatchingConnection
 from aiolens.errors import (
@@ -531,8 +532,10 @@ class WebSocketChannel:
         """Close the connection and stop the reader. Idempotent.
 
         Sends a close frame and waits up to ``timeout`` for the closing
-        handshake; a cancelled caller still gets the socket closed (the close
-        is shielded).
+        handshake, then stops the reader and waits for it. Cancel: the close
+        is shielded, so the socket is still closed and the reader stopped, but
+        the caller's :class:`asyncio.CancelledError` is raised at once (never
+        swallowed).
         """
         if self._closing:
             return
@@ -564,10 +567,8 @@ class WebSocketChannel:
                     await ws.close()
             except (TimeoutError, OSError, WebSocketException):
                 ws.transport.abort()
-        if reader is not None and not reader.done():
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
+        if reader is not None:
+            await cancel_and_wait(reader)
 
 
 def _code(exc: ConnectionClosed) -> int:

@@ -15,7 +15,7 @@ from aiolens._core.options import check_seconds, check_text
 from aiolens._core.redact import SecretStr, install_log_redaction
 from aiolens._transport.client_base import ClientBase
 from aiolens._transport.http import HTTPTransport, Timeout, _checked_base_url
-from aiolens._transport.session_registry import SessionRegistry
+from aiolens._transport.session_registry import SessionRegistry, connect_or_close
 from aiolens._transport.shielded import finish_or_undo
 from aiolens.archetype.agents import Agents
 from aiolens.archetype.agents import agents_base_url as _agents_base_url
@@ -244,7 +244,7 @@ class AsyncArchetypeClient(ClientBase):
             except BaseException:
                 await self.sessions.destroy_quietly(info.session_id, timeout=destroy_timeout)
                 raise
-            await _connected(session)
+            await connect_or_close(session)
         return session
 
     async def attach_session(
@@ -271,7 +271,7 @@ class AsyncArchetypeClient(ClientBase):
                     raise NotFoundError(f"Session {session_id} not found", status=404)
                 endpoint = found[0].session_endpoint
             session = LensSession(self, session_id, endpoint, destroy_on_close=False, **options)
-            await _connected(session)
+            await connect_or_close(session)
         return session
 
     @contextlib.asynccontextmanager
@@ -316,12 +316,3 @@ class AsyncArchetypeClient(ClientBase):
             yield session
         finally:
             await session.aclose()
-
-
-async def _connected(session: LensSession) -> None:
-    """Connect ``session``; on any failure or cancel close it (destroying what it owns)."""
-    try:
-        await session.connect()
-    except BaseException:
-        await session.aclose()
-        raise

@@ -20,7 +20,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, TypedDict
+from typing import TYPE_CHECKING, Any, Final, TypedDict, Unpack
 
 from aiolens._core.correlator import Correlator
 from aiolens._core.options import (
@@ -83,6 +83,7 @@ class LensSessionKwargs(TypedDict, total=False):
     destroy_timeout: float
     open_timeout: float
     ping_interval: float | None
+    max_message_size: int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -169,40 +170,22 @@ class LensSession(LensEventStreams, AsyncClosing):
         *,
         info: SessionInfo | None = None,
         destroy_on_close: bool = False,
-        max_in_flight: int = 256,
-        request_timeout: float = 60.0,
-        heartbeat_interval: float | None = 30.0,
-        reconnect: bool = True,
-        on_reconnect: Callable[[LensSession], Awaitable[None]] | None = None,
-        destroy_timeout: float = DEFAULT_DESTROY_TIMEOUT,
-        open_timeout: float = 10.0,
-        ping_interval: float | None = 20.0,
-        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        **options: Unpack[LensSessionKwargs],
     ) -> None:
-        options = LensSessionOptions(
-            max_in_flight=max_in_flight,
-            request_timeout=request_timeout,
-            heartbeat_interval=heartbeat_interval,
-            reconnect=reconnect,
-            on_reconnect=on_reconnect,
-            destroy_timeout=destroy_timeout,
-            open_timeout=open_timeout,
-            ping_interval=ping_interval,
-            max_message_size=max_message_size,
-        )
+        checked = LensSessionOptions(**options)
         self.client = client
         self.session_id = session_id
         self.endpoint = endpoint
         self.info = info
         self.destroy_on_close = destroy_on_close
-        self.request_timeout: float = options.request_timeout
-        self.heartbeat_interval: float | None = options.heartbeat_interval
-        self.destroy_timeout: float = options.destroy_timeout
-        self._on_reconnect_hook = on_reconnect
+        self.request_timeout: float = checked.request_timeout
+        self.heartbeat_interval: float | None = checked.heartbeat_interval
+        self.destroy_timeout: float = checked.destroy_timeout
+        self._on_reconnect_hook = checked.on_reconnect
         # Waiters get the reply still encoded: the reader reads only its type, and the
         # caller decodes it (see _on_message).
         self._correlator: Correlator[asyncio.Future[str | bytes]] = Correlator()
-        self._slots = asyncio.Semaphore(max_in_flight)
+        self._slots = asyncio.Semaphore(checked.max_in_flight)
         self._deadlines = Deadlines()
         self._observer = client.transport.observer
         self._channel = WebSocketChannel(
@@ -210,12 +193,12 @@ class LensSession(LensEventStreams, AsyncClosing):
             on_message=self._on_message,
             on_lost=self._on_lost,
             on_reconnect=self._reconnected,
-            reconnect=reconnect,
+            reconnect=checked.reconnect,
             backoff=client.transport.backoff,
-            open_timeout=open_timeout,
-            ping_interval=ping_interval,
-            ping_timeout=ping_interval,
-            max_message_size=max_message_size,
+            open_timeout=checked.open_timeout,
+            ping_interval=checked.ping_interval,
+            ping_timeout=checked.ping_interval,
+            max_message_size=checked.max_message_size,
             name=f"lens session {session_id}",
             observer=self._observer,
             rules=client.transport.rules,

@@ -14,8 +14,9 @@ which closes the streams it opened when it closes; it is not made on its own.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any, Final
+import operator
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import msgspec
 
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
     from aiolens.archetype.session_host import LensSessionHost
 
 __all__ = ["LensEventStreams"]
+
+T = TypeVar("T")
 
 _OUTSIDE_SEQUENCE: Final = frozenset({SSEStreamStart, SSEStreamHeartbeat})
 _CONNECTION_EVENTS: Final = frozenset(
@@ -102,23 +105,12 @@ class LensEventStreams(LensRequests):
                 ``max_reconnects`` a whole number >= 0.
         """
         check_bool("include_heartbeats", include_heartbeats)
-
-        started = False
-
-        def skip(event: LensEvent | UnknownEvent) -> bool:
-            nonlocal started
-            kind = type(event)  # decoded events are of these exact classes
-            if kind is SSEStreamStart:  # one per connection: yield the first that comes
-                seen, started = started, True
-                return seen
-            return kind is SSEStreamHeartbeat and not include_heartbeats
-
-        stream: EventStream[LensEvent | UnknownEvent] = EventStream(
-            self.client.transport,
-            f"/lens/sessions/consumer/{self.session_id}",
+        # Decoded events are of these exact classes: their type is their kind.
+        heartbeat = None if include_heartbeats else SSEStreamHeartbeat
+        return self._open_stream(
             decode=_decode_sse,
             is_end=_is_sse_end,
-            skip=skip,
+            skip=_skip_repeated_starts(type, SSEStreamStart, heartbeat),
             outside_sequence=_outside_sequence,
             ordinary=_ordinary_sse,
             queue_size=queue_size,
@@ -126,10 +118,8 @@ class LensEventStreams(LensRequests):
             liveness_timeout=liveness_timeout,
             max_reconnects=max_reconnects,
             last_event_id=last_event_id,
-            backoff=self.client.transport.backoff,
             max_event_bytes=max_event_bytes,
         )
-        return self._keep(stream)
 
     def raw_events(
         self,
@@ -148,33 +138,32 @@ class LensEventStreams(LensRequests):
         text. The queue blocks when full (backpressure). ``last_event_id``
         resumes after a checkpoint.
         """
-
-        started = False
-
-        def skip(event: RawEvent) -> bool:
-            nonlocal started
-            if event.type == _START:  # one per connection: yield the first that comes
-                seen, started = started, True
-                return seen
-            return event.type == _HEARTBEAT
-
-        stream: EventStream[RawEvent] = EventStream(
-            self.client.transport,
-            f"/lens/sessions/consumer/{self.session_id}",
+        return self._open_stream(
             decode=_raw_sse,
             is_end=_is_raw_end,
-            skip=skip,
+            skip=_skip_repeated_starts(_raw_type, _START, _HEARTBEAT),
             outside_sequence=_raw_outside_sequence,
             queue_size=queue_size,
             liveness_timeout=liveness_timeout,
             max_reconnects=max_reconnects,
             last_event_id=last_event_id,
-            backoff=self.client.transport.backoff,
             max_event_bytes=max_event_bytes,
         )
-        return self._keep(stream)
 
-    def _keep(self, stream: EventStream[Any]) -> EventStream[Any]:
+    def _open_stream(
+        self, *, decode: Callable[[SSEEvent], T], is_end: Callable[[T], bool], **options: Any
+    ) -> EventStream[T]:
+        """The session's SSE consumer (its path, the client's transport and backoff),
+        decoded by ``decode``, with ``options`` (:class:`EventStream`'s), kept in
+        ``_streams`` so the session closes it."""
+        stream = EventStream(
+            self.client.transport,
+            f"/lens/sessions/consumer/{self.session_id}",
+            decode=decode,
+            is_end=is_end,
+            backoff=self.client.transport.backoff,
+            **options,
+        )
         # Streams that are over are let go here, so a long-lived session that opens
         # many streams does not keep them all until it closes.
         self._streams = {s for s in self._streams if not s.finished}
@@ -228,6 +217,28 @@ def _ordinary_sse(raw: SSEEvent) -> bool:
 
 _START: Final = "sse.stream.start"
 _HEARTBEAT: Final = "sse.stream.heartbeat"
+_raw_type: Final = operator.attrgetter("type")
+
+
+def _skip_repeated_starts(
+    kind: Callable[[T], object], start: object, heartbeat: object
+) -> Callable[[T], bool]:
+    """A stream's ``skip``: of the stream starts (one per connection) the first is
+    yielded and the ones after reconnects skipped; events of kind ``heartbeat`` are
+    skipped (``None``: none are)."""
+    started = False
+
+    def skip(event: T) -> bool:
+        nonlocal started
+        found = kind(event)
+        if found == start:
+            seen, started = started, True
+            return seen
+        return found == heartbeat
+
+    return skip
+
+
 _END_TYPE: Final = "sse.stream.end"
 
 

@@ -14,7 +14,7 @@ from aiolens._core.options import check_choice, check_count, check_seconds, chec
 from aiolens._core.redact import SecretStr, install_log_redaction, register_secret
 from aiolens._transport.client_base import ClientBase
 from aiolens._transport.http import HTTPTransport, Timeout
-from aiolens._transport.session_registry import SessionRegistry
+from aiolens._transport.session_registry import SessionRegistry, connect_or_close
 from aiolens._transport.shielded import finish_or_undo
 from aiolens.errors import APIStatusError, ConfigurationError
 from aiolens.kynasmith.error_rules import KYNASMITH_RULES
@@ -196,11 +196,7 @@ class AsyncKynasmithClient(ClientBase):
             except BaseException:
                 await self.sessions.cancel_quietly(created.session_id, timeout=cancel_timeout)
                 raise
-            try:
-                await session.connect()
-            except BaseException:
-                await session.aclose()
-                raise
+            await connect_or_close(session)
         return session
 
     @contextlib.asynccontextmanager

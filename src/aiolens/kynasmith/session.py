@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Unpack
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import msgspec
@@ -25,7 +25,7 @@ from aiolens._core.redact import get_logger
 from aiolens._core.seen import SeenWindow
 from aiolens._transport.closing import AsyncClosing
 from aiolens._transport.shielded import wait_to_completion
-from aiolens._transport.ws import DEFAULT_MAX_MESSAGE_SIZE, WebSocketChannel
+from aiolens._transport.ws import WebSocketChannel
 from aiolens.errors import (
     AiolensError,
     APITimeoutError,
@@ -52,7 +52,6 @@ from aiolens.kynasmith.models import (
     validate_frame,
 )
 from aiolens.kynasmith.session_options import (
-    DEFAULT_CANCEL_TIMEOUT,
     DetectionSessionKwargs,
     DetectionSessionOptions,
 )
@@ -120,43 +119,26 @@ class DetectionSession(AsyncClosing):
         self,
         client: DetectionSessionHost,
         created: DetectionSessionCreated,
-        *,
-        window: int = 8,
-        ack_timeout: float = 30.0,
-        event_queue_size: int = 10_000,
-        validate: bool = True,
-        reconnect: bool = True,
-        ping_interval: float | None = 20.0,
-        cancel_timeout: float = DEFAULT_CANCEL_TIMEOUT,
-        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        **options: Unpack[DetectionSessionKwargs],
     ) -> None:
-        DetectionSessionOptions(
-            window=window,
-            ack_timeout=ack_timeout,
-            event_queue_size=event_queue_size,
-            validate=validate,
-            reconnect=reconnect,
-            ping_interval=ping_interval,
-            cancel_timeout=cancel_timeout,
-            max_message_size=max_message_size,
-        )
+        checked = DetectionSessionOptions(**options)
         self.client = client
         self.created = created
         self.session_id: str = created.session_id
-        self.ack_timeout = ack_timeout
-        self.validate = validate
-        self.cancel_timeout = cancel_timeout
+        self.ack_timeout = checked.ack_timeout
+        self.validate = checked.validate
+        self.cancel_timeout = checked.cancel_timeout
         self.status: str = created.status
         self.accepted_frames_total: int = 0
         self.dropped_events: int = 0
         self.malformed_messages: int = 0
         """Messages and events that could not be decoded (logged and skipped)."""
         self.done: SessionDone | None = None
-        self._window = asyncio.Semaphore(window)
+        self._window = asyncio.Semaphore(checked.window)
         self._batch_seq = 0
         self._frame_seq = 0
         self._pending: dict[int, tuple[asyncio.Future[FrameAck], bytes]] = {}
-        self._events: asyncio.Queue[Any] = asyncio.Queue(event_queue_size)
+        self._events: asyncio.Queue[Any] = asyncio.Queue(checked.event_queue_size)
         self._done_future: asyncio.Future[SessionDone] = asyncio.get_running_loop().create_future()
         self._closing: asyncio.Task[None] | None = None
         self._ended = False
@@ -170,11 +152,11 @@ class DetectionSession(AsyncClosing):
             on_lost=self._on_lost,
             on_reconnect=self._resend,
             on_final=self._on_final,
-            reconnect=reconnect,
+            reconnect=checked.reconnect,
             backoff=client.transport.backoff,
-            max_message_size=max_message_size,
-            ping_interval=ping_interval,
-            ping_timeout=ping_interval,
+            max_message_size=checked.max_message_size,
+            ping_interval=checked.ping_interval,
+            ping_timeout=checked.ping_interval,
             name=f"detection session {created.session_id}",
             observer=client.transport.observer,
             rules=client.transport.rules,

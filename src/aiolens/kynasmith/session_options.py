@@ -40,6 +40,7 @@ class DetectionSessionKwargs(TypedDict, total=False):
     reconnect: bool
     ping_interval: float | None
     cancel_timeout: float
+    max_message_size: int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

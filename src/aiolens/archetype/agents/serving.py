@@ -24,11 +24,13 @@ from typing import Any, Final
 import msgspec
 
 from aiolens._core.correlator import Correlator
+from aiolens._core.options import check_bool, check_count, check_optional_seconds, check_seconds
 from aiolens._core.redact import get_logger
 from aiolens._transport.closing import AsyncClosing
 from aiolens._transport.http import HTTPTransport
 from aiolens._transport.ws import WebSocketChannel
 from aiolens._transport.ws_requests import fail_waiting, send_request
+from aiolens.archetype.agents._rest import _id
 from aiolens.archetype.agents.models import QueryResult
 from aiolens.archetype.agents.resources import checked_reply
 from aiolens.errors import APITimeoutError, ConnectionLostError, ProtocolError
@@ -62,6 +64,12 @@ class AgentConnection(AsyncClosing):
         reconnect: reconnect after a recoverable close (queries waiting at
             that moment fail with :class:`ConnectionLostError`: the server
             may or may not have answered them).
+
+    Raises:
+        ValueError: ``instance_id`` is not a non-empty string.
+        ConfigurationError: a bad option value (a ``ValueError`` that names
+            it; checked as every session's options are, see
+            :mod:`aiolens._core.options`).
     """
 
     def __init__(
@@ -75,24 +83,13 @@ class AgentConnection(AsyncClosing):
         ping_interval: float | None = 20.0,
         reconnect: bool = True,
     ) -> None:
-        if not isinstance(instance_id, str) or not instance_id:
-            raise ValueError(f"instance_id must be a non-empty string: {instance_id!r}")
-        for name, value in (
-            ("request_timeout", request_timeout),
-            ("open_timeout", open_timeout),
-        ):
-            if not value > 0:
-                raise ValueError(f"{name} must be positive seconds: {value!r}")
-        if (
-            isinstance(max_in_flight, bool)
-            or not isinstance(max_in_flight, int)
-            or max_in_flight < 1
-        ):
-            raise ValueError(f"max_in_flight must be a positive integer: {max_in_flight!r}")
+        self.instance_id = _id(instance_id)
+        self.request_timeout = check_seconds("request_timeout", request_timeout)
+        self._open_timeout = check_seconds("open_timeout", open_timeout)
+        check_count("max_in_flight", max_in_flight)
+        check_optional_seconds("ping_interval", ping_interval)
+        check_bool("reconnect", reconnect)
         self._http = http
-        self.instance_id = instance_id
-        self.request_timeout = request_timeout
-        self._open_timeout = open_timeout
         self._correlator: Correlator[asyncio.Future[dict[str, Any]]] = Correlator(_one_type)
         self._slots = asyncio.Semaphore(max_in_flight)
         self._greeted = asyncio.Event()

@@ -19,7 +19,7 @@ from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from aiolens._core.redact import get_logger
-from aiolens._transport.shielded import run_to_completion
+from aiolens._transport.shielded import cancel_and_wait, run_to_completion
 from aiolens.archetype.events import RawEvent
 
 log: logging.Logger = get_logger("starlette")
@@ -34,6 +34,9 @@ class RelayResponse(StreamingResponse):
     """``text/event-stream`` from an iterator of frames; ends on the browser's disconnect.
 
     A browser that accepts nothing for ``send_timeout`` seconds is dropped.
+    Cancel: the sender and the listener are cancelled and awaited, and the
+    frames' iterator is still closed (shielded), also when the response is
+    cancelled again while they stop; then :class:`asyncio.CancelledError` is raised.
     """
 
     def __init__(self, frames: AsyncIterator[bytes], *, send_timeout: float) -> None:
@@ -48,12 +51,12 @@ class RelayResponse(StreamingResponse):
         try:
             await asyncio.wait({streaming, listening}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (streaming, listening):
-                task.cancel()
-            await asyncio.gather(streaming, listening, return_exceptions=True)
-            close = getattr(self._frames, "aclose", None)
-            if close is not None:
-                await run_to_completion(close())
+            try:
+                await cancel_and_wait(streaming, listening)
+            finally:  # also when cancelled (again) while the two stop
+                close = getattr(self._frames, "aclose", None)
+                if close is not None:
+                    await run_to_completion(close())
         if streaming.done() and not streaming.cancelled() and streaming.result():
             with contextlib.suppress(OSError, RuntimeError):
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
