@@ -14,7 +14,13 @@ from typing import Any
 import aiohttp
 import pytest
 
-from aiolens import AsyncArchetypeClient, ConfigurationError, PoseFrameError, RateLimitError
+from aiolens import (
+    AsyncArchetypeClient,
+    ConfigurationError,
+    PoseFrameError,
+    RateLimitError,
+    Timeouts,
+)
 from aiolens._core.backoff import Backoff
 from aiolens.emulator import Emulator
 from aiolens.kynasmith import AsyncKynasmithClient
@@ -109,6 +115,47 @@ async def test_a_per_call_timeout_is_checked_before_the_request_is_sent(
         await client.files.download("x", tmp_path / "x", timeout=value)
     assert emulator.lens.sessions == {}
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("option", "kwargs"),
+    [
+        ("Timeouts.total", {"total": 0}),
+        ("Timeouts.connect", {"total": 5, "connect": NAN}),
+        ("Timeouts.read", {"read": -1}),
+        ("Timeouts.read", {"read": math.inf}),
+        ("total= or read=", {"connect": 5}),
+        ("total= or read=", {}),
+    ],
+)
+def test_timeouts_are_checked_when_made(option: str, kwargs: dict[str, Any]) -> None:
+    with pytest.raises(ConfigurationError, match=option.replace(".", r"\.")):
+        Timeouts(**kwargs)
+
+
+async def test_timeouts_work_per_client_per_copy_and_per_call(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    limits = Timeouts(total=30, connect=5, read=10)
+    async with AsyncArchetypeClient(emulator.api_key, emulator.lens_url, timeout=limits) as client:
+        assert (await client.sessions.info()).num_active_sessions == 0
+        await client.with_options(timeout=Timeouts(read=10)).lenses.metadata()
+        await client.files.upload_base64(b"a,b\n1,2\n", "t.csv", timeout=Timeouts(total=10))
+        path = await client.files.download("t.csv", tmp_path / "t.csv", timeout=Timeouts(read=5))
+        assert path.read_bytes() == b"a,b\n1,2\n"
+
+
+async def test_an_aiohttp_client_timeout_still_works_with_a_deprecation_warning(
+    emulator: Emulator,
+) -> None:
+    with pytest.warns(DeprecationWarning, match="aiolens.Timeouts"):
+        client = AsyncArchetypeClient(
+            emulator.api_key, emulator.lens_url, timeout=aiohttp.ClientTimeout(total=30)
+        )
+    async with client:
+        await client.sessions.info()  # warned once, when given
+        with pytest.warns(DeprecationWarning, match="aiolens.Timeouts"):
+            await client.sessions.info(timeout=aiohttp.ClientTimeout(total=30))
 
 
 async def test_a_per_call_max_retries_is_checked(client: AsyncArchetypeClient) -> None:

@@ -1,10 +1,13 @@
 """aiolens: an asyncio client for session-based real-time inference APIs."""
 
 from aiolens._core.model import to_builtins
+from aiolens._core.timeouts import Timeouts
 from aiolens._logs import configure_from_env as _configure_logs_from_env
 from aiolens._transport.http import RateLimit
 from aiolens.archetype import AsyncArchetypeClient, LensSession, SessionStatus
 from aiolens.errors import (
+    AgentQueryError,
+    AgentRunError,
     AiolensError,
     APIConnectionError,
     APIError,
@@ -31,6 +34,7 @@ from aiolens.errors import (
     RejectedRequestError,
     StreamResumeError,
     UnprocessableEntityError,
+    WaitTimeoutError,
 )
 from aiolens.kynasmith import AsyncKynasmithClient, DetectionSession
 
@@ -44,6 +48,8 @@ __all__ = [
     "APIResponseValidationError",
     "APIStatusError",
     "APITimeoutError",
+    "AgentQueryError",
+    "AgentRunError",
     "AiolensError",
     "AsyncArchetypeClient",
     "AsyncKynasmithClient",
@@ -70,7 +76,9 @@ __all__ = [
     "RejectedRequestError",
     "SessionStatus",
     "StreamResumeError",
+    "Timeouts",
     "UnprocessableEntityError",
+    "WaitTimeoutError",
     "__version__",
     "to_builtins",
 ]

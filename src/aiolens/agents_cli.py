@@ -19,7 +19,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from aiolens.archetype.agents import Instance
-from aiolens.cli import (
+from aiolens.cli_shared import (
     _client,
     _connection_options,
     _json_option,

@@ -13,8 +13,6 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import os
-import re
 import signal
 import sys
 import time
@@ -27,16 +25,22 @@ from aiolens._extras import require_extra
 
 require_extra("cli", "the aiolens command", "rich", "yaml")
 
-from rich.console import Console  # noqa: E402
 from rich.markup import escape  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from aiolens import AiolensError, AsyncArchetypeClient, __version__  # noqa: E402
-from aiolens._core.options import check_seconds  # noqa: E402
+from aiolens import AiolensError, __version__  # noqa: E402
+from aiolens.cli_shared import (  # noqa: E402
+    _client,
+    _connection_options,
+    _json_option,
+    _print_json,
+    console,
+    err_console,
+    parse_duration,
+)
 from aiolens.errors import (  # noqa: E402
     APIConnectionError,
     AuthenticationError,
-    ConfigurationError,
     InternalServerError,
     NotFoundError,
     PermissionDeniedError,
@@ -44,34 +48,6 @@ from aiolens.errors import (  # noqa: E402
 )
 
 __all__ = ["main"]
-
-# Piped, a table keeps its natural width (one row a line, whatever $COLUMNS says), so
-# scripts can grep it; `--json` is the format meant for them.
-console: Console = Console(width=None if sys.stdout.isatty() else 100_000)
-# soft_wrap: an error stays one line, never folded at the terminal width.
-err_console: Console = Console(stderr=True, soft_wrap=True, highlight=False)
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
-_UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_duration(text: str) -> float:
-    """``"30m"`` → 1800.0; units s, m, h, d (seconds when omitted)."""
-    match = _DURATION.match(text)
-    if not match:
-        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (try 30m, 2h, 90s)")
-    return float(match.group(1)) * _UNIT[match.group(2)]
-
-
-def positive_int(text: str) -> int:
-    """An argparse type: an integer ≥ 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
 
 
 def _port(text: str) -> int:
@@ -82,13 +58,6 @@ def _port(text: str) -> int:
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"{value} is not a port (0..65535; 0 picks a free one)")
     return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        return check_seconds("seconds", float(text))
-    except ValueError:  # not a number, or ConfigurationError: 0, negative, nan, inf
-        raise argparse.ArgumentTypeError(f"not a finite number of seconds > 0: {text!r}") from None
 
 
 def _kynasmith_key(text: str) -> str:
@@ -148,14 +117,6 @@ async def _emulate(args: argparse.Namespace) -> int:
 # ---- sessions ----------------------------------------------------------------------------
 
 
-def _client(args: argparse.Namespace) -> AsyncArchetypeClient:
-    if not (args.api_key or os.environ.get("ATAI_API_KEY")):
-        raise ConfigurationError(
-            "no API key: set ATAI_API_KEY (`aiolens emulate` prints one) or pass --api-key"
-        )
-    return AsyncArchetypeClient(api_key=args.api_key, base_url=args.base_url, timeout=args.timeout)
-
-
 def _age(summary: Any, now: float) -> float:
     if summary.session_duration_sec is not None:
         return float(summary.session_duration_sec)
@@ -191,11 +152,6 @@ def _session_details(summary: Any, now: float) -> Table:
     table.add_row("age", _fmt_age(_age(summary, now)))
     table.add_row("endpoint", summary.session_endpoint or "")
     return table
-
-
-def _print_json(value: Any) -> None:
-    """``value`` (models, lists, dicts) as one JSON document on stdout, secrets masked."""
-    sys.stdout.write(msgspec.json.encode(value, enc_hook=str).decode() + "\n")
 
 
 def _session_json(summary: Any, now: float) -> dict[str, Any]:
@@ -321,25 +277,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_agents(sub)
     _add_fleet(sub)
     return parser
-
-
-def _json_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--json", action="store_true", help="print JSON (for scripts) instead of a table"
-    )
-
-
-def _connection_options(parser: argparse.ArgumentParser, *, suppress: bool = False) -> None:
-    """``--api-key``, ``--base-url``, ``--timeout``; with ``suppress``, absent ones set nothing."""
-
-    def default(value: Any) -> Any:
-        return argparse.SUPPRESS if suppress else value
-
-    parser.add_argument("--api-key", default=default(None), help="default: $ATAI_API_KEY")
-    parser.add_argument("--base-url", default=default(None), help="default: $ATAI_API_ENDPOINT")
-    parser.add_argument(
-        "--timeout", type=_seconds, default=default(30.0), help="seconds per HTTP attempt (30)"
-    )
 
 
 def _add_files(sub: Any) -> None:

@@ -25,7 +25,7 @@ __all__ = ["add_parser"]
 async def _files(args: argparse.Namespace) -> int:
     """Run one ``files`` action; the client closes on exit or cancel (a direct upload
     that is cancelled is aborted, unless ``--resume`` keeps it for a later run)."""
-    from aiolens.cli import _client, _print_json, console, err_console
+    from aiolens.cli_shared import _client, _print_json, console, err_console
 
     async with _client(args) as client:
         if args.action == "list":
@@ -74,7 +74,7 @@ async def _files(args: argparse.Namespace) -> int:
 
 def add_parser(sub: Any) -> None:
     """Add ``aiolens files upload|list`` to the command's subparsers."""
-    from aiolens.cli import _connection_options, _json_option, positive_int
+    from aiolens.cli_shared import _connection_options, _json_option, positive_int
 
     files = sub.add_parser("files", help="upload a file or list the org's files")
     _connection_options(files)

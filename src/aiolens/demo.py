@@ -287,7 +287,7 @@ async def _run(args: argparse.Namespace) -> int:
 
 def add_parser(sub: Any) -> None:
     """Register the ``demo`` subcommand on the CLI's subparsers."""
-    from aiolens.cli import positive_int
+    from aiolens.cli_shared import positive_int
 
     demo = sub.add_parser("demo", help="run the pipeline end to end against the emulator")
     demo.add_argument("target", nargs="?", choices=["lens", "kynasmith"], default="lens")

@@ -6,6 +6,10 @@ transport failures become :class:`APIConnectionError` (with
 :class:`APITimeoutError` for timeouts). Exception texts never contain an API
 key: messages pass through :func:`aiolens._core.redact.redact` before they are
 stored.
+
+This module holds the tree only. How a server's error body becomes one of these
+exceptions is a vendor rule (:mod:`aiolens._transport.vendor_rules`, with each
+vendor's ``error_rules`` module).
 """
 
 from __future__ import annotations
@@ -50,8 +54,6 @@ __all__ = [
     "StreamResumeError",
     "UnprocessableEntityError",
     "WaitTimeoutError",
-    "make_status_error",
-    "parse_error_body",
 ]
 
 
@@ -415,26 +417,8 @@ class InternalServerError(APIStatusError):
     """HTTP 5xx."""
 
 
-_BY_STATUS: dict[int, type[APIStatusError]] = {
-    400: BadRequestError,
-    401: AuthenticationError,
-    403: PermissionDeniedError,
-    404: NotFoundError,
-    409: ConflictError,
-    413: PayloadTooLargeError,
-    422: UnprocessableEntityError,
-    429: RateLimitError,
-}
-
-
 def _status_retryable(status: int) -> bool:
     return status in (408, 429) or status >= 500
-
-
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    return value if isinstance(value, str) else str(value)
 
 
 def _redacted(value: Any) -> Any:
@@ -448,115 +432,26 @@ def _redacted(value: Any) -> Any:
     return value
 
 
-def _item(obj: Any, code: str = "") -> ErrorItem:
-    """One :class:`ErrorItem` from whatever a server put in an error list.
+def __getattr__(name: str) -> Any:
+    """The error-body parsers that lived here (deprecated): they are vendor rules now.
 
-    Lenient on purpose: a ``null`` or a number where a string belongs must not
-    cost the user the whole error. Texts are redacted.
+    ``parse_error_body`` reads the Lens API's envelopes
+    (:func:`aiolens.archetype.error_rules.parse_error_body`); ``make_status_error``
+    builds the typed error with those rules (``ARCHETYPE_RULES.status_error``).
+    Both still work, with a :class:`DeprecationWarning`.
     """
-    if not isinstance(obj, dict):
-        return ErrorItem(code=code, message=redact(_text(obj)))
-    message = obj.get("message")
-    if message is None:
-        message = obj.get("msg", obj.get("detail"))
-    retryable = obj.get("retryable")
-    details = obj.get("details")
-    suggestion = obj.get("suggestion")
-    error_uid = obj.get("error_uid")
-    return ErrorItem(
-        code=_text(obj.get("code")) or code,
-        message=redact(_text(message)),
-        suggestion=redact(_text(suggestion)) if suggestion is not None else None,
-        error_uid=_text(error_uid) if error_uid is not None else None,
-        retryable=retryable if isinstance(retryable, bool) else None,
-        details=_redacted(details) if isinstance(details, dict) else {},
-    )
+    if name in ("parse_error_body", "make_status_error"):
+        import warnings
 
+        from aiolens.archetype import error_rules  # deferred: it imports this module
 
-def parse_error_body(body: bytes) -> list[ErrorItem]:
-    """Read the errors out of any of the documented error envelopes.
-
-    Handles Archetype's ``{"errors": [...]}``, the legacy ``{"detail": ...}``,
-    the ``{"error": {code, message, retryable, details}}`` shape (Archetype's
-    older docs and Kynasmith's only one), ``{"error_messages": [...]}`` from
-    register, and a bare ``{"message": ...}``. Fields of an unexpected type
-    (``null``, numbers) are tolerated. Messages, suggestions and details are
-    redacted.
-
-    Returns:
-        The errors found, or an empty list when the body is not one of those
-        shapes (the caller keeps the raw text).
-    """
-    try:
-        env = msgspec.json.decode(body)
-    except msgspec.DecodeError:
-        return []
-    if not isinstance(env, dict):
-        return []
-    errors = env.get("errors")
-    if errors:
-        return [_item(e) for e in (errors if isinstance(errors, list) else [errors])]
-    error = env.get("error")
-    if error:
-        return [_item(error, "error")]
-    detail = env.get("detail")
-    if detail is not None:
-        if isinstance(detail, list):  # FastAPI validation errors
-            return [_item(d, "validation_error") for d in detail]
-        return [_item(detail)]
-    messages = env.get("error_messages")
-    if messages:
-        return [
-            _item(m, "invalid") for m in (messages if isinstance(messages, list) else [messages])
-        ]
-    if env.get("message"):
-        return [_item(env)]
-    return []
-
-
-def _body_retry_after(errors: Sequence[ErrorItem]) -> float | None:
-    """Seconds to wait from an error's ``details`` (``retry_after`` or ``retry_after_seconds``)."""
-    for error in errors:
-        for key in ("retry_after", "retry_after_seconds"):
-            value = error.details.get(key)
-            if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
-                return float(value)
-    return None
-
-
-def make_status_error(
-    status: int,
-    body: bytes,
-    *,
-    request_id: str | None = None,
-    retry_after: float | None = None,
-    cls: type[APIStatusError] | None = None,
-) -> APIStatusError:
-    """Build the typed exception for an error answer.
-
-    Args:
-        status: the HTTP status.
-        body: the raw response body.
-        request_id: the ``X-Request-ID`` header, if any.
-        retry_after: seconds from ``Retry-After``, if any; otherwise the
-            body's ``details.retry_after`` (or ``retry_after_seconds``) is used.
-        cls: force a class (used for 2xx answers that report errors).
-    """
-    errors = parse_error_body(body)
-    if retry_after is None:
-        retry_after = _body_retry_after(errors)
-    text = body.decode("utf-8", "replace")
-    if errors:
-        message = "; ".join(e.message or e.code for e in errors)
-    else:
-        message = text[:500].strip() or f"HTTP {status} with an empty body"
-    if cls is None:
-        cls = _BY_STATUS.get(status, InternalServerError if status >= 500 else APIStatusError)
-    return cls(
-        message,
-        status=status,
-        errors=errors,
-        request_id=request_id,
-        retry_after=retry_after,
-        body=text,
-    )
+        warnings.warn(
+            f"aiolens.errors.{name} is deprecated: error bodies are read by each "
+            "vendor's rules (aiolens.archetype.error_rules)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        if name == "parse_error_body":
+            return error_rules.parse_error_body
+        return error_rules.ARCHETYPE_RULES.status_error
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -9,7 +9,17 @@ The models of each API are in :mod:`aiolens.archetype.models` and
 from aiolens._core.backoff import Backoff
 from aiolens._core.model import Model
 from aiolens._core.redact import SecretStr
-from aiolens._transport.http import RateLimit, Timeout
+from aiolens._core.timeouts import Timeout, Timeouts
+from aiolens._transport.http import RateLimit
 from aiolens._transport.sse import EventStream, Overflow
 
-__all__ = ["Backoff", "EventStream", "Model", "Overflow", "RateLimit", "SecretStr", "Timeout"]
+__all__ = [
+    "Backoff",
+    "EventStream",
+    "Model",
+    "Overflow",
+    "RateLimit",
+    "SecretStr",
+    "Timeout",
+    "Timeouts",
+]

@@ -100,11 +100,11 @@ def test_a_run_taken_at_once_leaves_the_cursor_as_one_by_one(
     all_fresh = one_by_one(slow, run)
     if taken:
         assert all_fresh
-        assert (fast.last_event_id, fast.since_id, fast._last_digits, fast._remembered) == (
+        assert (fast.last_event_id, fast.since_id, fast._last_digits, fast._named._clock) == (
             slow.last_event_id,
             slow.since_id,
             slow._last_digits,
-            slow._remembered,
+            slow._named._clock,
         )
         assert all(fast.seen(i) == slow.seen(i) for i in [*before, *run, "41", "b"])
     else:

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from aiolens._transport.shielded import finish_or_undo, run_to_completion
+from aiolens._transport.shielded import cancel_and_wait, finish_or_undo, run_to_completion
 
 
 async def test_returns_the_result_when_not_cancelled() -> None:
@@ -152,3 +152,47 @@ async def test_nothing_to_undo_when_the_work_fails_or_never_answers() -> None:
             await task
     assert undone == []
     assert never_done.is_set()
+
+
+async def test_cancel_and_wait_never_swallows_the_callers_own_cancellation() -> None:
+    stopping = asyncio.Event()
+    release = asyncio.Event()
+
+    async def helper() -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            stopping.set()
+            await release.wait()  # slow to stop after its cancel
+
+    helper_task = asyncio.create_task(helper())
+    await asyncio.sleep(0)
+    went_on: list[str] = []
+
+    async def caller() -> None:
+        await cancel_and_wait(helper_task)
+        went_on.append("after cancel_and_wait")  # must not happen: it was cancelled
+
+    caller_task = asyncio.create_task(caller())
+    await stopping.wait()
+    caller_task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await caller_task
+    assert caller_task.cancelled() and went_on == []
+    release.set()
+    await asyncio.wait((helper_task,))
+    assert helper_task.cancelled()
+
+
+async def test_cancel_and_wait_returns_once_the_task_ended_and_raises_none_of_its_errors() -> None:
+    async def fails_on_cancel() -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            raise KeyError("raised while stopping")
+
+    task = asyncio.create_task(fails_on_cancel())
+    await asyncio.sleep(0)
+    await cancel_and_wait(task)
+    assert task.done() and isinstance(task.exception(), KeyError)
+    await cancel_and_wait(task)  # already done: nothing to do

@@ -244,3 +244,40 @@ async def test_a_text_message_that_is_not_utf8_fails_the_connection_with_1007() 
             await channel.aclose()
     assert messages == []
     assert lost[0].close_code in (1006, 1007)
+
+
+async def test_a_caller_cancelled_in_aclose_gets_its_cancel_and_the_socket_still_closes() -> None:
+    release = asyncio.Event()
+    server_closed = asyncio.Event()
+
+    async def handler(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await release.wait()  # reads nothing: the client's close frame goes unanswered
+        await ws.close()
+        server_closed.set()
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/ws", handler)
+    async with TestServer(app, host="127.0.0.1") as server:
+        channel = channel_to(str(server.make_url("/ws")).replace("http", "ws", 1))
+        await channel.connect()
+        went_on: list[str] = []
+
+        async def closer() -> None:
+            await channel.aclose(timeout=60.0)
+            went_on.append("after aclose")  # must not happen: the caller was cancelled
+
+        task = asyncio.create_task(closer())
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert not task.done()  # waiting for the closing handshake
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert task.cancelled() and went_on == []
+        release.set()  # the shielded close goes on: the server's close frame ends it
+        await server_closed.wait()
+        await channel.aclose()  # idempotent
+        assert not channel.connected

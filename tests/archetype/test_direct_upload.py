@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from aiolens import AsyncArchetypeClient, BadRequestError, NotFoundError, PermissionDeniedError
-from aiolens.archetype import resources
+from aiolens.archetype import files
 from aiolens.archetype.uploads import UploadProgress
 from aiolens.emulator import Emulator
 from aiolens.emulator.lens_uploads import Upload
@@ -63,7 +63,7 @@ async def test_upload_chooses_direct_above_the_threshold(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(resources, "DIRECT_UPLOAD_THRESHOLD", 2 * PART)
+    monkeypatch.setattr(files, "DIRECT_UPLOAD_THRESHOLD", 2 * PART)
     await client.files.upload(make_file(tmp_path, PART, "small.csv"))
     assert uploads(small_parts) == []  # one proxy POST
     await client.files.upload(make_file(tmp_path, 3 * PART, "large.csv"))

@@ -130,6 +130,8 @@ def test_the_top_level_exports_are_pinned() -> None:
         "APIResponseValidationError",
         "APIStatusError",
         "APITimeoutError",
+        "AgentQueryError",
+        "AgentRunError",
         "AiolensError",
         "AsyncArchetypeClient",
         "AsyncKynasmithClient",
@@ -156,7 +158,24 @@ def test_the_top_level_exports_are_pinned() -> None:
         "RejectedRequestError",
         "SessionStatus",
         "StreamResumeError",
+        "Timeouts",
         "UnprocessableEntityError",
+        "WaitTimeoutError",
         "__version__",
         "to_builtins",
     }
+
+
+def test_every_error_in_the_tree_is_exported_at_the_top() -> None:
+    # ``except aiolens.XError`` must work for every class of the one error tree.
+    import aiolens.errors
+
+    tree = {
+        name
+        for name, obj in vars(aiolens.errors).items()
+        if isinstance(obj, type)
+        and issubclass(obj, BaseException)
+        and obj.__module__ == "aiolens.errors"
+        and not name.startswith("_")
+    }
+    assert tree - set(aiolens.__all__) == set()

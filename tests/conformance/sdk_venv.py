@@ -10,12 +10,12 @@ ahead of time (``.ci/run`` does) and exits non-zero when it cannot.
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import json
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any, Final
+
+from tests.vendor_venv import ensure_venv
 
 ROOT: Final = Path(__file__).resolve().parents[2]
 SDK_VENV: Final = ROOT / ".venv-sdk"
@@ -23,49 +23,18 @@ SDK_VERSION: Final = "26.10.14.0"
 SDK_REQUIREMENT: Final = f"archetypeai=={SDK_VERSION}"
 
 
-def _has_sdk(python: Path) -> bool:
-    if not python.exists():
-        return False
-    probe = (
-        "import archetypeai.api_client as c, sys; "
-        f"sys.exit(0 if c._VERSION == {SDK_VERSION!r} else 1)"
-    )
-    try:
-        return subprocess.run([str(python), "-c", probe], timeout=60).returncode == 0
-    except (subprocess.SubprocessError, OSError):
-        return False
+_PROBE: Final = (
+    f"import archetypeai.api_client as c, sys; sys.exit(0 if c._VERSION == {SDK_VERSION!r} else 1)"
+)
 
 
 def sdk_python() -> tuple[Path | None, str]:
     """The SDK venv's interpreter, creating the venv if needed; or ``None`` and why not.
 
-    Creation is serialised with a file lock, so concurrent test processes build
-    it once. It runs ``python -m venv`` and ``pip install archetypeai==<pin>``
-    (several minutes at most; bounded by timeouts).
+    Made by :func:`tests.vendor_venv.ensure_venv` (``python -m venv`` and ``pip
+    install archetypeai==<pin>``, serialised by a file lock, bounded by timeouts).
     """
-    python = SDK_VENV / "bin" / "python"
-    if _has_sdk(python):
-        return python, ""
-    SDK_VENV.parent.mkdir(parents=True, exist_ok=True)
-    with (ROOT / ".venv-sdk.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if _has_sdk(python):
-            return python, ""
-        steps = [
-            [sys.executable, "-m", "venv", "--clear", str(SDK_VENV)],
-            [str(python), "-m", "pip", "install", "--quiet", SDK_REQUIREMENT],
-        ]
-        for step in steps:
-            try:
-                done = subprocess.run(step, capture_output=True, text=True, timeout=900)
-            except (subprocess.SubprocessError, OSError) as exc:
-                return None, f"could not make {SDK_VENV}: {' '.join(step)}: {exc}"
-            if done.returncode != 0:
-                tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
-                return None, f"could not make {SDK_VENV}: {' '.join(step)}: {' / '.join(tail)}"
-    if _has_sdk(python):
-        return python, ""
-    return None, f"{SDK_VENV} was made but does not import {SDK_REQUIREMENT}"
+    return ensure_venv(SDK_VENV, base=[sys.executable], installs=[[SDK_REQUIREMENT]], probe=_PROBE)
 
 
 async def run_driver(python: Path, driver: Path, *args: str) -> tuple[list[dict[str, Any]], str]:

@@ -16,7 +16,6 @@ contract by the suite-wide tap (``tests/conftest.py``).
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import json
 import os
 import shutil
@@ -30,6 +29,7 @@ import pytest
 from aiolens.emulator import Emulator
 from aiolens.emulator.movespec_yaml import SQUAT_YAML
 from aiolens.kynasmith.synthetic import generate_squats
+from tests.vendor_venv import ensure_venv
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV = ROOT / ".vendor" / "kynasmith-sdk-py312"
@@ -51,48 +51,22 @@ def _python312() -> list[str] | None:
     return None
 
 
-def _has_sdk(python: Path) -> bool:
-    # not ``import kynasmith``: its __init__ needs MediaPipe (see vendor_sdk_driver.py)
-    probe = (
-        "import importlib.util as u, sys, httpx, websockets, kynasmith_contracts; "
-        "sys.exit(0 if u.find_spec('kynasmith') else 1)"
-    )
-    try:
-        return (
-            python.exists()
-            and subprocess.run([str(python), "-c", probe], timeout=60).returncode == 0
-        )
-    except (OSError, subprocess.SubprocessError):
-        return False
+# not ``import kynasmith``: its __init__ needs MediaPipe (see vendor_sdk_driver.py)
+_PROBE = (
+    "import importlib.util as u, sys, httpx, websockets, kynasmith_contracts; "
+    "sys.exit(0 if u.find_spec('kynasmith') else 1)"
+)
 
 
 def sdk_python() -> tuple[Path | None, str]:
-    """The SDK venv's interpreter, made if needed (serialised by a file lock); or why not."""
-    python = VENV / "bin" / "python"
-    if _has_sdk(python):
-        return python, ""
+    """The SDK venv's interpreter, made if needed (:func:`tests.vendor_venv.ensure_venv`);
+    or ``None`` and why not."""
     base = _python312()
     if base is None:
         return None, "no Python 3.12 here (set AIOLENS_PYTHON312); the vendor SDK needs it"
-    VENV.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYENV_VERSION": os.environ.get("PYENV_VERSION", "3.12.1")}
-    with (VENV.parent / "kynasmith-sdk.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if _has_sdk(python):
-            return python, ""
-        pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-        for step in (
-            [*base, "-m", "venv", "--clear", str(VENV)],
-            [*pip, *REQUIREMENTS],
-            [*pip, "--no-deps", "kynasmith==0.1.0"],
-        ):
-            try:
-                done = subprocess.run(step, env=env, capture_output=True, text=True, timeout=900)
-            except (OSError, subprocess.SubprocessError) as exc:
-                return None, f"could not make {VENV}: {exc}"
-            if done.returncode != 0:
-                return None, f"could not make {VENV}: {(done.stderr or done.stdout)[-400:]}"
-    return (python, "") if _has_sdk(python) else (None, f"{VENV} does not import the SDK")
+    installs = [list(REQUIREMENTS), ["--no-deps", "kynasmith==0.1.0"]]
+    return ensure_venv(VENV, base=base, installs=installs, probe=_PROBE, env=env)
 
 
 def _jwt_claims(token: str) -> dict[str, object]:

@@ -16,10 +16,11 @@ events were delivered (to drop their repeats) and whether a resume is safe at al
 
 from __future__ import annotations
 
-import collections
 import operator
 from itertools import islice
 from typing import Final
+
+from aiolens._core.seen import SeenWindow
 
 __all__ = ["RECENT_IDS", "ResumeCursor"]
 
@@ -38,23 +39,15 @@ class ResumeCursor:
             moved; a resume would repeat or lose them, so it is unsafe while this is not 0.
     """
 
-    __slots__ = (
-        "_last_digits",
-        "_named",
-        "_named_order",
-        "_remembered",
-        "last_event_id",
-        "since_id",
-    )
+    __slots__ = ("_last_digits", "_named", "last_event_id", "since_id")
 
     def __init__(self) -> None:
         """A cursor before the first event: nothing seen, nothing to resume after."""
         self.last_event_id = ""
         self.since_id = 0
         self._last_digits: str | None = None  # the highest numeric id, without leading zeros
-        self._remembered = 0  # ids remembered so far (positions in _named)
-        self._named: dict[str, int] = {}
-        self._named_order: collections.deque[tuple[int, str]] = collections.deque()
+        # The other ids among the last RECENT_IDS remembered; a numeric id is a step of it.
+        self._named: SeenWindow[str] = SeenWindow(RECENT_IDS)
 
     @property
     def resumable(self) -> bool:
@@ -69,8 +62,7 @@ class ResumeCursor:
                 return False
             digits = event_id.lstrip("0")
             return len(digits) < len(last) or (len(digits) == len(last) and digits <= last)
-        position = self._named.get(event_id)
-        return position is not None and position >= self._remembered - RECENT_IDS
+        return event_id in self._named
 
     def remember(self, event_id: str) -> None:
         """Move the cursor to a (non-empty, not :meth:`seen`) id.
@@ -80,19 +72,11 @@ class ResumeCursor:
         """
         self.last_event_id = event_id
         self.since_id = 0
-        position = self._remembered
-        self._remembered = position + 1
         if event_id.isascii() and event_id.isdigit():
             self._last_digits = event_id.lstrip("0")
+            self._named.tick()
             return
-        self._named[event_id] = position
-        order = self._named_order
-        order.append((position, event_id))
-        horizon = position + 1 - RECENT_IDS
-        while order[0][0] < horizon:
-            old_position, old = order.popleft()
-            if self._named.get(old) == old_position:
-                del self._named[old]
+        self._named.add(event_id)
 
     def fresh_run(self, ids: list[str]) -> bool:
         """Whether a run of ids is all new, in a form checked at once: a chunk's fast path.
@@ -119,7 +103,7 @@ class ResumeCursor:
         """Move the cursor past a run that :meth:`fresh_run` accepted."""
         self.last_event_id = ids[-1]
         self.since_id = 0
-        self._remembered += len(ids)
+        self._named.tick(len(ids))
         self._last_digits = ids[-1].lstrip("0")
 
     def advance(self, event_id: str) -> None:

@@ -1,21 +1,46 @@
-"""What every aiolens client shares: its transport's lifecycle and a masked repr."""
+"""What every aiolens client shares: its transport's lifecycle, ``with_options`` and a
+masked repr."""
 
 from __future__ import annotations
 
-from types import TracebackType
-from typing import Any, Self
+import copy
+from typing import Any, Protocol, Self
 
 from aiolens._core.redact import SecretStr
+from aiolens._transport.closing import AsyncClosing
 from aiolens._transport.event_loop import running_loop
 from aiolens._transport.http import HTTPTransport, RateLimit, Timeout
 from aiolens._transport.session_registry import SessionRegistry
 from aiolens._transport.shielded import run_to_completion
 
-__all__ = ["ClientBase"]
+__all__ = ["ClientBase", "SessionHost"]
 
 
-class ClientBase:
-    """``async with`` support, an idempotent :meth:`aclose` and a repr without secrets."""
+class SessionHost(Protocol):
+    """What a session needs from the client that made it (every client is one).
+
+    Sessions are typed against this, not against the client class, so a client
+    module imports its session module and never the other way round.
+    """
+
+    @property
+    def transport(self) -> HTTPTransport:
+        """The client's REST transport."""
+        ...
+
+    @property
+    def registry(self) -> SessionRegistry[Any]:
+        """The registry the session joins when made and leaves when closed."""
+        ...
+
+
+class ClientBase(AsyncClosing):
+    """``async with`` support, an idempotent :meth:`aclose`, :meth:`with_options` and a
+    repr without secrets.
+
+    A subclass builds its resources (``client.lenses``, ``client.sessions`` ...) in
+    :meth:`_bind_resources`, which :meth:`with_options` calls again on the copy.
+    """
 
     base_url: str
     _http: HTTPTransport
@@ -37,14 +62,58 @@ class ClientBase:
         """
         return self._http.rate_limit
 
-    def _transport_with(self, *, timeout: Timeout | None, max_retries: int | None) -> HTTPTransport:
-        """A copy of the transport with these settings (``None``: unchanged), same pool."""
+    @property
+    def transport(self) -> HTTPTransport:
+        """The REST transport this client sends with: what its sessions call through
+        (their event streams, backoff, observer, error rules). Internal to aiolens."""
+        return self._http
+
+    @property
+    def registry(self) -> SessionRegistry[Any]:
+        """The registry the client's sessions join when made and leave when closed.
+        Internal to aiolens (users read ``open_sessions``)."""
+        return self._registry
+
+    def with_options(
+        self,
+        *,
+        timeout: Timeout | None = None,
+        max_retries: int | None = None,
+    ) -> Self:
+        """A client with other per-call settings that shares this one's connections.
+
+        ::
+
+            quick = client.with_options(timeout=5, max_retries=0)
+            await quick.lenses.info()
+
+        The copy shares the connection pool, the rate-limit window, the session
+        registry (``open_sessions``) and everything else the client holds, such as
+        Kynasmith's access tokens; its resources (``copy.lenses``,
+        ``copy.sessions`` ...) send with the new settings. Closing the copy closes
+        the sessions opened through it, not the pool; closing the original closes
+        every session (the copies' too) and the pool.
+
+        Args:
+            timeout: per-attempt timeout for the copy (``None``: unchanged).
+            max_retries: retries for the copy (``None``: unchanged).
+
+        Raises:
+            ConfigurationError: a bad ``timeout`` or ``max_retries``.
+        """
         changes: dict[str, Any] = {}
         if timeout is not None:
             changes["timeout"] = timeout
         if max_retries is not None:
             changes["max_retries"] = max_retries
-        return self._http.with_options(**changes)
+        clone = copy.copy(self)
+        clone._owns_registry = False  # the original closes the registry's sessions
+        clone._http = self._http.with_options(**changes)
+        clone._bind_resources()
+        return clone
+
+    def _bind_resources(self) -> None:
+        """(Re)build the resources that send through ``self._http``."""
 
     async def aclose(self) -> None:
         """Close the client's sessions, then its connection pool. Idempotent.
@@ -79,14 +148,6 @@ class ClientBase:
         """Check that an asyncio loop runs (a clear :class:`ConfigurationError` under trio)."""
         running_loop()
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r}, api_key={self._api_key!r})"

@@ -5,17 +5,17 @@ One :class:`HTTPTransport` serves one client. It owns its
 never closes. Copies made by :meth:`HTTPTransport.with_options` share the
 session of the transport they were made from.
 
-Retry policy (see the README's "Errors and retries"):
+Its parts, by concern: the retry policy (see the README's "Errors and
+retries") in :mod:`~aiolens._transport.http_retry`, timeouts in
+:mod:`~aiolens._transport.http_timeouts`, the shared pool and rate-limit window
+in :mod:`~aiolens._transport.http_pool`, bodies in
+:mod:`~aiolens._transport.http_bodies`, observer reports in
+:mod:`~aiolens._transport.http_observed`, and what a vendor decides (error
+envelopes, 2xx refusals, retry flags) in :mod:`~aiolens._transport.vendor_rules`.
+Waits follow :class:`~aiolens._core.backoff.Backoff` and honour ``Retry-After``.
 
-* A request that certainly never reached the server (connect failure, connect
-  timeout) is retried whatever its method.
-* An *idempotent* request is also retried after a reset, a read timeout, 408,
-  429 and 5xx.
-* A request that is not safe to repeat (``idempotent=False``) is retried only
-  on 429 and 503, which say the server did not process it.
-
-Waits follow :class:`~aiolens._core.backoff.Backoff` and honour
-``Retry-After``.
+Size: what is left is the one request loop and its typed overloads (one per
+response shape), which read best beside the loop they describe.
 """
 
 from __future__ import annotations
@@ -26,34 +26,49 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any, Final, TypeVar, overload
+from typing import Any, TypeVar, overload
 
 import aiohttp
 import msgspec
 import yarl
 
 from aiolens._core.backoff import Backoff, parse_retry_after
-from aiolens._core.options import check_count, check_seconds
+from aiolens._core.options import check_count
 from aiolens._core.redact import get_logger
-from aiolens._transport.event_loop import running_loop
+from aiolens._core.timeouts import Timeout
+from aiolens._transport.http_bodies import FormFile, decoder_for, multipart
+from aiolens._transport.http_observed import Exchange
+from aiolens._transport.http_pool import PoolHolder, RateLimit
+from aiolens._transport.http_retry import connection_error, describe, should_retry
+from aiolens._transport.http_timeouts import AnyTimeout, as_timeout, idle_timeout
+from aiolens._transport.vendor_rules import NEUTRAL_RULES, VendorRules
 from aiolens.errors import (
     APIConnectionError,
     APIResponseValidationError,
     APIStatusError,
-    APITimeoutError,
     ConfigurationError,
     RejectedRequestError,
-    make_status_error,
 )
-from aiolens.observe import Observer, RawResponse, RequestSample, notify_request
+from aiolens.observe import Observer
 
-__all__ = ["AuthHeaders", "HTTPTransport", "RateLimit", "Timeout", "as_timeout"]
+__all__ = [
+    "AnyTimeout",
+    "AuthHeaders",
+    "FormFile",
+    "HTTPTransport",
+    "RateLimit",
+    "Timeout",
+    "as_timeout",
+    "decoder_for",
+    "multipart",
+]
 
 T = TypeVar("T")
 
 log = get_logger("http")
 
 AuthHeaders = Callable[[], Awaitable[Mapping[str, str]]]
+"""Returns the auth headers for one attempt (called again on every retry)."""
 
 
 def _checked_base_url(base_url: str) -> str:
@@ -70,135 +85,6 @@ def _checked_base_url(base_url: str) -> str:
     return base_url.rstrip("/")
 
 
-"""Returns the auth headers for one attempt (called again on every retry)."""
-
-Timeout = float | aiohttp.ClientTimeout
-"""Seconds for a whole attempt, or an :class:`aiohttp.ClientTimeout`."""
-
-_NOT_PROCESSED: Final = frozenset({429, 503})
-_RETRY_STATUSES: Final = frozenset({408, 429})
-_DEFAULT_CONNECT: Final = 10.0
-
-
-_TIMEOUT_FIELDS: Final = ("total", "connect", "sock_read", "sock_connect")
-
-
-def as_timeout(value: Timeout, name: str = "timeout") -> aiohttp.ClientTimeout:
-    """Normalise a :data:`Timeout` into an :class:`aiohttp.ClientTimeout`.
-
-    Seconds must be a finite number > 0: aiohttp reads 0 or less as "no limit"
-    and a NaN limit never fires, so neither may reach it. In an
-    :class:`aiohttp.ClientTimeout` each number is checked the same way; its
-    ``None`` fields keep aiohttp's meaning (no limit on that phase).
-
-    Raises:
-        ConfigurationError: a bad value, named ``name`` (``timeout.total`` ...).
-    """
-    if isinstance(value, aiohttp.ClientTimeout):
-        for field_name in _TIMEOUT_FIELDS:
-            seconds = getattr(value, field_name)
-            if seconds is not None:
-                check_seconds(f"{name}.{field_name}", seconds)
-        return value
-    seconds = check_seconds(name, value)
-    return aiohttp.ClientTimeout(total=seconds, connect=min(seconds, _DEFAULT_CONNECT))
-
-
-_decoders: dict[Any, msgspec.json.Decoder[Any]] = {}
-
-
-def decoder_for(tp: Any, dec_hook: Callable[[type, Any], Any] | None = None) -> Any:
-    """A cached msgspec JSON decoder for ``tp`` (one reused decoder per type)."""
-    key = (tp, dec_hook)
-    dec = _decoders.get(key)
-    if dec is None:
-        dec = _decoders[key] = msgspec.json.Decoder(tp, dec_hook=dec_hook)
-    return dec
-
-
-@dataclass(slots=True)
-class _SessionHolder:
-    """The aiohttp session of a transport, created lazily inside the event loop.
-
-    A holder made by :meth:`borrow` (for ``with_options`` copies) uses its
-    parent's session and never closes it.
-    """
-
-    session: aiohttp.ClientSession | None
-    owned: bool
-    parent: _SessionHolder | None = None
-    closed: bool = False
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    rate_limit: RateLimit | None = None  # kept on the root holder, shared by copies
-
-    def root(self) -> _SessionHolder:
-        holder = self
-        while holder.parent is not None:
-            holder = holder.parent
-        return holder
-
-    async def get(self) -> aiohttp.ClientSession:
-        if self.closed:
-            raise APIConnectionError("The client is closed.", sent=False)
-        if self.parent is not None:
-            return await self.parent.get()
-        if self.session is None:
-            running_loop()  # a clear error under trio, not aiohttp's RuntimeError
-            async with self.lock:
-                if self.session is None:
-                    self.session = aiohttp.ClientSession(
-                        connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
-                    )
-        return self.session
-
-    def borrow(self) -> _SessionHolder:
-        return _SessionHolder(None, owned=False, parent=self)
-
-    async def aclose(self) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        if self.owned and self.session is not None:
-            await self.session.close()
-
-
-@dataclass(frozen=True, slots=True)
-class RateLimit:
-    """The ``RateLimit-*`` headers of the server's latest answer (docs/protocol-notes.md).
-
-    Attributes:
-        limit: requests allowed in the window (``RateLimit-Limit``).
-        remaining: requests left in it (``RateLimit-Remaining``).
-        reset: seconds until the window resets, as of ``observed_at``
-            (``RateLimit-Reset``).
-        observed_at: :func:`time.monotonic` when the answer arrived.
-    """
-
-    limit: int
-    remaining: int
-    reset: float
-    observed_at: float
-
-    @property
-    def resets_in(self) -> float:
-        """Seconds from now until the window resets (0 once it has)."""
-        return max(0.0, self.reset - (time.monotonic() - self.observed_at))
-
-    @classmethod
-    def from_headers(cls, headers: Mapping[str, str]) -> RateLimit | None:
-        """Read the three headers; ``None`` when one is missing or unreadable."""
-        values: list[str] = []
-        for name in ("Limit", "Remaining", "Reset"):
-            value = headers.get(f"RateLimit-{name}")
-            if value is None:
-                return None
-            values.append(value.split(",")[0].split(";")[0].strip())  # "100;w=60": 100
-        try:
-            return cls(int(values[0]), int(values[1]), float(values[2]), time.monotonic())
-        except ValueError:
-            return None
-
-
 @dataclass(slots=True)
 class HTTPTransport:
     """REST calls against one base URL.
@@ -213,21 +99,25 @@ class HTTPTransport:
         user_agent: ``User-Agent`` header value.
         on_auth_error: called with a 401 error before it is raised; returning
             ``True`` means "credentials refreshed, try again" (once per call).
+        rules: the vendor's reading of error bodies, 2xx refusals and retry
+            flags (:class:`~aiolens._transport.vendor_rules.VendorRules`); the
+            neutral default reads errors by status alone.
     """
 
     base_url: str
     auth: AuthHeaders
-    timeout: Timeout = 60.0
+    timeout: AnyTimeout = 60.0
     max_retries: int = 2
     backoff: Backoff = field(default_factory=Backoff)
     user_agent: str = "aiolens"
     on_auth_error: Callable[[APIStatusError], Awaitable[bool]] | None = None
-    check_bodies: bool = True
+    rules: VendorRules = NEUTRAL_RULES
     observer: Observer | None = None
-    _holder: _SessionHolder = field(default_factory=lambda: _SessionHolder(None, True))
+    _holder: PoolHolder = field(default_factory=lambda: PoolHolder(None, True))
+    _timeout_seen: bool = field(default=False, repr=False)  # checked (and warned) before
 
     def __post_init__(self) -> None:
-        as_timeout(self.timeout)
+        as_timeout(self.timeout, user_given=not self._timeout_seen)
         check_count("max_retries", self.max_retries, minimum=0)
         if not isinstance(self.backoff, Backoff):
             raise ConfigurationError(f"backoff must be a Backoff, not {self.backoff!r}")
@@ -247,7 +137,7 @@ class HTTPTransport:
             ConfigurationError: ``base_url`` is not an ``http(s)://host[:port][/path]``
                 URL (a typo fails here, once, instead of as retried connection errors).
         """
-        holder = _SessionHolder(session, owned=session is None)
+        holder = PoolHolder(session, owned=session is None)
         return cls(_checked_base_url(base_url), auth, _holder=holder, **kwargs)
 
     def with_options(self, **changes: Any) -> HTTPTransport:
@@ -255,7 +145,8 @@ class HTTPTransport:
 
         Closing the copy leaves the shared session open.
         """
-        return replace(self, _holder=self._holder.borrow(), **changes)
+        seen = "timeout" not in changes
+        return replace(self, _holder=self._holder.borrow(), _timeout_seen=seen, **changes)
 
     @property
     def closed(self) -> bool:
@@ -297,9 +188,9 @@ class HTTPTransport:
         data: Callable[[], Any] | None = None,
         headers: Mapping[str, str] | None = None,
         idempotent: bool | None = None,
-        timeout: Timeout | None = None,
+        timeout: AnyTimeout | None = None,
         max_retries: int | None = None,
-        check_body: bool | None = None,
+        check_body: bool = True,
         dec_hook: Callable[[type, Any], Any] | None = None,
         auth: AuthHeaders | None = None,
     ) -> T: ...
@@ -316,9 +207,9 @@ class HTTPTransport:
         data: Callable[[], Any] | None = None,
         headers: Mapping[str, str] | None = None,
         idempotent: bool | None = None,
-        timeout: Timeout | None = None,
+        timeout: AnyTimeout | None = None,
         max_retries: int | None = None,
-        check_body: bool | None = None,
+        check_body: bool = True,
         dec_hook: Callable[[type, Any], Any] | None = None,
         auth: AuthHeaders | None = None,
     ) -> Any: ...
@@ -334,9 +225,9 @@ class HTTPTransport:
         data: Callable[[], Any] | None = None,
         headers: Mapping[str, str] | None = None,
         idempotent: bool | None = None,
-        timeout: Timeout | None = None,
+        timeout: AnyTimeout | None = None,
         max_retries: int | None = None,
-        check_body: bool | None = None,
+        check_body: bool = True,
         dec_hook: Callable[[type, Any], Any] | None = None,
         auth: AuthHeaders | None = None,
     ) -> Any:
@@ -354,14 +245,13 @@ class HTTPTransport:
             idempotent: whether repeating the request is harmless; defaults to
                 ``True`` for GET/HEAD/PUT/DELETE/OPTIONS and ``False`` otherwise.
             timeout: per-attempt timeout for this call (a finite number > 0 of
-                seconds, or an :class:`aiohttp.ClientTimeout`). A ``Retry-After``
+                seconds, or a :class:`~aiolens.Timeouts`). A ``Retry-After``
                 longer than its total is not waited for: the error is raised at
                 once (its ``retry_after`` says how long the server asked).
             max_retries: retries for this call.
             check_body: raise :class:`RejectedRequestError` for a 2xx body that
-                reports errors (``is_valid: false`` or a non-empty ``errors``);
-                defaults to the transport's ``check_bodies`` (the Lens API's
-                convention, off for Kynasmith).
+                the vendor's rules read as a refusal (the Lens API's
+                ``is_valid: false`` or non-empty ``errors``); ``False`` skips it.
             dec_hook: msgspec decode hook for custom types.
             auth: auth headers for this call instead of the transport's.
 
@@ -376,7 +266,7 @@ class HTTPTransport:
         Reading the answer's body is part of the attempt: a reset or a timeout
         while it arrives is retried like one before the headers.
         """
-        exchange = _Exchange(method, path)
+        exchange = Exchange(method, path)
         try:
             resp, body = await self._send(
                 method,
@@ -392,8 +282,9 @@ class HTTPTransport:
                 read_body=True,
                 exchange=exchange,
             )
-            check = self.check_bodies if check_body is None else check_body
-            result = self._decode(resp, body, response_type, check_body=check, dec_hook=dec_hook)
+            result = self._decode(
+                resp, body, response_type, check_body=check_body, dec_hook=dec_hook
+            )
         except BaseException as exc:
             exchange.finished(self.observer, exc)
             raise
@@ -408,7 +299,7 @@ class HTTPTransport:
         *,
         params: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
-        timeout: Timeout | None = None,
+        timeout: AnyTimeout | None = None,
         max_retries: int | None = None,
     ) -> AsyncIterator[aiohttp.ClientResponse]:
         """Open a request and yield the live response (status already checked).
@@ -419,7 +310,7 @@ class HTTPTransport:
         :class:`APITimeoutError`. Leaving the block (also by cancellation)
         releases the connection.
         """
-        exchange = _Exchange(method, path)
+        exchange = Exchange(method, path)
         try:
             resp, _ = await self._send(
                 method,
@@ -430,6 +321,7 @@ class HTTPTransport:
                 max_retries=max_retries,
                 idempotent=True,
                 read_body=False,
+                user_timeout=False,
                 exchange=exchange,
             )
         except BaseException as exc:
@@ -439,24 +331,16 @@ class HTTPTransport:
         try:
             yield resp
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise _connection_error(exc, method, str(resp.url), sent=True) from exc
+            raise connection_error(exc, method, str(resp.url), sent=True) from exc
         finally:
             resp.release()
 
-    def idle_timeout(self, timeout: Timeout | None = None) -> aiohttp.ClientTimeout:
-        """A timeout for long transfers: ``timeout`` seconds without receiving data.
-
-        Unlike :func:`as_timeout` it sets no limit on the whole transfer, so a
-        large download that keeps making progress never times out. An
-        :class:`aiohttp.ClientTimeout` passes through unchanged.
-        """
-        value = self.timeout if timeout is None else timeout
-        if isinstance(value, aiohttp.ClientTimeout):
-            return as_timeout(value)
-        value = check_seconds("timeout", value)
-        return aiohttp.ClientTimeout(
-            total=None, connect=min(value, _DEFAULT_CONNECT), sock_read=value
-        )
+    def idle_timeout(self, timeout: AnyTimeout | None = None) -> aiohttp.ClientTimeout:
+        """:func:`~aiolens._transport.http_timeouts.idle_timeout` of ``timeout``, by
+        default of the transport's own (no limit on the whole of a long transfer)."""
+        if timeout is None:
+            return idle_timeout(self.timeout, user_given=False)  # warned when given
+        return idle_timeout(timeout)
 
     async def _send(
         self,
@@ -468,16 +352,18 @@ class HTTPTransport:
         data: Callable[[], Any] | None = None,
         headers: Mapping[str, str] | None = None,
         idempotent: bool | None,
-        timeout: Timeout | None,
+        timeout: AnyTimeout | None,
         max_retries: int | None,
         auth: AuthHeaders | None = None,
         read_body: bool,
-        exchange: _Exchange | None = None,
+        user_timeout: bool = True,
+        exchange: Exchange | None = None,
     ) -> tuple[aiohttp.ClientResponse, bytes]:
         """Run the attempts; return a 2xx/3xx response and, with ``read_body``, its body.
 
         Without ``read_body`` the response is returned unread and open: the
-        caller must release it.
+        caller must release it. ``user_timeout``: ``timeout`` came from a user
+        (an :class:`aiohttp.ClientTimeout` warns), not from aiolens itself.
         """
         session = await self._holder.get()
         if idempotent is None:
@@ -485,7 +371,10 @@ class HTTPTransport:
         if max_retries is not None:
             check_count("max_retries", max_retries, minimum=0)
         retries = self.max_retries if max_retries is None else max_retries
-        client_timeout = as_timeout(self.timeout if timeout is None else timeout)
+        if timeout is None:
+            client_timeout = as_timeout(self.timeout, user_given=False)  # warned when given
+        else:
+            client_timeout = as_timeout(timeout, user_given=user_timeout)
         url = self.url(path)
         query = {k: _param(v) for k, v in (params or {}).items() if v is not None}
         payload = msgspec.json.encode(json) if json is not None else None
@@ -530,7 +419,7 @@ class HTTPTransport:
                     )
                     return resp, body
             except (aiohttp.ClientError, TimeoutError) as exc:
-                error = _connection_error(exc, method, url)
+                error = connection_error(exc, method, url)
             else:
                 try:
                     body = await resp.read()
@@ -538,7 +427,7 @@ class HTTPTransport:
                     body = b""
                 finally:
                     resp.release()
-                error = make_status_error(
+                error = self.rules.status_error(
                     resp.status,
                     body,
                     request_id=resp.headers.get("X-Request-ID"),
@@ -559,7 +448,7 @@ class HTTPTransport:
                 ):
                     refreshed = True
                     continue
-            if attempt >= retries or not _should_retry(error, idempotent):
+            if attempt >= retries or not should_retry(error, idempotent, self.rules):
                 raise error
             retry_after = error.retry_after if isinstance(error, APIStatusError) else None
             if retry_after is not None and retry_after > (client_timeout.total or math.inf):
@@ -568,7 +457,7 @@ class HTTPTransport:
                     "%s %s failed (%s); not retried: Retry-After %.1fs exceeds the timeout",
                     method,
                     url,
-                    _describe(error),
+                    describe(error),
                     retry_after,
                 )
                 raise error
@@ -577,7 +466,7 @@ class HTTPTransport:
                 "%s %s failed (%s); retry %d/%d in %.2fs",
                 method,
                 url,
-                _describe(error),
+                describe(error),
                 attempt + 1,
                 retries,
                 delay,
@@ -594,8 +483,8 @@ class HTTPTransport:
         check_body: bool,
         dec_hook: Callable[[type, Any], Any] | None,
     ) -> Any:
-        if check_body and _rejected(body):
-            raise make_status_error(
+        if check_body and self.rules.rejects(body):
+            raise self.rules.status_error(
                 resp.status,
                 body,
                 request_id=resp.headers.get("X-Request-ID"),
@@ -613,89 +502,6 @@ class HTTPTransport:
                 status=resp.status,
                 body=body[:2000].decode("utf-8", "replace"),
             ) from exc
-
-
-@dataclass(slots=True)
-class _Exchange:
-    """One REST call as observers see it: started when made, its latest answer."""
-
-    method: str
-    path: str
-    started: float = field(default_factory=time.perf_counter)
-    response: aiohttp.ClientResponse | None = None
-    attempts: int = 0
-
-    def finished(self, observer: Observer | None, error: BaseException | None) -> None:
-        """Report the call to ``observer`` and to :func:`~aiolens.observe.capture_responses`."""
-        elapsed = time.perf_counter() - self.started
-        raw = None
-        if self.response is not None:
-            resp = self.response
-            raw = RawResponse(
-                method=self.method,
-                url=str(resp.url),
-                status=resp.status,
-                headers=resp.headers,
-                request_id=resp.headers.get("X-Request-ID"),
-                elapsed=elapsed,
-                attempts=self.attempts,
-            )
-        name = f"{self.method} {self.response.url.path if self.response else self.path}"
-        notify_request(observer, RequestSample("http", name, elapsed, error, raw))
-
-
-class _Rejection(msgspec.Struct):
-    is_valid: bool | None = None
-    errors: list[Any] | None = None
-
-
-_rejection = msgspec.json.Decoder(_Rejection)
-
-
-def _rejected(body: bytes) -> bool:
-    """Whether a 2xx body reports errors (``is_valid: false`` or non-empty ``errors``)."""
-    # A cheap byte scan first: most bodies carry neither marker.
-    if body[:1] != b"{" or (b'"is_valid"' not in body and b'"errors"' not in body):
-        return False
-    try:
-        info = _rejection.decode(body)
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        return False
-    return info.is_valid is False or bool(info.errors)
-
-
-def _connection_error(
-    exc: aiohttp.ClientError | TimeoutError, method: str, url: str, *, sent: bool | None = None
-) -> APIConnectionError:
-    """The typed error for a transport failure; ``sent`` is guessed from its kind.
-
-    Only a failure to connect proves the request never left; anything later
-    may have reached the server.
-    """
-    if isinstance(exc, aiohttp.ConnectionTimeoutError):
-        return APITimeoutError(f"Timed out connecting to {url}: {exc}", sent=bool(sent))
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return APIConnectionError(f"Cannot connect to {url}: {exc}", sent=bool(sent))
-    if isinstance(exc, TimeoutError):
-        detail = str(exc) or "no answer within the timeout"  # str(TimeoutError()) is ""
-        return APITimeoutError(f"{method} {url} timed out: {detail}", sent=sent is not False)
-    return APIConnectionError(f"{method} {url} failed: {exc!r}", sent=sent is not False)
-
-
-def _should_retry(error: APIStatusError | APIConnectionError, idempotent: bool) -> bool:
-    if isinstance(error, APIStatusError):
-        if any(e.retryable is False for e in error.errors):
-            return False  # the server says repeating it will not help (Kynasmith's flag)
-        if error.status in _NOT_PROCESSED:
-            return True
-        return idempotent and (error.status in _RETRY_STATUSES or error.status >= 500)
-    return idempotent or not error.sent
-
-
-def _describe(error: APIStatusError | APIConnectionError) -> str:
-    if isinstance(error, APIStatusError):
-        return f"HTTP {error.status}{' ' + error.code if error.code else ''}"
-    return type(error).__name__
 
 
 def _param(value: Any) -> str:

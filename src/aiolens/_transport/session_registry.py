@@ -21,7 +21,7 @@ from aiolens._core.redact import get_logger
 from aiolens._transport.shielded import wait_to_completion
 from aiolens.errors import APIConnectionError
 
-__all__ = ["OwnedSession", "SessionRegistry"]
+__all__ = ["OwnedSession", "SessionRegistry", "connect_or_close"]
 
 log = get_logger("sessions")
 
@@ -36,6 +36,26 @@ class OwnedSession(Protocol):
     def client(self) -> object: ...
 
     async def aclose(self) -> None: ...
+
+
+class _Connectable(Protocol):
+    async def connect(self) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+async def connect_or_close(session: _Connectable) -> None:
+    """Connect a session just made; on any failure or cancel close it, then re-raise.
+
+    Its ``aclose`` destroys or cancels what it owns server-side, so a session whose
+    socket never opened is not left running. Cancel: the close runs to its end (it is
+    shielded), then :class:`asyncio.CancelledError` is raised.
+    """
+    try:
+        await session.connect()
+    except BaseException:
+        await session.aclose()
+        raise
 
 
 S = TypeVar("S", bound=OwnedSession)

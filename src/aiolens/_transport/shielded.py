@@ -6,6 +6,8 @@ native ``Task.cancel()`` (what ``asyncio.timeout``, ``TaskGroup`` and Ctrl-C und
 but returns early to the cancelled caller, which then no longer waits for it.
 :func:`run_to_completion` does both: the work runs in its own task, the caller waits for
 it through any number of cancellations, then the cancellation is re-raised.
+:func:`cancel_and_wait` stops a helper task (a reader) and waits for it without ever
+swallowing the caller's own cancellation.
 """
 
 from __future__ import annotations
@@ -18,7 +20,13 @@ import anyio
 
 from aiolens._core.redact import get_logger
 
-__all__ = ["best_effort", "finish_or_undo", "run_to_completion", "wait_to_completion"]
+__all__ = [
+    "best_effort",
+    "cancel_and_wait",
+    "finish_or_undo",
+    "run_to_completion",
+    "wait_to_completion",
+]
 
 T = TypeVar("T")
 
@@ -62,6 +70,30 @@ async def wait_to_completion(task: asyncio.Future[T]) -> T:
             task.exception()  # retrieved: the caller's cancellation wins
         raise cancelled
     return task.result()
+
+
+async def cancel_and_wait(*tasks: asyncio.Future[Any]) -> None:
+    """Cancel ``tasks`` and wait until every one has finished; their outcomes are discarded.
+
+    The pattern ``task.cancel(); with suppress(CancelledError): await task`` cannot tell
+    the task's cancellation from the caller's own: a caller cancelled while it waits
+    there would swallow its cancel and carry on. ``asyncio.wait`` never raises what a
+    task raised, so only the caller's cancellation comes out of here. An error a task
+    ended with is marked as retrieved (and not raised); tasks already done are left as
+    they are.
+
+    Cancel: if the caller is cancelled while waiting, :class:`asyncio.CancelledError`
+    is raised at once (the tasks have been asked to stop and finish on their own).
+    Timeout: none; the tasks must stop promptly when cancelled. Close: nothing to close.
+    """
+    for task in tasks:
+        task.cancel()
+    pending = [task for task in tasks if not task.done()]
+    if pending:
+        await asyncio.wait(pending)
+    for task in tasks:
+        if not task.cancelled():
+            task.exception()  # retrieved: the caller asked it to stop, its error is moot
 
 
 async def finish_or_undo(

@@ -37,6 +37,14 @@ each event and puts it on a bounded queue that the consumer iterates.
   them, instead of waiting in the queue long enough for the garbage
   collector to promote them (with a full queue that collector took a fifth of
   the consumer's time in the benchmarks).
+* **A chunk at a time**: when a chunk's frames all carry new numeric ids in
+  order and are all ordinary, the reader moves the resume cursor once and
+  queues them in one step (waiting, under ``block``, until all fit), which is
+  what taking them one by one would do, at a fraction of the cost.
+
+Size: one class with one state shared by the reader task and its consumers (the
+queue, its waiters, the resume cursor, the reconnect loop); the parsing and the
+resume and reconnect decisions are already in ``_core``.
 """
 
 from __future__ import annotations

@@ -41,6 +41,11 @@ caller that knows its frame is alone (``flush=True``: nothing else in flight)
 has it written at once instead, with whatever was queued before it. While the
 socket is backed up (the transport holds unsent bytes), ``send`` falls back to
 ``websockets``' own path, which waits for the buffer to drain.
+
+Size: one class with one state (the connection, its reader task, the write queue and
+the reconnect loop share it); the parts that split cleanly are already out (the
+reconnect decisions in :mod:`aiolens._core.reconnect`, the per-message dispatch in
+:mod:`aiolens._transport.ws_dispatch`), and about a tenth of it is this docstring.
 """
 
 from __future__ import annotations
@@ -60,6 +65,8 @@ from websockets.typing import Subprotocol
 from aiolens._core.backoff import Backoff, parse_retry_after
 from aiolens._core.reconnect import ReconnectPolicy
 from aiolens._core.redact import get_logger, install_log_redaction
+from aiolens._transport.shielded import cancel_and_wait
+from aiolens._transport.vendor_rules import NEUTRAL_RULES, VendorRules
 from aiolens._transport.ws_dispatch import DispatchingConnection
 from aiolens.errors import (
     APIConnectionError,
@@ -67,7 +74,6 @@ from aiolens.errors import (
     APITimeoutError,
     ConnectionLostError,
     MessageTooLargeError,
-    make_status_error,
 )
 from aiolens.observe import ConnectionEvent, ConnectionState, Observer, notify_connection
 
@@ -123,6 +129,7 @@ class WebSocketChannel:
         name: how the channel appears in logs.
         observer: hears each change of the connection's state
             (:class:`~aiolens.observe.ConnectionEvent`).
+        rules: the vendor's reading of a refused handshake's error body.
     """
 
     def __init__(
@@ -145,6 +152,7 @@ class WebSocketChannel:
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         name: str = "websocket",
         observer: Observer | None = None,
+        rules: VendorRules = NEUTRAL_RULES,
     ) -> None:
         install_log_redaction()
         self._target = target
@@ -152,6 +160,7 @@ class WebSocketChannel:
         self._on_lost = on_lost
         self._on_reconnect = on_reconnect
         self._on_final = on_final
+        self._rules = rules
         self.reconnect = reconnect
         self.max_reconnects = max_reconnects
         self._backoff = backoff or Backoff(initial=0.25, maximum=5.0)
@@ -239,7 +248,7 @@ class WebSocketChannel:
             )
         except InvalidStatus as exc:
             resp = exc.response
-            raise make_status_error(
+            raise self._rules.status_error(
                 resp.status_code,
                 bytes(resp.body or b""),
                 request_id=resp.headers.get("X-Request-ID"),
@@ -523,8 +532,10 @@ class WebSocketChannel:
         """Close the connection and stop the reader. Idempotent.
 
         Sends a close frame and waits up to ``timeout`` for the closing
-        handshake; a cancelled caller still gets the socket closed (the close
-        is shielded).
+        handshake, then stops the reader and waits for it. Cancel: the close
+        is shielded, so the socket is still closed and the reader stopped, but
+        the caller's :class:`asyncio.CancelledError` is raised at once (never
+        swallowed).
         """
         if self._closing:
             return
@@ -556,10 +567,8 @@ class WebSocketChannel:
                     await ws.close()
             except (TimeoutError, OSError, WebSocketException):
                 ws.transport.abort()
-        if reader is not None and not reader.done():
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
+        if reader is not None:
+            await cancel_and_wait(reader)
 
 
 def _code(exc: ConnectionClosed) -> int:

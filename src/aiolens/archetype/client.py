@@ -15,10 +15,11 @@ from aiolens._core.options import check_seconds, check_text
 from aiolens._core.redact import SecretStr, install_log_redaction
 from aiolens._transport.client_base import ClientBase
 from aiolens._transport.http import HTTPTransport, Timeout, _checked_base_url
-from aiolens._transport.session_registry import SessionRegistry
+from aiolens._transport.session_registry import SessionRegistry, connect_or_close
 from aiolens._transport.shielded import finish_or_undo
 from aiolens.archetype.agents import Agents
 from aiolens.archetype.agents import agents_base_url as _agents_base_url
+from aiolens.archetype.error_rules import ARCHETYPE_RULES
 from aiolens.archetype.models import SessionSummary
 from aiolens.archetype.resources import Files, Lenses, Sessions
 from aiolens.archetype.session import LensSession, LensSessionKwargs, LensSessionOptions
@@ -50,7 +51,9 @@ class AsyncArchetypeClient(ClientBase):
             (:func:`~aiolens.archetype.agents.agents_base_url`).
         session: an :class:`aiohttp.ClientSession` to use. The client never
             closes a session it was given.
-        timeout: seconds per HTTP attempt (or an :class:`aiohttp.ClientTimeout`).
+        timeout: seconds per HTTP attempt, or a :class:`~aiolens.Timeouts` with a
+            limit per phase (an :class:`aiohttp.ClientTimeout` still works but is
+            deprecated).
         max_retries: retries after the first attempt, for what is safe to retry.
         backoff: the retry delay schedule.
         observer: hears every REST call and realtime request and every change of a
@@ -83,8 +86,6 @@ class AsyncArchetypeClient(ClientBase):
         backoff: Backoff | None = None,
         observer: Observer | None = None,
         agents_base_url: str | None = None,
-        _transport: HTTPTransport | None = None,
-        _registry: SessionRegistry[LensSession] | None = None,
     ) -> None:
         install_log_redaction()
         key = api_key if api_key is not None else os.environ.get("ATAI_API_KEY")
@@ -96,28 +97,29 @@ class AsyncArchetypeClient(ClientBase):
         self.base_url: str = (
             base_url or os.environ.get("ATAI_API_ENDPOINT") or DEFAULT_BASE_URL
         ).rstrip("/")
-        if _transport is None:
-            _transport = HTTPTransport.create(
-                self.base_url,
-                self._auth_headers,
-                session=session,
-                timeout=timeout,
-                max_retries=max_retries,
-                backoff=backoff or Backoff(),
-                observer=observer,
-                user_agent=_USER_AGENT,
-            )
-        self._http = _transport
-        self._owns_registry = _registry is None
-        self._registry = _registry or SessionRegistry("session")
-        self.lenses: Lenses = Lenses(self._http)
-        self.sessions: Sessions = Sessions(self._http)
-        self.files: Files = Files(self._http)
+        self._http = HTTPTransport.create(
+            self.base_url,
+            self._auth_headers,
+            session=session,
+            timeout=timeout,
+            max_retries=max_retries,
+            backoff=backoff or Backoff(),
+            observer=observer,
+            user_agent=_USER_AGENT,
+            rules=ARCHETYPE_RULES,
+        )
+        self._registry: SessionRegistry[LensSession] = SessionRegistry("session")
         self.agents_url: str = (
             _checked_base_url(agents_base_url)
             if agents_base_url
             else _agents_base_url(self._http.base_url)
         )
+        self._bind_resources()
+
+    def _bind_resources(self) -> None:
+        self.lenses: Lenses = Lenses(self._http)
+        self.sessions: Sessions = Sessions(self._http)
+        self.files: Files = Files(self._http)
         self.agents: Agents = Agents(self._http.with_options(base_url=self.agents_url))
 
     async def _auth_headers(self) -> Mapping[str, str]:
@@ -242,7 +244,7 @@ class AsyncArchetypeClient(ClientBase):
             except BaseException:
                 await self.sessions.destroy_quietly(info.session_id, timeout=destroy_timeout)
                 raise
-            await _connected(session)
+            await connect_or_close(session)
         return session
 
     async def attach_session(
@@ -269,7 +271,7 @@ class AsyncArchetypeClient(ClientBase):
                     raise NotFoundError(f"Session {session_id} not found", status=404)
                 endpoint = found[0].session_endpoint
             session = LensSession(self, session_id, endpoint, destroy_on_close=False, **options)
-            await _connected(session)
+            await connect_or_close(session)
         return session
 
     @contextlib.asynccontextmanager
@@ -314,31 +316,3 @@ class AsyncArchetypeClient(ClientBase):
             yield session
         finally:
             await session.aclose()
-
-    def with_options(
-        self,
-        *,
-        timeout: Timeout | None = None,
-        max_retries: int | None = None,
-    ) -> AsyncArchetypeClient:
-        """A client with other per-call settings that shares this one's connections.
-
-        Closing the copy does not close the shared connection pool; closing the
-        original does.
-        """
-        return type(self)(
-            self._api_key.get_secret_value(),
-            self.base_url,
-            agents_base_url=self.agents_url,
-            _transport=self._transport_with(timeout=timeout, max_retries=max_retries),
-            _registry=self._registry,
-        )
-
-
-async def _connected(session: LensSession) -> None:
-    """Connect ``session``; on any failure or cancel close it (destroying what it owns)."""
-    try:
-        await session.connect()
-    except BaseException:
-        await session.aclose()
-        raise

@@ -1,13 +1,16 @@
 """``LensSession``: a lens session's WebSocket, its SSE consumer, and its mailbox.
 
-The Lens WebSocket protocol is strict request/response without request ids:
-each request gets exactly one reply, in order. A :class:`LensSession` lets
-many tasks use one socket at once: requests are written in call order, and
-the pure :class:`~aiolens._core.correlator.Correlator` gives each reply to
-the oldest waiting request of its type (``<type>.response``), the bare
-session record to the oldest ``session.status``, and ``{"type": "error"}`` to
-the oldest request overall. A reply that matches nothing is logged and
-dropped, never handed to another caller.
+The session is built in layers, one module each:
+
+* :mod:`aiolens.archetype.session_replies`: the types its requests return;
+* :mod:`aiolens.archetype.session_requests`: requests over the WebSocket and the
+  reader that matches replies to them (:class:`LensRequests`);
+* :mod:`aiolens.archetype.session_streams`: the SSE consumers and the mailbox
+  (:class:`LensEventStreams`);
+* this module: :class:`LensSession` itself, its options and its lifecycle
+  (connect, heartbeat, reconnect hook, close and destroy).
+
+Every name is importable from here, as before the split.
 """
 
 from __future__ import annotations
@@ -15,15 +18,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, Self, TypedDict, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Final, TypedDict, Unpack
 
-import msgspec
-
-from aiolens._core.correlator import NO_TYPE, Correlator
-from aiolens._core.model import Model
+from aiolens._core.correlator import Correlator
 from aiolens._core.options import (
     check_bool,
     check_callable,
@@ -32,37 +31,24 @@ from aiolens._core.options import (
     check_seconds,
 )
 from aiolens._core.redact import get_logger
-from aiolens._core.sse import DEFAULT_MAX_EVENT_BYTES, SSEEvent
+from aiolens._transport.closing import AsyncClosing
 from aiolens._transport.deadlines import Deadlines
 from aiolens._transport.shielded import wait_to_completion
-from aiolens._transport.sse import EventStream, Overflow
+from aiolens._transport.sse import EventStream
 from aiolens._transport.ws import DEFAULT_MAX_MESSAGE_SIZE, WebSocketChannel
-from aiolens.archetype.events import (
-    LensEvent,
-    RawEvent,
-    SSEStreamEnd,
-    SSEStreamHeartbeat,
-    SSEStreamStart,
-    StreamEnd,
-    UnknownEvent,
-    all_ordinary,
-    decode_event,
-    decode_frame,
-    decode_known,
-    event_from_object,
+from aiolens.archetype.models import SessionInfo
+from aiolens.archetype.session_replies import (
+    DestroyResult,
+    QueryResult,
+    StreamSetResult,
+    UpdateResult,
+    Validation,
 )
-from aiolens.archetype.models import SessionInfo, dec_hook, mask_api_keys
-from aiolens.errors import (
-    APITimeoutError,
-    ConnectionLostError,
-    EventError,
-    ProtocolError,
-    QueryTimeoutError,
-)
-from aiolens.observe import RequestSample, notify_request
+from aiolens.archetype.session_streams import LensEventStreams
+from aiolens.errors import APITimeoutError, ConnectionLostError, EventError
 
 if TYPE_CHECKING:
-    from aiolens.archetype.client import AsyncArchetypeClient
+    from aiolens.archetype.session_host import LensSessionHost
 
 __all__ = [
     "DestroyResult",
@@ -79,72 +65,6 @@ log: logging.Logger = get_logger("session")
 
 DEFAULT_DESTROY_TIMEOUT: Final = 10.0
 """Seconds a session's destroy call may take while closing."""
-
-_encoder: Final = msgspec.json.Encoder()
-_reply_decoder: Final = msgspec.json.Decoder(dict[str, Any])
-_QUERY_TIMED_OUT: Final = "timed out"
-_PRODUCING_EVENTS: Final = frozenset({"input_stream.set", "session.update"})
-"""Events after which the lens produces output: open consumers connect first."""
-_OUTSIDE_SEQUENCE: Final = frozenset({SSEStreamStart, SSEStreamHeartbeat})
-_CONNECTION_EVENTS: Final = frozenset(
-    cls.__struct_config__.tag for cls in (SSEStreamStart, SSEStreamHeartbeat, SSEStreamEnd)
-)
-
-
-_Reply = TypeVar("_Reply")
-
-
-class _Tag(msgspec.Struct, gc=False):
-    type: str
-
-
-_tag_decoder: Final = msgspec.json.Decoder(_Tag)
-
-
-class _ReplyKind(msgspec.Struct, gc=False):
-    """What the reader needs of a reply to route it: its ``type`` (the rest is skipped)."""
-
-    type: Any = NO_TYPE
-
-
-_kind_decoder: Final = msgspec.json.Decoder(_ReplyKind)
-
-
-class Validation(Model):
-    """The answer of ``session.validate``."""
-
-    is_valid: bool
-    error_messages: list[str] = msgspec.field(default_factory=list)
-
-
-class QueryResult(TypedDict, total=False):
-    """What ``model.query`` answers (``session.query``); keys the server omits are absent."""
-
-    response: list[str]
-    """The model's answer (usually one string)."""
-    query_id: str
-    query_time_sec: float
-    focus: str
-    num_inputs: int
-
-
-class StreamSetResult(TypedDict, total=False):
-    """What ``input_stream.set`` / ``output_stream.set`` answer."""
-
-    is_valid: bool
-
-
-class UpdateResult(TypedDict, total=False):
-    """What ``session.update`` answers."""
-
-    is_valid: bool
-    num_inputs: int
-
-
-class DestroyResult(TypedDict, total=False):
-    """What ``session.destroy`` answers over the socket."""
-
-    session_status: str
 
 
 class LensSessionKwargs(TypedDict, total=False):
@@ -163,6 +83,7 @@ class LensSessionKwargs(TypedDict, total=False):
     destroy_timeout: float
     open_timeout: float
     ping_interval: float | None
+    max_message_size: int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -199,7 +120,7 @@ class LensSessionOptions:
         check_count("max_message_size", self.max_message_size)
 
 
-class LensSession:
+class LensSession(LensEventStreams, AsyncClosing):
     """One lens session: WebSocket requests, SSE events, mailbox reads.
 
     Get one with ``await client.open_session(lens_id)`` (creates it; its
@@ -243,61 +164,44 @@ class LensSession:
 
     def __init__(
         self,
-        client: AsyncArchetypeClient,
+        client: LensSessionHost,
         session_id: str,
         endpoint: str,
         *,
         info: SessionInfo | None = None,
         destroy_on_close: bool = False,
-        max_in_flight: int = 256,
-        request_timeout: float = 60.0,
-        heartbeat_interval: float | None = 30.0,
-        reconnect: bool = True,
-        on_reconnect: Callable[[LensSession], Awaitable[None]] | None = None,
-        destroy_timeout: float = DEFAULT_DESTROY_TIMEOUT,
-        open_timeout: float = 10.0,
-        ping_interval: float | None = 20.0,
-        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        **options: Unpack[LensSessionKwargs],
     ) -> None:
-        options = LensSessionOptions(
-            max_in_flight=max_in_flight,
-            request_timeout=request_timeout,
-            heartbeat_interval=heartbeat_interval,
-            reconnect=reconnect,
-            on_reconnect=on_reconnect,
-            destroy_timeout=destroy_timeout,
-            open_timeout=open_timeout,
-            ping_interval=ping_interval,
-            max_message_size=max_message_size,
-        )
+        checked = LensSessionOptions(**options)
         self.client = client
         self.session_id = session_id
         self.endpoint = endpoint
         self.info = info
         self.destroy_on_close = destroy_on_close
-        self.request_timeout: float = options.request_timeout
-        self.heartbeat_interval: float | None = options.heartbeat_interval
-        self.destroy_timeout: float = options.destroy_timeout
-        self._on_reconnect_hook = on_reconnect
+        self.request_timeout: float = checked.request_timeout
+        self.heartbeat_interval: float | None = checked.heartbeat_interval
+        self.destroy_timeout: float = checked.destroy_timeout
+        self._on_reconnect_hook = checked.on_reconnect
         # Waiters get the reply still encoded: the reader reads only its type, and the
         # caller decodes it (see _on_message).
         self._correlator: Correlator[asyncio.Future[str | bytes]] = Correlator()
-        self._slots = asyncio.Semaphore(max_in_flight)
+        self._slots = asyncio.Semaphore(checked.max_in_flight)
         self._deadlines = Deadlines()
-        self._observer = client._http.observer
+        self._observer = client.transport.observer
         self._channel = WebSocketChannel(
             self._target,
             on_message=self._on_message,
             on_lost=self._on_lost,
             on_reconnect=self._reconnected,
-            reconnect=reconnect,
-            backoff=client._http.backoff,
-            open_timeout=open_timeout,
-            ping_interval=ping_interval,
-            ping_timeout=ping_interval,
-            max_message_size=max_message_size,
+            reconnect=checked.reconnect,
+            backoff=client.transport.backoff,
+            open_timeout=checked.open_timeout,
+            ping_interval=checked.ping_interval,
+            ping_timeout=checked.ping_interval,
+            max_message_size=checked.max_message_size,
             name=f"lens session {session_id}",
             observer=self._observer,
+            rules=client.transport.rules,
         )
         self._tasks: set[asyncio.Task[Any]] = set()
         self._streams: set[EventStream[Any]] = set()
@@ -308,7 +212,7 @@ class LensSession:
         """Replies that matched no pending request (logged and dropped)."""
         self.malformed_replies: int = 0
         """Frames that were not JSON objects, or replies of the wrong shape (logged, dropped)."""
-        client._registry.add(self)  # last: a session that failed to build is not owned
+        client.registry.add(self)  # last: a session that failed to build is not owned
 
     def __repr__(self) -> str:
         return f"LensSession({self.session_id!r}, connected={self._channel.connected})"
@@ -371,7 +275,7 @@ class LensSession:
         caller = asyncio.current_task()
         if self._closing is None:
             self._closing = asyncio.ensure_future(self._shutdown(caller))
-            self.client._registry.closing(self, self._closing)
+            self.client.registry.closing(self, self._closing)
         elif caller in self._tasks:
             return  # one of ours (a hook) closing again: the shutdown waits for it
         await wait_to_completion(self._closing)
@@ -396,55 +300,6 @@ class LensSession:
 
     async def _destroy_quietly(self) -> None:
         await self.client.sessions.destroy_quietly(self.session_id, timeout=self.destroy_timeout)
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    # ---- the socket ---------------------------------------------------------------------
-
-    def _on_message(self, data: str | bytes) -> None:
-        # Only the reply's type is decoded here; its waiter gets the frame itself and
-        # decodes it when it runs. Nothing the garbage collector tracks is made per reply
-        # in the reader: with thousands of sessions a reply waits a whole loop cycle for
-        # its caller, long enough for decoded dicts to be promoted to the old generation
-        # and walked by every full collection.
-        self._last_activity = time.monotonic()
-        try:
-            kind = _kind_decoder.decode(data).type
-        except (msgspec.DecodeError, RecursionError) as exc:  # not a JSON object; too deep
-            self.malformed_replies += 1
-            log.warning("session %s: malformed frame skipped: %s", self.session_id, exc)
-            return
-        routed = self._correlator.route_kind(kind)
-        if routed is None:
-            self.unmatched_replies += 1
-            log.warning(
-                "session %s: reply of type %r matches no pending request; dropped",
-                self.session_id,
-                None if kind is NO_TYPE else kind,
-            )
-            return
-        waiter, request_type = routed
-        if waiter.done():  # its caller was cancelled or timed out
-            log.debug("session %s: late %s reply dropped", self.session_id, request_type)
-            return
-        waiter.set_result(data)
-
-    def _on_lost(self, error: ConnectionLostError) -> None:
-        self._fail_pending(error)
-
-    def _fail_pending(self, error: ConnectionLostError) -> None:
-        for waiter in self._correlator.drain():
-            if not waiter.done():
-                waiter.set_exception(ConnectionLostError(str(error), close_code=error.close_code))
 
     async def _reconnected(self) -> None:
         # Called from the reader task: the hook runs in a task of its own, so that it
@@ -491,461 +346,3 @@ class LensSession:
             self._last_activity = time.monotonic()
         if self._closing is None:
             self._arm_heartbeat(interval)
-
-    # ---- requests -----------------------------------------------------------------------
-
-    async def request(
-        self,
-        type: str,
-        event_data: Mapping[str, Any] | None = None,
-        *,
-        timeout: float | None = None,
-    ) -> Any:
-        """Send one event and return its reply.
-
-        Many requests may be in flight at once; at most ``max_in_flight``
-        await replies, further callers wait for a slot.
-
-        Args:
-            type: the event type (``session.validate``, ``model.query`` ...).
-            event_data: the payload; omitted when ``None``.
-            timeout: seconds to wait in all (slot, connection, reply), a
-                finite number > 0; defaults to ``request_timeout``.
-
-        Returns:
-            The reply's ``event_data`` (``None`` when empty) — or, for
-            ``session.status``, the session record as a dict. An ``api_key``
-            anywhere in a reply (the record echoes the caller's key) is a
-            :class:`~aiolens._core.redact.SecretStr`.
-
-        Raises:
-            ConfigurationError: a bad ``timeout`` (nothing sent).
-            MessageTooLargeError: the encoded request is over
-                ``max_message_size``; nothing was sent.
-            EventError: the server answered ``{"type": "error", ...}``.
-            ProtocolError: the reply could not be decoded (nested too deeply);
-                it counts in ``malformed_replies``.
-            QueryTimeoutError: a ``model.query`` the server gave up on.
-            APITimeoutError: no reply within ``timeout``. The request may have
-                been sent; its late reply is dropped.
-            ConnectionLostError: the connection dropped while waiting; the
-                outcome is unknown.
-
-        Cancelling the call abandons only this request: its reply, if it
-        comes, is dropped, and the socket stays usable.
-        """
-        observer = self._observer
-        if observer is None:
-            return await self._request(type, event_data, timeout)
-        started = time.perf_counter()
-        try:
-            reply = await self._request(type, event_data, timeout)
-        except BaseException as exc:
-            notify_request(
-                observer, RequestSample("websocket", type, time.perf_counter() - started, exc)
-            )
-            raise
-        notify_request(observer, RequestSample("websocket", type, time.perf_counter() - started))
-        return reply
-
-    async def _request(
-        self,
-        type: str,
-        event_data: Mapping[str, Any] | None,
-        timeout: float | None,
-    ) -> Any:
-        """:meth:`request` itself (the observer, when there is one, wraps it)."""
-        limit = self.request_timeout if timeout is None else check_seconds("timeout", timeout)
-        if self._closing is not None:
-            raise ConnectionLostError("The session is closed")
-        message: dict[str, Any] = {"type": type}
-        if event_data is not None:
-            message["event_data"] = event_data
-        frame = _encoder.encode(message)
-        channel = self._channel
-        if len(frame) > channel.max_message_size:
-            channel.refuse(frame, f"{type} request")
-        try:
-            # The same bound as ``asyncio.timeout(limit)``, on one timer for all requests.
-            with self._deadlines.scope(limit):
-                if type in _PRODUCING_EVENTS and self._streams:
-                    await self._connect_consumers()
-                slots = self._slots
-                await slots.acquire()
-                try:
-                    if not channel.connected:
-                        await channel.wait_connected(None)
-                    waiter: asyncio.Future[str | bytes] = asyncio.get_running_loop().create_future()
-                    # add() and the frame's queuing happen with no suspension in
-                    # between, so registration order is wire order. A request with
-                    # none other in flight is written at once, others together.
-                    alone = not self._correlator
-                    self._correlator.add(type, waiter)
-                    self._last_activity = time.monotonic()
-                    try:
-                        await channel.send(frame, text=True, flush=alone)
-                    except ConnectionLostError:
-                        # Its connection is gone: no reply can come for it.
-                        self._correlator.discard(waiter)
-                        if not waiter.cancel():  # the loss already failed it
-                            waiter.exception()  # retrieved: no "never retrieved" log
-                        raise
-                    reply = await waiter
-                finally:
-                    slots.release()
-        except TimeoutError:
-            raise APITimeoutError(f"No reply to {type} within {limit}s") from None
-        try:  # a JSON object (the reader checked), decoded here: see _on_message
-            decoded = _reply_decoder.decode(reply)
-        except (msgspec.DecodeError, RecursionError) as exc:  # nested too deeply inside
-            self.malformed_replies += 1
-            log.warning("session %s: malformed %s reply: %s", self.session_id, type, exc)
-            raise ProtocolError(f"{type} reply could not be decoded: {exc}") from exc
-        if _has_api_key(reply):
-            mask_api_keys(decoded)  # the session record echoes the caller's key
-        return _interpret(type, decoded)
-
-    async def _connect_consumers(self) -> None:
-        """Start this session's open SSE consumers and wait until each is connected.
-
-        The consumer is live (it gets what is produced after it connects), so
-        an input started before it connected would lose its first events. A
-        consumer that fails to connect does not hold the request back: its
-        error is raised where it is iterated.
-        """
-        streams = [s for s in self._streams if not s.finished]
-        if streams:
-            await asyncio.gather(*(s.wait_connected() for s in streams))
-
-    async def status(self) -> SessionInfo:
-        """The session record (``session.status``).
-
-        Raises:
-            ProtocolError: the reply is not a session record (wrong field types);
-                it carries the reply as ``raw`` and counts in ``malformed_replies``.
-        """
-        record = await self.request("session.status")
-        return self._convert("session.status", record, SessionInfo)
-
-    async def validate(self) -> Validation:
-        """Check the session's health and model connectivity (``session.validate``).
-
-        Raises:
-            ProtocolError: the reply does not have the documented shape; it carries
-                the reply as ``raw`` and counts in ``malformed_replies``.
-        """
-        data = await self.request("session.validate", {})
-        return self._convert("session.validate", data or {"is_valid": False}, Validation)
-
-    def _convert(self, request_type: str, reply: Any, into: type[_Reply]) -> _Reply:
-        """``reply`` as ``into``; a reply of the wrong shape is a counted :class:`ProtocolError`."""
-        try:
-            return msgspec.convert(reply, into, dec_hook=dec_hook)
-        except (msgspec.ValidationError, RecursionError) as exc:
-            self.malformed_replies += 1
-            log.warning("session %s: malformed %s reply: %s", self.session_id, request_type, exc)
-            raise ProtocolError(
-                f"{request_type} reply does not have the expected shape: {exc}", raw=reply
-            ) from exc
-
-    async def read(self, client_id: str) -> list[LensEvent | UnknownEvent]:
-        """Read new mailbox messages for ``client_id`` (``session.read``); ``[]`` when none.
-
-        A new ``client_id`` starts from the beginning of the session's output.
-        """
-        data = await self.request("session.read", {"client_id": client_id})
-        if not isinstance(data, dict):
-            return []
-        return [event_from_object(m) for m in data.get("messages") or []]
-
-    async def destroy(self) -> DestroyResult:
-        """End the session over the socket (``session.destroy``)."""
-        return cast(DestroyResult, _object(await self.request("session.destroy", {})))
-
-    async def set_input_stream(self, stream_type: str, **stream_config: Any) -> StreamSetResult:
-        """Bind the input (``input_stream.set``), e.g. ``csv_file_reader, file_id=...``."""
-        reply = await self.request(
-            "input_stream.set", {"stream_type": stream_type, "stream_config": stream_config}
-        )
-        return cast(StreamSetResult, _object(reply))
-
-    async def set_output_stream(self, stream_type: str, **stream_config: Any) -> StreamSetResult:
-        """Bind the output (``output_stream.set``), e.g. ``server_sent_events_writer``."""
-        reply = await self.request(
-            "output_stream.set", {"stream_type": stream_type, "stream_config": stream_config}
-        )
-        return cast(StreamSetResult, _object(reply))
-
-    async def query(
-        self,
-        *,
-        focus: str,
-        data: list[Mapping[str, Any]] | None = None,
-        model_version: str | None = None,
-        template_name: str | None = None,
-        instruction: str | None = None,
-        max_new_tokens: int | None = None,
-        timeout: float | None = None,
-        **extra: Any,
-    ) -> QueryResult:
-        """One-shot inference over the socket (``model.query``); returns ``event_data``.
-
-        Raises:
-            QueryTimeoutError: the lens has no model-query processor or the
-                model did not answer in time ("Response timed out for query").
-        """
-        payload: dict[str, Any] = {"focus": focus, "data": list(data or []), **extra}
-        for key, value in (
-            ("model_version", model_version),
-            ("template_name", template_name),
-            ("instruction", instruction),
-            ("max_new_tokens", max_new_tokens),
-        ):
-            if value is not None:
-                payload[key] = value
-        payload.setdefault("sensor_metadata", {})
-        reply = await self.request("model.query", payload, timeout=timeout)
-        return cast(QueryResult, _object(reply))
-
-    async def modify(self, **changes: Any) -> dict[str, Any]:
-        """Change the session's settings (``session.modify``): focus, input_n_shot ...
-
-        Returns:
-            ``is_valid`` and the session's model parameters after the change.
-        """
-        return _object(await self.request("session.modify", changes))
-
-    async def update(self, event_type: str, event_data: Mapping[str, Any]) -> UpdateResult:
-        """Push inline data (``session.update``), e.g. ``update("data.json", {...})``."""
-        reply = await self.request(
-            "session.update", {"type": event_type, "event_data": dict(event_data)}
-        )
-        return cast(UpdateResult, _object(reply))
-
-    async def get(self) -> dict[str, Any]:
-        """The session's current settings (``session.get``): its model parameters."""
-        return _object(await self.request("session.get", {}))
-
-    # ---- events -------------------------------------------------------------------------
-
-    def events(
-        self,
-        *,
-        include_heartbeats: bool = False,
-        queue_size: int = 1024,
-        overflow: Overflow = "block",
-        liveness_timeout: float = 30.0,
-        max_reconnects: int = 5,
-        last_event_id: str = "",
-        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
-    ) -> EventStream[LensEvent | UnknownEvent]:
-        """Consume the session's SSE stream: ``async for event in session.events():``.
-
-        Yields typed events (:mod:`aiolens.archetype.events`), starting with
-        ``SSEStreamStart``; iteration ends after ``SSEStreamEnd``. Heartbeats
-        keep the connection alive and are skipped unless
-        ``include_heartbeats``. A dropped connection is resumed with
-        ``Last-Event-ID`` without repeats; see
-        :class:`~aiolens._transport.sse.EventStream` for the queue policy
-        (``overflow``), liveness and errors. ``last_event_id`` resumes after
-        an event delivered earlier (a checkpoint kept elsewhere). An event
-        larger than ``max_event_bytes`` (16 MiB by default) is skipped and
-        counted in the stream's ``malformed``, like an event that does not decode.
-
-        The consumer is live: it gets what the lens produces after it
-        connects. Open it before starting the input: ``input_stream.set`` and
-        ``session.update`` sent through this session first start every
-        consumer opened on it and wait until each is connected, so none misses
-        the first results (docs/protocol-notes.md, "SSE replay").
-
-        The stream closes when the session closes; ``async with
-        session.events() as events:`` closes it earlier.
-
-        Raises:
-            ConfigurationError: a bad option (it names it): ``queue_size`` must
-                be a whole number >= 1, ``overflow`` ``"block"`` or
-                ``"drop_oldest"``, ``liveness_timeout`` a finite number > 0,
-                ``max_reconnects`` a whole number >= 0.
-        """
-        check_bool("include_heartbeats", include_heartbeats)
-
-        started = False
-
-        def skip(event: LensEvent | UnknownEvent) -> bool:
-            nonlocal started
-            kind = type(event)  # decoded events are of these exact classes
-            if kind is SSEStreamStart:  # one per connection: yield the first that comes
-                seen, started = started, True
-                return seen
-            return kind is SSEStreamHeartbeat and not include_heartbeats
-
-        stream: EventStream[LensEvent | UnknownEvent] = EventStream(
-            self.client._http,
-            f"/lens/sessions/consumer/{self.session_id}",
-            decode=_decode_sse,
-            is_end=_is_sse_end,
-            skip=skip,
-            outside_sequence=_outside_sequence,
-            ordinary=_ordinary_sse,
-            ordinary_run=all_ordinary,
-            decode_text=decode_known,
-            queue_size=queue_size,
-            overflow=overflow,
-            liveness_timeout=liveness_timeout,
-            max_reconnects=max_reconnects,
-            last_event_id=last_event_id,
-            backoff=self.client._http.backoff,
-            max_event_bytes=max_event_bytes,
-        )
-        return self._keep(stream)
-
-    def raw_events(
-        self,
-        *,
-        last_event_id: str = "",
-        queue_size: int = 1024,
-        liveness_timeout: float = 30.0,
-        max_reconnects: int = 5,
-        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
-    ) -> EventStream[RawEvent]:
-        """The SSE stream with events left encoded (:class:`RawEvent`), to store or relay.
-
-        The same stream as :meth:`events` (first ``sse.stream.start``, last
-        ``sse.stream.end``, resumed without repeats, heartbeats skipped), but
-        each event is only read for its ``type`` and keeps its id and JSON
-        text. The queue blocks when full (backpressure). ``last_event_id``
-        resumes after a checkpoint.
-        """
-
-        started = False
-
-        def skip(event: RawEvent) -> bool:
-            nonlocal started
-            if event.type == _START:  # one per connection: yield the first that comes
-                seen, started = started, True
-                return seen
-            return event.type == _HEARTBEAT
-
-        stream: EventStream[RawEvent] = EventStream(
-            self.client._http,
-            f"/lens/sessions/consumer/{self.session_id}",
-            decode=_raw_sse,
-            is_end=_is_raw_end,
-            skip=skip,
-            outside_sequence=_raw_outside_sequence,
-            queue_size=queue_size,
-            liveness_timeout=liveness_timeout,
-            max_reconnects=max_reconnects,
-            last_event_id=last_event_id,
-            backoff=self.client._http.backoff,
-            max_event_bytes=max_event_bytes,
-        )
-        return self._keep(stream)
-
-    def _keep(self, stream: EventStream[Any]) -> EventStream[Any]:
-        # Streams that are over are let go here, so a long-lived session that opens
-        # many streams does not keep them all until it closes.
-        self._streams = {s for s in self._streams if not s.finished}
-        self._streams.add(stream)
-        return stream
-
-    async def mailbox(
-        self,
-        client_id: str,
-        *,
-        poll_interval: float = 0.05,
-        stop_on_stream_end: bool = True,
-    ) -> AsyncIterator[LensEvent | UnknownEvent]:
-        """Iterate the session's mailbox (``session.read``) for lenses without an SSE writer.
-
-        Polls every ``poll_interval`` seconds (a finite number > 0) while the
-        mailbox is empty; a bad one raises :class:`ConfigurationError` on the
-        first iteration.
-        Ends after a ``stream.end`` message when ``stop_on_stream_end``;
-        otherwise runs until cancelled or the session closes.
-        """
-        check_seconds("poll_interval", poll_interval)
-        while True:
-            messages = await self.read(client_id)
-            for message in messages:
-                yield message
-                if stop_on_stream_end and isinstance(message, StreamEnd | SSEStreamEnd):
-                    return
-            if not messages:
-                await asyncio.sleep(poll_interval)
-
-
-def _has_api_key(data: str | bytes) -> bool:
-    return b"api_key" in data if isinstance(data, bytes) else "api_key" in data
-
-
-def _object(data: Any) -> dict[str, Any]:
-    """A reply's ``event_data`` as a dict (``{}`` when the server sent none or a non-object)."""
-    return data if isinstance(data, dict) else {}
-
-
-def _interpret(request_type: str, reply: dict[str, Any]) -> Any:
-    reply_type = reply.get("type")
-    if reply_type == "error":
-        raise EventError(
-            f"{request_type} failed: {reply.get('message') or reply.get('event_data')}",
-            event_type=request_type,
-            reply=reply,
-        )
-    if reply_type is None:  # session.status: the bare record
-        return reply
-    data = reply.get("event_data")
-    if (
-        request_type == "model.query"
-        and data is None
-        and _QUERY_TIMED_OUT in str(reply.get("message", "")).lower()
-    ):
-        raise QueryTimeoutError(f"model.query: {reply['message']}")
-    return data
-
-
-_decode_sse = decode_frame
-
-
-def _ordinary_sse(raw: SSEEvent) -> bool:
-    """Whether a frame is a lens event (not a connection event); see ``EventStream``.
-
-    It reads only the ``type``: a JSON object with a string ``type`` always
-    decodes (into its class, or :class:`UnknownEvent`), and only the three
-    ``sse.stream.*`` classes are skipped, outside the sequence or the end.
-    """
-    try:
-        kind = _tag_decoder.decode(raw.data).type
-    except msgspec.DecodeError:
-        decode_event(raw.data)  # raises the ProtocolError a full decode raises
-        return False  # it decoded after all: let the reader decode it
-    return kind not in _CONNECTION_EVENTS
-
-
-_START: Final = "sse.stream.start"
-_HEARTBEAT: Final = "sse.stream.heartbeat"
-_END_TYPE: Final = "sse.stream.end"
-
-
-def _raw_sse(raw: SSEEvent) -> RawEvent:
-    try:
-        kind = _tag_decoder.decode(raw.data).type
-    except msgspec.DecodeError as exc:  # ValidationError included
-        raise ProtocolError(f"Event without a string 'type': {raw.data[:200]}") from exc
-    return RawEvent(raw.id, kind, raw.data)
-
-
-def _is_raw_end(event: RawEvent) -> bool:
-    return event.type == _END_TYPE
-
-
-def _raw_outside_sequence(event: RawEvent) -> bool:
-    return event.type in (_START, _HEARTBEAT)
-
-
-def _outside_sequence(event: LensEvent | UnknownEvent) -> bool:
-    return type(event) in _OUTSIDE_SEQUENCE
-
-
-def _is_sse_end(event: LensEvent | UnknownEvent) -> bool:
-    return type(event) is SSEStreamEnd

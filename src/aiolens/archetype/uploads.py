@@ -47,7 +47,6 @@ from aiolens.errors import (
     APIError,
     APITimeoutError,
     ProtocolError,
-    make_status_error,
 )
 
 # direct_upload takes the client's transport: the resources' helper, not for users
@@ -439,11 +438,13 @@ class _DirectUpload:
                         refreshed = True
                         log.debug("part %d: presigned URL expired, refreshed", part.part_number)
                         continue
-                    error = make_status_error(status, text.encode())
+                    error = self.http.rules.status_error(status, text.encode())
                 elif status in _RETRYABLE:
-                    error = make_status_error(status, text.encode(), retry_after=retry_after)
+                    error = self.http.rules.status_error(
+                        status, text.encode(), retry_after=retry_after
+                    )
                 else:
-                    raise make_status_error(status, text.encode())
+                    raise self.http.rules.status_error(status, text.encode())
             self._end_attempt(attempt_state)
             attempt += 1
             if attempt >= self.max_attempts:

@@ -16,11 +16,15 @@ from aiolens.emulator.faults import Faults
 __all__ = [
     "INJECTED_FAULT",
     "ErrorBody",
+    "ReplyFaults",
     "ServiceError",
+    "abort_connection",
     "fault_middleware",
     "json_response",
     "new_id",
+    "query_int",
     "read_json",
+    "shard",
 ]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -77,6 +81,32 @@ class ServiceError(Exception):
         self.headers = headers or {}
 
 
+def query_int(request: web.Request, name: str, default: int) -> int:
+    """The integer query parameter ``name`` (``default`` when absent).
+
+    Raises:
+        ServiceError: 400 ``invalid_parameter`` when it is not an integer.
+    """
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ServiceError(400, "invalid_parameter", f"{name} must be an integer") from None
+
+
+def shard(items: list[Any], request: web.Request) -> list[Any]:
+    """The shard of ``items`` a Lens listing asks for (``shard_index``, ``max_items_per_shard``)."""
+    index = query_int(request, "shard_index", -1)
+    size = query_int(request, "max_items_per_shard", -1)
+    if size <= 0:
+        return items if index <= 0 else []
+    if index < 0:
+        return items
+    return items[index * size : (index + 1) * size]
+
+
 async def read_json(request: web.Request) -> dict[str, Any]:
     """The request's JSON object body.
 
@@ -131,3 +161,49 @@ def fault_middleware(faults: Faults, error_body: ErrorBody) -> Any:
             return json_response(error_body(err), err.status, err.headers)
 
     return middleware
+
+
+async def abort_connection(request: web.Request) -> None:
+    """Flush what was written (bounded wait), then reset the connection."""
+    transport = request.transport
+    if transport is None:
+        return
+    # A transport has no "flushed" notification; poll its buffer briefly.
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(1.0):
+            while transport.get_write_buffer_size() and not transport.is_closing():  # noqa: ASYNC110
+                await asyncio.sleep(0.001)
+    transport.abort()
+
+
+class ReplyFaults:
+    """One WebSocket's reply faults (:class:`~aiolens.emulator.faults.Faults`): ``reply_delay``
+    before each reply, one malformed frame once ``malformed_after`` replies went out, and
+    the connection dropped after its ``ws_drop_after``-th reply.
+
+    Each knob is read when it applies, so a test may change it while the socket is open.
+    """
+
+    __slots__ = ("_faults", "_malformed_sent", "sent")
+
+    def __init__(self, faults: Faults) -> None:
+        self._faults = faults
+        self._malformed_sent = False
+        self.sent = 0
+        """Replies sent so far."""
+
+    async def before_reply(self) -> bool:
+        """Wait out ``reply_delay``; ``True`` when a malformed frame goes out first (once)."""
+        if self._faults.reply_delay:
+            await asyncio.sleep(self._faults.reply_delay)
+        bad = self._faults.malformed_after
+        if bad is not None and not self._malformed_sent and self.sent >= bad:
+            self._malformed_sent = True
+            return True
+        return False
+
+    def replied(self) -> bool:
+        """Count a reply sent; ``True`` when the connection is to be dropped now."""
+        self.sent += 1
+        drop = self._faults.ws_drop_after
+        return drop is not None and self.sent >= drop

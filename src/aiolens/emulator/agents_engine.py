@@ -1,13 +1,10 @@
-"""What the emulated agents compute: pure, deterministic, no I/O, no asyncio.
+"""What the emulated agents compute: fitting, predicting and scoring; pure, no I/O, no asyncio.
 
-The emulated Agents API (docs/protocol-notes.md, "Agents API") runs *blueprints*: an agent
-definition with typed ``values``, model slots, a prediction *target* and a
-*fitting* (the reference data its model learns from). This module holds the
-canonical blueprints and everything they compute; the store keeps records and
-the jobs module paces the work. It reuses the Lens emulator's readers and its
-nearest-centroid classifier (:mod:`aiolens.emulator.lens_engine`).
-
-Canonical blueprints:
+The blueprints and their values are :mod:`aiolens.emulator.agents_blueprints`,
+the input files :mod:`aiolens.emulator.agents_inputs` (their names are
+re-exported here); the store keeps records and the jobs module paces the work.
+It reuses the Lens emulator's nearest-centroid classifier
+(:mod:`aiolens.emulator.lens_engine`).
 
 * ``osm`` (operational state monitor): cuts each input into windows of
   ``window_size`` rows and labels each with the nearest state
@@ -35,23 +32,38 @@ code the REST layer answers as a 400 (or records as a run's failure).
 
 from __future__ import annotations
 
-import csv
-import io
-import itertools
 import math
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
-from typing import Any, Final
+from typing import Any
 
+from aiolens.emulator.agents_blueprints import (
+    BLUEPRINTS,
+    BUILTIN_N_SHOT,
+    BUILTIN_PREFIX,
+    AgentError,
+    BlueprintSpec,
+    FileReader,
+    ValueSpec,
+    read_builtin,
+    resolve_models,
+    resolve_values,
+    search_points,
+)
+from aiolens.emulator.agents_inputs import (
+    load_table,
+    majority,
+    read_input,
+    segments,
+    table_csv,
+    table_from_window,
+)
 from aiolens.emulator.lens_engine import (
     LensEngineError,
     SensorTable,
     TimeseriesStateProcessor,
     Window,
-    parse_csv,
-    parse_jsonl,
     table_windows,
 )
 
@@ -59,6 +71,7 @@ __all__ = [
     "BLUEPRINTS",
     "AgentError",
     "BlueprintSpec",
+    "ExampleScore",
     "FileReader",
     "FittedAgent",
     "ValueSpec",
@@ -67,299 +80,13 @@ __all__ = [
     "load_table",
     "metrics_report",
     "objective_value",
+    "read_input",
+    "resolve_models",
     "resolve_values",
     "score_example",
     "search_points",
     "table_from_window",
 ]
-
-FileReader = Callable[[str], tuple[bytes, str]]
-"""Looks a file id up: its bytes and format (``"csv"`` / ``"jsonl"``); raises
-:class:`AgentError` ``file_not_found`` when there is no such file."""
-
-BUILTIN_PREFIX: Final = "builtin:"
-"""File ids of the reference data shipped with aiolens (``builtin:sensor_idle.csv``)."""
-
-
-class AgentError(Exception):
-    """A request or a file an agent cannot run.
-
-    Attributes:
-        code: ``invalid_values``, ``invalid_search_space``, ``file_not_found``,
-            ``invalid_input``, ``missing_labels``, ``invalid_objective`` ...
-        message: a human-readable explanation.
-    """
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-@dataclass(frozen=True, slots=True)
-class ValueSpec:
-    """One configurable value of a blueprint.
-
-    Attributes:
-        type: ``integer``, ``number``, ``string``, ``string_list`` or ``file_map``
-            (state name to a list of file ids).
-        default: used when the value is not set.
-        minimum: the smallest number allowed (numbers only).
-        description: what it does.
-    """
-
-    type: str
-    default: Any = None
-    minimum: float | None = None
-    description: str = ""
-
-    def check(self, name: str, value: Any) -> Any:
-        """``value`` if it fits this spec.
-
-        Raises:
-            AgentError: ``invalid_values``.
-        """
-        if value is None:
-            return None
-        ok = {
-            "integer": isinstance(value, int) and not isinstance(value, bool),
-            "number": isinstance(value, int | float) and not isinstance(value, bool),
-            "string": isinstance(value, str),
-            "string_list": isinstance(value, list) and all(isinstance(v, str) for v in value),
-            "file_map": isinstance(value, dict)
-            and all(
-                isinstance(v, list) and all(isinstance(f, str) for f in v) for v in value.values()
-            ),
-        }[self.type]
-        if not ok:
-            raise AgentError(
-                "invalid_values", f"Value {name!r} must be of type {self.type}: {value!r}"
-            )
-        if self.minimum is not None and value < self.minimum:
-            raise AgentError(
-                "invalid_values", f"Value {name!r} must be >= {self.minimum}: {value!r}"
-            )
-        return value
-
-    def to_wire(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"type": self.type, "default": self.default}
-        if self.minimum is not None:
-            out["minimum"] = self.minimum
-        out["description"] = self.description
-        return out
-
-
-@dataclass(frozen=True, slots=True)
-class BlueprintSpec:
-    """A canonical agent definition.
-
-    Attributes:
-        key: the blueprint key (``osm``).
-        name: display name.
-        description: what the agent does.
-        kind: the computation (``state_classifier`` or ``anomaly_detector``).
-        target: the predicted field and the label column scored against it.
-        values: the configurable values.
-        models: per slot, the default model.
-        allowed_models: per slot, the models it accepts.
-        metrics: the metric names evals and optimizations report.
-    """
-
-    key: str
-    name: str
-    description: str
-    kind: str
-    target: str
-    values: Mapping[str, ValueSpec]
-    models: Mapping[str, str]
-    allowed_models: Mapping[str, tuple[str, ...]]
-    metrics: tuple[str, ...] = ("macro_f1", "accuracy")
-
-
-_WINDOW = ValueSpec("integer", 100, 2, "Rows per window.")
-_STEP = ValueSpec("integer", None, 1, "Rows between window starts (default: window_size).")
-_COLUMNS = ValueSpec("string_list", None, None, "Data columns (default: every numeric column).")
-
-BLUEPRINTS: Final[tuple[BlueprintSpec, ...]] = (
-    BlueprintSpec(
-        key="osm",
-        name="Operational State Monitor",
-        description="Labels each window of a sensor log with the machine's operating state.",
-        kind="state_classifier",
-        target="state",
-        values={
-            "window_size": _WINDOW,
-            "step_size": _STEP,
-            "smoothing": ValueSpec("integer", 1, 1, "Majority vote over the last N windows."),
-            "data_columns": _COLUMNS,
-            "n_shot": ValueSpec("file_map", None, None, "Example files per state."),
-        },
-        models={"encoder": "omega-1.0"},
-        allowed_models={"encoder": ("omega-1.0", "omega-1.5")},
-    ),
-    BlueprintSpec(
-        key="ad",
-        name="Anomaly Detector",
-        description="Flags windows whose statistics leave the baseline's range.",
-        kind="anomaly_detector",
-        target="anomaly",
-        values={
-            "window_size": _WINDOW,
-            "step_size": _STEP,
-            "threshold": ValueSpec("number", 4.0, 0, "Largest |z-score| still normal."),
-            "baseline_windows": ValueSpec(
-                "integer", 3, 1, "Leading windows that set the baseline."
-            ),
-            "data_columns": _COLUMNS,
-        },
-        models={"encoder": "omega-1.0"},
-        allowed_models={"encoder": ("omega-1.0", "omega-1.5")},
-    ),
-)
-
-_BUILTIN_N_SHOT: Final = {
-    "IDLE": [f"{BUILTIN_PREFIX}sensor_idle.csv"],
-    "NORMAL": [f"{BUILTIN_PREFIX}sensor_normal.csv"],
-    "WARNING": [f"{BUILTIN_PREFIX}sensor_warning.csv"],
-}
-
-
-def read_builtin(file_id: str) -> bytes:
-    """The bytes of a ``builtin:`` reference file.
-
-    Raises:
-        AgentError: ``file_not_found``.
-    """
-    name = file_id[len(BUILTIN_PREFIX) :]
-    try:
-        return resources.files("aiolens.data").joinpath(name).read_bytes()
-    except (FileNotFoundError, IsADirectoryError):
-        raise AgentError("file_not_found", f"File not found: {file_id}") from None
-
-
-# ---- values ------------------------------------------------------------------------------
-
-
-def resolve_values(spec: BlueprintSpec, *layers: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The blueprint's defaults overlaid with each layer in turn, checked.
-
-    Raises:
-        AgentError: ``invalid_values`` for an unknown name or a wrong type.
-    """
-    out = {name: value.default for name, value in spec.values.items()}
-    for layer in layers:
-        for name, value in (layer or {}).items():
-            if name not in spec.values:
-                known = ", ".join(spec.values)
-                raise AgentError(
-                    "invalid_values", f"Blueprint {spec.key!r} has no value {name!r} (has {known})"
-                )
-            out[name] = spec.values[name].check(name, value)
-    return out
-
-
-def resolve_models(spec: BlueprintSpec, *layers: Mapping[str, Any] | None) -> dict[str, str]:
-    """Per slot, the model to use: defaults overlaid with each layer.
-
-    Raises:
-        AgentError: ``invalid_models`` for an unknown slot or model.
-    """
-    out = dict(spec.models)
-    for layer in layers:
-        for slot, model in (layer or {}).items():
-            allowed = spec.allowed_models.get(slot)
-            if allowed is None:
-                raise AgentError("invalid_models", f"Blueprint {spec.key!r} has no slot {slot!r}")
-            if model not in allowed:
-                raise AgentError(
-                    "invalid_models", f"Slot {slot!r} takes one of {list(allowed)}: {model!r}"
-                )
-            out[slot] = model
-    return out
-
-
-# ---- files -------------------------------------------------------------------------------
-
-
-def load_table(data: bytes, fmt: str, *, exclude: Sequence[str] = ()) -> SensorTable:
-    """Parse a CSV or JSON-lines file; columns in ``exclude`` are not data.
-
-    Raises:
-        AgentError: ``invalid_input`` when the file cannot be read.
-    """
-    parse = parse_jsonl if fmt == "jsonl" else parse_csv
-    try:
-        table = parse(data)
-        if exclude and any(c in table.columns for c in exclude):
-            keep = [c for c in table.columns if c not in exclude]
-            if not keep:
-                raise AgentError("invalid_input", "The file has no data column besides the labels")
-            table = parse(data, data_columns=keep)
-    except LensEngineError as exc:
-        raise AgentError("invalid_input", exc.message) from None
-    return table
-
-
-def _labels(table: SensorTable, data: bytes, fmt: str, column: str) -> list[str]:
-    """The label column as strings (numeric labels such as 0/1 included)."""
-    if column in table.text:
-        return table.text[column]
-    if column in table.columns:  # pragma: no cover - excluded by load_table
-        return [_label(v) for v in table.values[table.columns.index(column)]]
-    numeric = load_table(data, fmt)
-    if column in numeric.columns:
-        return [_label(v) for v in numeric.values[numeric.columns.index(column)]]
-    raise AgentError("missing_labels", f"The file has no label column {column!r}")
-
-
-def _label(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else str(value)
-
-
-@dataclass(frozen=True, slots=True)
-class LabelledTable:
-    """A parsed input and, when it has them, its per-row labels."""
-
-    table: SensorTable
-    labels: list[str] | None
-
-
-def read_input(
-    files: FileReader, file_id: str, target: str, *, need_labels: bool = False
-) -> LabelledTable:
-    """Read one input file; its label column (named ``target``) is kept apart.
-
-    Raises:
-        AgentError: ``file_not_found``, ``invalid_input``, or ``missing_labels``
-            when ``need_labels`` and the file has no label column.
-    """
-    data, fmt = files(file_id)
-    table = load_table(data, fmt, exclude=(target,))
-    try:
-        labels: list[str] | None = _labels(table, data, fmt, target)
-    except AgentError:
-        if need_labels:
-            raise
-        labels = None
-    return LabelledTable(table, labels)
-
-
-def _segments(labels: Sequence[str]) -> Iterator[tuple[str, int, int]]:
-    """``(label, start, end)`` of each run of equal labels."""
-    start = 0
-    for index in range(1, len(labels) + 1):
-        if index == len(labels) or labels[index] != labels[start]:
-            yield labels[start], start, index
-            start = index
-
-
-def _table_csv(table: SensorTable, start: int, end: int) -> bytes:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(table.columns)
-    for row in range(start, end):
-        writer.writerow([repr(col[row]) for col in table.values])
-    return out.getvalue().encode()
 
 
 # ---- fitting and running -----------------------------------------------------------------
@@ -529,13 +256,13 @@ def fit_agent(
             for file_id in training_examples:
                 labelled = read_input(files, file_id, spec.target, need_labels=True)
                 assert labelled.labels is not None
-                for state, start, end in _segments(labelled.labels):
-                    examples.setdefault(state, []).append(_table_csv(labelled.table, start, end))
+                for state, start, end in segments(labelled.labels):
+                    examples.setdefault(state, []).append(table_csv(labelled.table, start, end))
             agent.fitting = {"training_examples": list(training_examples)}
         else:
-            for state, ids in _BUILTIN_N_SHOT.items():
+            for state, ids in BUILTIN_N_SHOT.items():
                 examples[state] = [read_builtin(file_id) for file_id in ids]
-            agent.fitting = {"n_shot": _BUILTIN_N_SHOT}
+            agent.fitting = {"n_shot": BUILTIN_N_SHOT}
         try:
             agent._classifier = TimeseriesStateProcessor(
                 examples,
@@ -553,7 +280,7 @@ def fit_agent(
             cols = columns or labelled.table.columns
             for window in agent.windows(labelled.table, file_id):
                 rows = labelled.labels[window.read_index : window.read_index + window.rows]
-                if _majority(rows) == "0":
+                if majority(rows) == "0":
                     vectors.append(_features(window, cols))
         agent._baseline = _baseline(vectors)
         agent.fitting = {"training_examples": list(training_examples)}
@@ -566,50 +293,10 @@ def _as_csv(files: FileReader, file_id: str, target: str) -> bytes:
     if file_id.startswith(BUILTIN_PREFIX):
         return read_builtin(file_id)
     labelled = read_input(files, file_id, target)
-    return _table_csv(labelled.table, 0, labelled.table.total_rows)
-
-
-def table_from_window(payload: Mapping[str, Any]) -> SensorTable:
-    """A serving query's window as a table.
-
-    Accepts the columnar form ``{"columns": [...], "rows": [[...], ...]}`` and
-    the record form ``{"data": [{"ax": 0.1, ...}, ...]}``.
-
-    Raises:
-        AgentError: ``invalid_input`` for any other shape or non-numeric cells.
-    """
-    columns = payload.get("columns")
-    rows = payload.get("rows")
-    if columns is None and isinstance(payload.get("data"), list) and payload["data"]:
-        records = payload["data"]
-        if not all(isinstance(r, dict) for r in records):
-            raise AgentError("invalid_input", "data must be a list of objects")
-        columns = list(records[0])
-        rows = [[r.get(c) for c in columns] for r in records]
-    if not isinstance(columns, list) or not isinstance(rows, list) or not rows:
-        raise AgentError(
-            "invalid_input", "A window needs columns and rows (or data: a list of records)"
-        )
-    values: list[list[float]] = [[] for _ in columns]
-    for number, row in enumerate(rows):
-        if not isinstance(row, list) or len(row) != len(columns):
-            raise AgentError("invalid_input", f"Row {number} does not match the columns")
-        for c, cell in enumerate(row):
-            if isinstance(cell, bool) or not isinstance(cell, int | float):
-                raise AgentError("invalid_input", f"Row {number} has a non-numeric cell: {cell!r}")
-            values[c].append(float(cell))
-    names = [str(c) for c in columns]
-    keep = [i for i, n in enumerate(names) if n.lower() not in ("timestamp", "time", "t", "ts")]
-    return SensorTable([names[i] for i in keep], [values[i] for i in keep], len(rows), None, {})
+    return table_csv(labelled.table, 0, labelled.table.total_rows)
 
 
 # ---- scoring -----------------------------------------------------------------------------
-
-
-def _majority(labels: Sequence[str]) -> str:
-    counts = Counter(labels)
-    top = max(counts.values())
-    return next(label for label in labels if counts[label] == top)  # ties: the earliest
 
 
 def classification_report(
@@ -692,7 +379,7 @@ def score_example(
     assert labels is not None
     windows = list(agent.windows(labelled.table, file_id))
     predictions = agent.predict(windows)
-    truth = [_majority(labels[w.read_index : w.read_index + w.rows]) for w in windows]
+    truth = [majority(labels[w.read_index : w.read_index + w.rows]) for w in windows]
     return ExampleScore(file_id, truth, [str(p[target]) for p in predictions], predictions)
 
 
@@ -730,43 +417,3 @@ def objective_value(spec: BlueprintSpec, targets: Mapping[str, Any], objective: 
             "invalid_objective", f"Unknown metric {objective!r} for {spec.key!r}: one of {options}"
         )
     return float(targets[target][metric])
-
-
-def search_points(
-    spec: BlueprintSpec, search_space: Mapping[str, Any] | None, max_trials: int
-) -> list[dict[str, Any]]:
-    """The values of each trial: the categorical grid in order, at most ``max_trials``.
-
-    ``search_space`` is ``{"parameters": {name: {"kind": "value", "spec":
-    {"type": "categorical", "values": [...]}}}}``. The grid is walked with the
-    last parameter varying fastest; an empty space gives one trial of defaults.
-
-    Raises:
-        AgentError: ``invalid_search_space`` for another kind or type, an
-            unknown value name, or a candidate of the wrong type.
-    """
-    params = (search_space or {}).get("parameters") or {}
-    if not isinstance(params, dict):
-        raise AgentError("invalid_search_space", "search_space.parameters must be an object")
-    names: list[str] = []
-    choices: list[list[Any]] = []
-    for name, entry in params.items():
-        if not isinstance(entry, dict) or entry.get("kind", "value") != "value":
-            raise AgentError("invalid_search_space", f"{name}: only kind 'value' is searchable")
-        rule = entry.get("spec") or {}
-        if rule.get("type") != "categorical" or not rule.get("values"):
-            raise AgentError(
-                "invalid_search_space", f"{name}: spec must be categorical with values"
-            )
-        if name not in spec.values:
-            raise AgentError(
-                "invalid_search_space", f"Blueprint {spec.key!r} has no value {name!r}"
-            )
-        try:
-            candidates = [spec.values[name].check(name, v) for v in rule["values"]]
-        except AgentError as exc:
-            raise AgentError("invalid_search_space", exc.message) from None
-        names.append(name)
-        choices.append(candidates)
-    grid = itertools.product(*choices)
-    return [dict(zip(names, combo, strict=True)) for combo in itertools.islice(grid, max_trials)]

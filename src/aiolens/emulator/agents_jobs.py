@@ -38,9 +38,9 @@ from aiolens.emulator.agents_store import (
     AgentsStore,
     Eval,
     Instance,
+    Job,
     Optimization,
     Trial,
-    _Job,
     now_iso,
 )
 from aiolens.emulator.faults import Faults
@@ -52,19 +52,19 @@ log: logging.Logger = logging.getLogger("aiolens.emulator")
 _encoder: Final = msgspec.json.Encoder()
 
 
-def _start(job: _Job, work: Awaitable[None], name: str) -> None:
+def _start(job: Job, work: Awaitable[None], name: str) -> None:
     job.task = asyncio.ensure_future(work)
     job.task.set_name(name)
 
 
-async def _step(store: AgentsStore, job: _Job) -> None:
+async def _step(store: AgentsStore, job: Job) -> None:
     """One paced step: wait ``step_interval``, then for a resume if paused."""
     await asyncio.sleep(store.step_interval)
     await job.resumed.wait()
 
 
 async def _guard(
-    job: _Job, body: Callable[[], Awaitable[None]], on_end: Callable[[], None] | None = None
+    job: Job, body: Callable[[], Awaitable[None]], on_end: Callable[[], None] | None = None
 ) -> None:
     """Run a job's body; its failure (or a bug) becomes ``failed`` with an error."""
     job.status = "running"
@@ -89,7 +89,7 @@ async def _guard(
             on_end()
 
 
-def cancel_job(job: _Job) -> None:
+def cancel_job(job: Job) -> None:
     """Mark a job cancelled and stop its task (a paused job is woken to end)."""
     job.status = "cancelled"
     job.finished_at = now_iso()

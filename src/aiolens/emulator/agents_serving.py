@@ -19,20 +19,18 @@ The agent is fitted once, on the first query. Fault knobs: ``reply_delay``,
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any, Final
 
 import msgspec
 from aiohttp import WSMsgType, web
 
-from aiolens.emulator._web import ServiceError
+from aiolens.emulator._web import ReplyFaults, ServiceError, abort_connection
 from aiolens.emulator.agents_engine import AgentError, table_from_window
 from aiolens.emulator.agents_jobs import agent_for
 from aiolens.emulator.agents_store import AgentsStore, Instance, now_iso
 from aiolens.emulator.faults import Faults
 from aiolens.emulator.lens_engine import Window
-from aiolens.emulator.lens_realtime import _abort
 
 __all__ = ["AgentSockets", "answer_query"]
 
@@ -116,9 +114,7 @@ class AgentSockets:
     async def _serve(
         self, request: web.Request, ws: web.WebSocketResponse, instance: Instance
     ) -> None:
-        faults = self.faults
-        sent = 0
-        malformed_sent = False
+        replies = ReplyFaults(self.faults)
         async for msg in ws:
             if msg.type is not WSMsgType.TEXT and msg.type is not WSMsgType.BINARY:
                 continue
@@ -130,17 +126,11 @@ class AgentSockets:
                 reply = failed(AgentError("malformed_json", str(exc)))
             except AgentError as exc:
                 reply = failed(exc)
-            if faults.reply_delay:
-                await asyncio.sleep(faults.reply_delay)
-            bad = faults.malformed_after
-            if bad is not None and not malformed_sent and sent >= bad:
-                malformed_sent = True
+            if await replies.before_reply():
                 await ws.send_str(_MALFORMED)
             await ws.send_str(_encoder.encode(reply).decode())
-            sent += 1
-            drop = faults.ws_drop_after
-            if drop is not None and sent >= drop:
-                await _abort(request)
+            if replies.replied():
+                await abort_connection(request)
                 return
 
     async def close_instance(self, instance_id: str) -> None:

@@ -239,7 +239,7 @@ async def mint_token(request: web.Request) -> web.Response:
         project_id=project,
         scopes=scopes,
     )
-    return web.Response(body=encode(answer), content_type="application/json")
+    return json_response(answer)
 
 
 async def idempotent(

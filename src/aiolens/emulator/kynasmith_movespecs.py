@@ -11,27 +11,21 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
 from aiohttp import web
 
-from aiolens.emulator._web import ServiceError, read_json
+from aiolens.emulator._web import ServiceError, json_response, read_json
 from aiolens.emulator.kynasmith_auth import TOKEN_KEY, idempotent, required_token, state_of
 from aiolens.emulator.kynasmith_store import now_iso
 from aiolens.emulator.kynasmith_wire import (
     MoveSpecBody,
     ValidationResultBody,
     VersionBody,
-    encode,
 )
 from aiolens.emulator.movespec_yaml import validate_movespec_yaml
 
 __all__ = ["movespec_routes"]
 
 movespec_routes: web.RouteTableDef = web.RouteTableDef()
-
-
-def _answer(body: msgspec.Struct | list[Any], status: int = 200) -> web.Response:
-    return web.Response(body=encode(body), status=status, content_type="application/json")
 
 
 def _visible(request: web.Request, spec: MoveSpecBody) -> bool:
@@ -69,7 +63,7 @@ async def list_movespecs(request: web.Request) -> web.Response:
     project = request.query.get("project_id")
     if project:
         specs = [s for s in specs if s.project_id == project]
-    return _answer(specs)
+    return json_response(specs)
 
 
 @movespec_routes.post("/movespecs")
@@ -85,13 +79,13 @@ async def create_movespec(request: web.Request) -> web.Response:
     description = body.get("description")
     if description is not None and not isinstance(description, str):
         raise _invalid("description", "description must be a string")
-    return _answer(state_of(request).new_movespec(name, description, "private"), 201)
+    return json_response(state_of(request).new_movespec(name, description, "private"), 201)
 
 
 @movespec_routes.get("/movespecs/{movespec_id}")
 async def get_movespec(request: web.Request) -> web.Response:
     """One MoveSpec."""
-    return _answer(_spec(request))
+    return json_response(_spec(request))
 
 
 @movespec_routes.patch("/movespecs/{movespec_id}")
@@ -109,13 +103,13 @@ async def patch_movespec(request: web.Request) -> web.Response:
         if key in body:
             setattr(spec, key, body[key])
     spec.updated_at = now_iso()
-    return _answer(spec)
+    return json_response(spec)
 
 
 @movespec_routes.get("/movespecs/{movespec_id}/draft")
 async def get_draft(request: web.Request) -> web.Response:
     """The MoveSpec's draft."""
-    return _answer(state_of(request).drafts[_spec(request).movespec_id])
+    return json_response(state_of(request).drafts[_spec(request).movespec_id])
 
 
 @movespec_routes.put("/movespecs/{movespec_id}/draft")
@@ -129,7 +123,7 @@ async def put_draft(request: web.Request) -> web.Response:
     draft.yaml_source = body["yaml_source"]
     draft.updated_at = now_iso()
     draft.updated_by = "api"
-    return _answer(draft)
+    return json_response(draft)
 
 
 @movespec_routes.post("/movespecs/{movespec_id}/draft/validate")
@@ -137,7 +131,7 @@ async def validate_draft(request: web.Request) -> web.Response:
     """Validate the draft: errors (which block a version) and warnings."""
     draft = state_of(request).drafts[_spec(request).movespec_id]
     _, errors, warnings = validate_movespec_yaml(draft.yaml_source)
-    return _answer(
+    return json_response(
         ValidationResultBody(
             ok=not errors,
             target_type="draft",
@@ -153,7 +147,9 @@ async def validate_draft(request: web.Request) -> web.Response:
 async def list_versions(request: web.Request) -> web.Response:
     """The MoveSpec's versions, oldest first."""
     spec_id = _spec(request).movespec_id
-    return _answer([v for v in state_of(request).versions.values() if v.movespec_id == spec_id])
+    return json_response(
+        [v for v in state_of(request).versions.values() if v.movespec_id == spec_id]
+    )
 
 
 @movespec_routes.post("/movespecs/{movespec_id}/versions")
@@ -169,13 +165,13 @@ async def create_version(request: web.Request) -> web.Response:
             f"The draft has {len(errors)} error(s)",
             details={"errors": len(errors), "first": errors[0].message},
         )
-    return _answer(state.new_version(spec_id), 201)
+    return json_response(state.new_version(spec_id), 201)
 
 
 @movespec_routes.get("/movespecs/{movespec_id}/versions/{version_id}")
 async def get_version(request: web.Request) -> web.Response:
     """One version."""
-    return _answer(_version(request))
+    return json_response(_version(request))
 
 
 @movespec_routes.post("/movespecs/{movespec_id}/versions/{version_id}/release")
@@ -184,7 +180,7 @@ async def release_version(request: web.Request) -> web.Response:
     spec = _spec(request)
     spec.current_released_version_id = _version(request).movespec_version_id
     spec.updated_at = now_iso()
-    return _answer(spec)
+    return json_response(spec)
 
 
 @movespec_routes.post("/movespecs/{movespec_id}/fork")

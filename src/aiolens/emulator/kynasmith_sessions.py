@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from aiolens.emulator._web import ServiceError
+from aiolens.emulator._web import ServiceError, json_response
 from aiolens.emulator.detector import RepetitionDetector
 from aiolens.emulator.kynasmith_auth import TOKEN_KEY, idempotent, required_token, state_of
 from aiolens.emulator.kynasmith_realtime import announce, finish
@@ -26,7 +26,6 @@ from aiolens.emulator.kynasmith_wire import (
     POSE_SCHEMA,
     TERMINAL,
     SessionCreatedBody,
-    encode,
 )
 from aiolens.emulator.movespec_yaml import MoveSpecDefinition, validate_movespec_yaml
 
@@ -37,7 +36,7 @@ session_routes: web.RouteTableDef = web.RouteTableDef()
 
 def _record_response(request: web.Request, session: DetectionSession) -> web.Response:
     record = session.record(state_of(request).organization_id)
-    return web.Response(body=encode(record), content_type="application/json")
+    return json_response(record)
 
 
 def _definition(state: KynasmithState, version_id: str) -> MoveSpecDefinition:

@@ -21,7 +21,7 @@ import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, TypedDict, Unpack
 
 import msgspec
 
@@ -32,6 +32,7 @@ __all__ = [
     "LensEngineError",
     "SensorTable",
     "Window",
+    "WindowOptions",
     "csv_windows",
     "jsonl_windows",
     "parse_csv",
@@ -432,17 +433,24 @@ def _table_windows(
         )
 
 
+class WindowOptions(TypedDict, total=False):
+    """The options of :func:`csv_windows` and :func:`jsonl_windows` besides the sizes and
+    columns: as for :func:`table_windows`."""
+
+    cut_off_incomplete_window: bool
+    loop_recording: bool
+    max_windows: int | None
+    file_id: str
+    sample_rate_hz: float
+
+
 def csv_windows(
     data: bytes,
     *,
     window_size: int = 1024,
     step_size: int = 1024,
-    cut_off_incomplete_window: bool = True,
     data_columns: list[str] | None = None,
-    loop_recording: bool = False,
-    max_windows: int | None = None,
-    file_id: str = "",
-    sample_rate_hz: float = DEFAULT_SAMPLE_RATE_HZ,
+    **options: Unpack[WindowOptions],
 ) -> Iterator[Window]:
     """Windows over a CSV sensor log (see :func:`parse_csv`, :func:`table_windows`).
 
@@ -452,16 +460,8 @@ def csv_windows(
     Raises:
         LensEngineError: as :func:`parse_csv` and :func:`table_windows`.
     """
-    return table_windows(
-        parse_csv(data, data_columns=data_columns),
-        window_size=window_size,
-        step_size=step_size,
-        cut_off_incomplete_window=cut_off_incomplete_window,
-        loop_recording=loop_recording,
-        max_windows=max_windows,
-        file_id=file_id,
-        sample_rate_hz=sample_rate_hz,
-    )
+    table = parse_csv(data, data_columns=data_columns)
+    return table_windows(table, window_size=window_size, step_size=step_size, **options)
 
 
 def jsonl_windows(
@@ -469,25 +469,13 @@ def jsonl_windows(
     *,
     window_size: int = 1,
     step_size: int = 1,
-    cut_off_incomplete_window: bool = True,
     data_columns: list[str] | None = None,
-    loop_recording: bool = False,
-    max_windows: int | None = None,
-    file_id: str = "",
-    sample_rate_hz: float = DEFAULT_SAMPLE_RATE_HZ,
+    **options: Unpack[WindowOptions],
 ) -> Iterator[Window]:
     """Windows over a JSON-lines sensor log (see :func:`parse_jsonl`, :func:`table_windows`).
 
     Raises:
         LensEngineError: as :func:`parse_jsonl` and :func:`table_windows`.
     """
-    return table_windows(
-        parse_jsonl(data, data_columns=data_columns),
-        window_size=window_size,
-        step_size=step_size,
-        cut_off_incomplete_window=cut_off_incomplete_window,
-        loop_recording=loop_recording,
-        max_windows=max_windows,
-        file_id=file_id,
-        sample_rate_hz=sample_rate_hz,
-    )
+    table = parse_jsonl(data, data_columns=data_columns)
+    return table_windows(table, window_size=window_size, step_size=step_size, **options)

@@ -79,7 +79,7 @@ from typing import Any, Final
 import msgspec
 from aiohttp import WSMsgType, web
 
-from aiolens.emulator._web import ServiceError
+from aiolens.emulator._web import ReplyFaults, ServiceError, abort_connection
 from aiolens.emulator.faults import Faults
 from aiolens.emulator.lens_events import EventContext, handle_event, start_session
 from aiolens.emulator.lens_runtime import SessionRuntime, runtime_for
@@ -122,19 +122,6 @@ def _select_protocols(request: web.Request) -> tuple[str, ...]:
     if EVENT_PROTOCOL in offered:
         return (EVENT_PROTOCOL,)
     return tuple(p for p in offered if "bearer." in p)[:1]
-
-
-async def _abort(request: web.Request) -> None:
-    """Flush what was written (bounded wait), then reset the connection."""
-    transport = request.transport
-    if transport is None:
-        return
-    # A transport has no "flushed" notification; poll its buffer briefly.
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(1.0):
-            while transport.get_write_buffer_size() and not transport.is_closing():  # noqa: ASYNC110
-                await asyncio.sleep(0.001)
-    transport.abort()
 
 
 class _Socket:
@@ -225,27 +212,19 @@ class _Realtime:
     ) -> None:
         ctx = EventContext(self.store, self.ws_base(request), own_connections=int(attached))
         session_id = request.match_info["session_id"]
-        faults = self.faults
+        replies = ReplyFaults(self.faults)
         send = ws.send_frame
-        sent = 0
-        malformed_sent = False
         async for msg in ws:
             if msg.type is not WSMsgType.TEXT and msg.type is not WSMsgType.BINARY:
                 continue
             socket.replying = True
             reply = self._answer(ctx, session, session_id, msg.data)
-            if faults.reply_delay:
-                await asyncio.sleep(faults.reply_delay)
-            bad = faults.malformed_after
-            if bad is not None and not malformed_sent and sent >= bad:
-                malformed_sent = True
+            if await replies.before_reply():
                 await send(_MALFORMED_WS, _TEXT)
             await send(_encoder.encode(reply), _TEXT)
-            sent += 1
             socket.replying = False
-            drop = faults.ws_drop_after
-            if drop is not None and sent >= drop:
-                await _abort(request)
+            if replies.replied():
+                await abort_connection(request)
                 return
             if attached and session is not None and not session.active:
                 await ws.close(code=1000, message=b"session destroyed")
@@ -321,7 +300,7 @@ class _Realtime:
         while not self.closing:
             changed = runtime.changed()
             if position < runtime.base:  # evicted before we wrote it: cannot keep up
-                await _abort(request)
+                await abort_connection(request)
                 return
             if position < runtime.last_id:
                 offset = position - runtime.base
@@ -331,7 +310,7 @@ class _Realtime:
                     head = b"".join(batch[: max(0, drop - sent)])
                     if head:
                         await response.write(head)
-                    await _abort(request)
+                    await abort_connection(request)
                     return
                 count = len(batch)
                 bad = faults.malformed_after

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 import copy
 import logging
@@ -16,17 +14,22 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from aiolens.archetype.resources import mime_type_for
-from aiolens.emulator._web import ServiceError, fault_middleware, json_response, read_json
+from aiolens.emulator._web import (
+    ServiceError,
+    fault_middleware,
+    json_response,
+    read_json,
+    shard,
+)
 from aiolens.emulator.faults import Faults
 from aiolens.emulator.lens_events import EventContext, destroy, handle_event
+from aiolens.emulator.lens_files import file_routes
 from aiolens.emulator.lens_realtime import add_realtime_routes
-from aiolens.emulator.lens_store import ACCEPTED_FILE_TYPES, LensRecord, LensStore, SessionRecord
+from aiolens.emulator.lens_store import STORE_KEY, LensRecord, LensStore, SessionRecord
 from aiolens.emulator.lens_uploads import add_upload_routes
 
 __all__ = ["STORE_KEY", "error_body", "lens_app", "unknown_route_middleware", "ws_base_url"]
 
-STORE_KEY: Final = web.AppKey("lens_store", LensStore)
 FAULTS_KEY: Final = web.AppKey("lens_faults", Faults)
 PREFIX: Final = "/v0.5"
 
@@ -118,26 +121,6 @@ def _require(body: dict[str, Any], key: str, kind: type = str) -> Any:
     return value
 
 
-def _int_param(request: web.Request, name: str, default: int) -> int:
-    raw = request.query.get(name)
-    if raw is None:
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise ServiceError(400, "invalid_parameter", f"{name} must be an integer") from None
-
-
-def _shard(items: list[Any], request: web.Request) -> list[Any]:
-    index = _int_param(request, "shard_index", -1)
-    size = _int_param(request, "max_items_per_shard", -1)
-    if size <= 0:
-        return items if index <= 0 else []
-    if index < 0:
-        return items
-    return items[index * size : (index + 1) * size]
-
-
 # ---- lenses -------------------------------------------------------------------------------
 
 
@@ -152,7 +135,7 @@ async def lens_metadata(request: web.Request) -> web.Response:
     store = _store(request)
     lens_id = request.query.get("lens_id")
     lenses = [store.lens(lens_id)] if lens_id else list(store.lenses.values())
-    return json_response([lens.to_wire() for lens in _shard(lenses, request)])
+    return json_response([lens.to_wire() for lens in shard(lenses, request)])
 
 
 @routes.post("/lens/register")
@@ -299,7 +282,7 @@ async def sessions_metadata(request: web.Request) -> web.Response:
     session_id = request.query.get("session_id")
     sessions = [store.session(session_id)] if session_id else store.active_sessions()
     base = ws_base_url(request)
-    return json_response([s.summary(base) for s in _shard(sessions, request)])
+    return json_response([s.summary(base) for s in shard(sessions, request)])
 
 
 @routes.post("/lens/sessions/events/process")
@@ -319,154 +302,6 @@ async def session_event(request: web.Request) -> web.Response:
     if "type" not in reply:  # session.status: the record itself
         return json_response({"type": "success", "event_data": reply})
     return json_response({"type": "success", "event_data": reply.get("event_data")})
-
-
-# ---- files ---------------------------------------------------------------------------------
-
-
-def _too_large(limit: int) -> str:
-    return f"File exceeds the upload limit of {limit} bytes"
-
-
-async def _read_upload(request: web.Request) -> tuple[str, bytes, str]:
-    store = _store(request)
-    length = request.content_length
-    if length is not None and length > store.max_upload_bytes + 64 * 1024:
-        raise ServiceError(413, "invalid_file_size", _too_large(store.max_upload_bytes))
-    if not request.content_type.startswith("multipart/"):
-        raise ServiceError(400, "malformed_body", "Expected multipart/form-data with a file field")
-    reader = await request.multipart()
-    while True:
-        part = await reader.next()
-        if part is None:
-            raise ServiceError(400, "missing_parameter", "Failed to find key: file")
-        if getattr(part, "name", None) != "file":
-            continue
-        filename = getattr(part, "filename", None) or ""
-        if not filename:
-            raise ServiceError(400, "missing_parameter", "The file part needs a filename")
-        chunks = []
-        size = 0
-        try:
-            while chunk := await part.read_chunk(256 * 1024):  # type: ignore[union-attr]
-                size += len(chunk)
-                if size > store.max_upload_bytes:
-                    raise ServiceError(413, "invalid_file_size", _too_large(store.max_upload_bytes))
-                chunks.append(chunk)
-        except ConnectionResetError:  # the client went away (or cancelled) mid-upload
-            log.info("upload of %r abandoned by the client after %d bytes", filename, size)
-            raise ServiceError(
-                400, "malformed_body", "The upload ended before the file did"
-            ) from None
-        mime = part.headers.get("Content-Type", "application/octet-stream")
-        return filename, b"".join(chunks), mime
-
-
-def _check_type(mime: str) -> None:
-    if mime.split(";")[0].strip() not in ACCEPTED_FILE_TYPES:
-        raise ServiceError(
-            400,
-            "invalid_file_type",
-            f"Unsupported file type: {mime}. Upload a jpeg, png, mp4, csv, txt or json file.",
-        )
-
-
-@routes.post("/files")
-async def files_upload(request: web.Request) -> web.Response:
-    filename, data, mime = await _read_upload(request)
-    _check_type(mime)
-    file_id = filename.rsplit("/", 1)[-1]
-    record = _store(request).add_file(file_id, data, mime.split(";")[0].strip())
-    return json_response({"is_valid": True, "file_id": record.file_id, "file_uid": record.file_uid})
-
-
-@routes.post("/files/base64")
-async def files_upload_base64(request: web.Request) -> web.Response:
-    filename, encoded, _ = await _read_upload(request)
-    try:
-        data = base64.b64decode(encoded, validate=False)
-    except (binascii.Error, ValueError):
-        raise ServiceError(400, "invalid_file_type", "Contents are not valid base64") from None
-    mime = mime_type_for(filename)
-    _check_type(mime)
-    file_id = filename.rsplit("/", 1)[-1]
-    record = _store(request).add_file(file_id, data, mime)
-    return json_response({"is_valid": True, "file_id": record.file_id, "file_uid": record.file_uid})
-
-
-@routes.get("/files/info")
-async def files_info(request: web.Request) -> web.Response:
-    files = _store(request).files.values()
-    return json_response(
-        {
-            "num_files": len(files),
-            "num_bytes": sum(len(f.data) for f in files),
-            "num_ingested": len(files),
-            "last_updated": max((f.uploaded_at for f in files), default=time.time()),
-        }
-    )
-
-
-@routes.get("/files/metadata")
-async def files_metadata_list(request: web.Request) -> web.Response:
-    store = _store(request)
-    file_type = request.query.get("file_type")
-    files = [f for f in store.files.values() if not file_type or f.file_type == file_type]
-    if {"shard_index", "max_items_per_shard"}.intersection(request.query):
-        # The documented shape: a plain array, shard paging (docs/protocol-notes.md).
-        return json_response([f.metadata() for f in _shard(files, request)[:1000]])
-    # Otherwise the official SDK's cursor page: newest first, cursor = file_id.
-    if "after" in request.query and "before" in request.query:
-        raise ServiceError(400, "invalid_parameter", "Give either after or before, not both")
-    limit = min(max(_int_param(request, "limit", 100), 1), 1000)
-    ordered = sorted(files, key=lambda f: f.file_index, reverse=True)
-    ids = [f.file_id for f in ordered]
-    start = 0
-    if "after" in request.query:
-        cursor = request.query["after"]
-        start = ids.index(cursor) + 1 if cursor in ids else len(ids)
-    elif "before" in request.query:
-        cursor = request.query["before"]
-        end = ids.index(cursor) if cursor in ids else 0
-        start = max(0, end - limit)
-    page = ordered[start : start + limit]
-    has_more = start + limit < len(ordered)
-    return json_response(
-        {
-            "data": [f.metadata() for f in page],
-            "has_more": has_more,
-            "next_cursor": page[-1].file_id if page and has_more else None,
-            "prev_cursor": page[0].file_id if page and start > 0 else None,
-        }
-    )
-
-
-@routes.get("/files/metadata/{file_id}")
-async def files_metadata(request: web.Request) -> web.Response:
-    return json_response(_store(request).file(request.match_info["file_id"]).metadata())
-
-
-@routes.get("/files/download/{file_id}")
-async def files_download(request: web.Request) -> web.StreamResponse:
-    record = _store(request).file(request.match_info["file_id"])
-    if record.file_status == "FILE_STATUS_CORRUPT":
-        raise ServiceError(400, "file_corrupt", f"{record.file_id} is corrupt")
-    response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
-    response.content_length = len(record.data)
-    await response.prepare(request)
-    view = memoryview(record.data)
-    for offset in range(0, len(view), 256 * 1024):
-        await response.write(view[offset : offset + 256 * 1024])
-    await response.write_eof()
-    return response
-
-
-@routes.delete("/files/delete/{file_id}")
-async def files_delete(request: web.Request) -> web.Response:
-    store = _store(request)
-    record = store.file(request.match_info["file_id"])
-    del store.files[record.file_id]
-    return json_response({"is_valid": True, "file_id": record.file_id, "file_uid": record.file_uid})
 
 
 async def _expire_idle_sessions(app: web.Application) -> AsyncIterator[None]:
@@ -516,6 +351,7 @@ def lens_app(store: LensStore, faults: Faults) -> web.Application:
     app[STORE_KEY] = store
     app[FAULTS_KEY] = faults
     app.add_routes(routes)
+    app.add_routes(file_routes)
     app.cleanup_ctx.append(_expire_idle_sessions)
     add_upload_routes(app, store)
     add_realtime_routes(app, store, faults, ws_base_url)

@@ -8,15 +8,20 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
+
+from aiohttp import web
 
 from aiolens.emulator._web import ServiceError
 
-__all__ = ["BUILTIN_LENSES", "FileRecord", "LensRecord", "LensStore", "SessionRecord"]
-
-ACCEPTED_FILE_TYPES = frozenset(
-    {"image/jpeg", "image/png", "video/mp4", "text/plain", "text/csv", "application/json"}
-)
+__all__ = [
+    "BUILTIN_LENSES",
+    "STORE_KEY",
+    "FileRecord",
+    "LensRecord",
+    "LensStore",
+    "SessionRecord",
+]
 
 BUILTIN_LENSES: tuple[dict[str, Any], ...] = (
     {
@@ -342,3 +347,7 @@ class LensStore:
 
     def active_sessions(self) -> list[SessionRecord]:
         return [s for s in self.sessions.values() if s.active]
+
+
+STORE_KEY: Final = web.AppKey("lens_store", LensStore)
+"""Where the Lens application keeps its :class:`LensStore`."""

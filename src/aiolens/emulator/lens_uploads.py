@@ -55,7 +55,8 @@ from aiolens.emulator._web import (
     read_json,
 )
 from aiolens.emulator.faults import Faults
-from aiolens.emulator.lens_store import ACCEPTED_FILE_TYPES, LensStore
+from aiolens.emulator.lens_files import ACCEPTED_FILE_TYPES, base_type
+from aiolens.emulator.lens_store import LensStore
 
 __all__ = ["STORAGE_PREFIX", "Upload", "add_upload_routes", "storage_app"]
 
@@ -192,7 +193,7 @@ def add_upload_routes(app: web.Application, store: LensStore) -> None:
             raise ServiceError(400, "missing_parameter", "Failed to find key: filename")
         if not isinstance(file_type, str) or not file_type:
             raise ServiceError(400, "missing_parameter", "Failed to find key: file_type")
-        if file_type.split(";")[0].strip() not in DIRECT_TYPES:
+        if base_type(file_type) not in DIRECT_TYPES:
             raise ServiceError(400, "invalid_file_type", f"Unsupported file type: {file_type}")
         if isinstance(num_bytes, bool) or not isinstance(num_bytes, int) or num_bytes <= 0:
             raise ServiceError(400, "invalid_file_size", "num_bytes must be a positive integer")

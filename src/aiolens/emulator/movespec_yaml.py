@@ -1,7 +1,9 @@
 """MoveSpec YAML: parsing and validation with 1-based line and column (docs/protocol-notes.md).
 
 The emulator's validate endpoints report what this module finds, and its
-detector runs the :class:`MoveSpecDefinition` it builds. The YAML is composed
+detector runs the :class:`~aiolens.emulator.movespec_model.MoveSpecDefinition`
+it builds (the model and the sample MoveSpecs are
+:mod:`aiolens.emulator.movespec_model`, re-exported here). The YAML is composed
 with PyYAML's node API (``SafeLoader``), so every issue points at the node that
 caused it; a missing field points at the mapping that lacks it.
 
@@ -44,12 +46,23 @@ Error codes: ``yaml_syntax_error``, ``missing_field``, ``invalid_type``,
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Final, NamedTuple
+from typing import Final
 
 import yaml
 
 from aiolens.emulator.kynasmith_wire import ValidationIssue
+from aiolens.emulator.movespec_model import (
+    DETECTION_TYPES,
+    JOINTS,
+    LEVELS,
+    LUNGE_YAML,
+    SIDES,
+    SQUAT_YAML,
+    Criterion,
+    FeedbackCue,
+    MoveSpecDefinition,
+    Phase,
+)
 
 __all__ = [
     "JOINTS",
@@ -64,63 +77,6 @@ __all__ = [
     "validate_movespec_yaml",
 ]
 
-JOINTS: Final = frozenset({"knee", "hip", "elbow", "shoulder"})
-"""Joints a criterion may name (the docs show knee and hip; the rest are emulator extras)."""
-SIDES: Final = frozenset({"front", "back", "left", "right"})
-"""Values of a criterion's optional ``side``."""
-LEVELS: Final = frozenset({"info", "coaching", "success"})
-"""Feedback levels of the runtime contract's feedback events."""
-DETECTION_TYPES: Final = frozenset({"repetition"})
-
-SQUAT_YAML: Final = """\
-name: squat
-version: "1.0"
-description: Bodyweight squat
-detection:
-  type: repetition
-  movement:
-    name: squat
-    phases:
-      - name: standing
-        description: Upright, knees nearly straight
-        criteria:
-          - {joint: knee, angle_min: 160, angle_max: 180}
-      - name: bottom
-        description: Thighs near parallel
-        criteria:
-          - {joint: knee, angle_min: 60, angle_max: 100}
-          - {joint: hip, angle_min: 40, angle_max: 120}
-    sequence: [standing, bottom, standing]
-  feedback:
-    - {on: bottom, level: coaching, message: Drive up through your heels}
-    - {on: completed, level: success, message: Nice squat}
-"""
-"""A squat MoveSpec matching :func:`aiolens.kynasmith.synthetic.generate_squats`."""
-
-LUNGE_YAML: Final = """\
-name: lunge
-version: "1.0"
-description: Split-stance lunge
-detection:
-  type: repetition
-  movement:
-    name: lunge
-    phases:
-      - name: standing
-        criteria:
-          - {joint: knee, side: front, angle_min: 155, angle_max: 180}
-          - {joint: knee, side: back, angle_min: 150, angle_max: 180}
-      - name: bottom
-        criteria:
-          - {joint: knee, side: front, angle_min: 65, angle_max: 105}
-          - {joint: knee, side: back, angle_min: 80, angle_max: 130}
-    sequence: [standing, bottom, standing]
-  feedback:
-    - {on: bottom, level: coaching, message: Keep the front knee over the ankle}
-    - {on: completed, level: success, message: Nice lunge}
-"""
-"""A lunge MoveSpec matching :func:`aiolens.kynasmith.synthetic.generate_lunges`."""
-
 _STR: Final = "tag:yaml.org,2002:str"
 _NUMBER_TAGS: Final = frozenset({"tag:yaml.org,2002:int", "tag:yaml.org,2002:float"})
 
@@ -130,52 +86,6 @@ _MOVEMENT_KEYS: Final = frozenset({"name", "phases", "sequence"})
 _PHASE_KEYS: Final = frozenset({"name", "description", "criteria"})
 _CRITERION_KEYS: Final = frozenset({"joint", "side", "angle_min", "angle_max"})
 _CUE_KEYS: Final = frozenset({"on", "level", "message"})
-
-
-@dataclass(frozen=True, slots=True)
-class Criterion:
-    """A joint-angle range that must hold, in degrees (both ends included).
-
-    ``side`` is ``None`` (the mean of left and right), ``"left"``, ``"right"``,
-    ``"front"`` or ``"back"``.
-    """
-
-    joint: str
-    side: str | None
-    angle_min: float
-    angle_max: float
-
-
-@dataclass(frozen=True, slots=True)
-class Phase:
-    """A discrete position of the movement: all its criteria hold (logical AND)."""
-
-    name: str
-    criteria: tuple[Criterion, ...]
-
-
-class FeedbackCue(NamedTuple):
-    """A feedback cue: fires ``(level, message)`` on entering phase ``on``.
-
-    ``on == "completed"`` fires on every completed repetition instead.
-    """
-
-    on: str
-    level: str
-    message: str
-
-
-@dataclass(frozen=True, slots=True)
-class MoveSpecDefinition:
-    """A MoveSpec that validated without errors, ready for the detector."""
-
-    name: str
-    version: str
-    movement_name: str
-    phases: tuple[Phase, ...]
-    sequence: tuple[str, ...]
-    feedback: tuple[FeedbackCue, ...] = ()
-    description: str | None = None
 
 
 _Fields = dict[str, tuple[yaml.Node, yaml.Node]]  # key → (value node, key node)
@@ -237,6 +147,22 @@ class _Checker:
             self.error("invalid_type", f"{path} must be a non-empty string", node, path)
             return None
         return str(node.value)
+
+    def one_of(
+        self,
+        value: str | None,
+        allowed: frozenset[str],
+        code: str,
+        what: str,
+        node: yaml.Node,
+        path: str,
+    ) -> str | None:
+        """``value`` if it is one of ``allowed``; ``None`` (and a ``code`` error) otherwise."""
+        if value is None or value in allowed:
+            return value
+        known = ", ".join(sorted(allowed))
+        self.error(code, f"unknown {what} {value!r} (one of {known})", node, path)
+        return None
 
     def number(self, node: yaml.Node | None, path: str) -> float | None:
         """The value of a numeric scalar; ``None`` (and an error) otherwise."""
@@ -438,24 +364,16 @@ def _criterion(check: _Checker, node: yaml.Node, path: str) -> Criterion | None:
     if fields is None:
         return None
     joint = check.string(check.required(fields, "joint", node, path), f"{path}.joint")
-    if joint is not None and joint not in JOINTS:
-        check.error(
-            "unknown_joint",
-            f"unknown joint {joint!r} (one of {', '.join(sorted(JOINTS))})",
-            fields["joint"][0],
-            f"{path}.joint",
+    if joint is not None:
+        joint = check.one_of(
+            joint, JOINTS, "unknown_joint", "joint", fields["joint"][0], f"{path}.joint"
         )
-        joint = None
     side: str | None = None
     if "side" in fields:
-        side = check.string(fields["side"][0], f"{path}.side")
-        if side is not None and side not in SIDES:
-            check.error(
-                "invalid_side",
-                f"unknown side {side!r} (one of {', '.join(sorted(SIDES))})",
-                fields["side"][0],
-                f"{path}.side",
-            )
+        side_node, side_path = fields["side"][0], f"{path}.side"
+        side = check.one_of(
+            check.string(side_node, side_path), SIDES, "invalid_side", "side", side_node, side_path
+        )
     lo_node = check.required(fields, "angle_min", node, path)
     hi_node = check.required(fields, "angle_max", node, path)
     lo = check.number(lo_node, f"{path}.angle_min")
@@ -541,13 +459,9 @@ def _feedback(check: _Checker, node: yaml.Node, phases: set[str]) -> list[Feedba
                 fields["on"][0],
                 f"{item_path}.on",
             )
-        if level is not None and level not in LEVELS:
-            check.error(
-                "invalid_level",
-                f"unknown level {level!r} (one of {', '.join(sorted(LEVELS))})",
-                fields["level"][0],
-                f"{item_path}.level",
-            )
+        if level is not None:
+            level_node, level_path = fields["level"][0], f"{item_path}.level"
+            level = check.one_of(level, LEVELS, "invalid_level", "level", level_node, level_path)
         if on is not None and level is not None and message is not None:
             cues.append(FeedbackCue(on, level, message))
     return cues

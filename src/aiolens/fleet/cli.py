@@ -3,7 +3,11 @@
 Every subcommand takes ``--redis URL`` (default ``$AIOLENS_REDIS_URL``, then
 ``redis://127.0.0.1:6379/0``) and ``--prefix``. ``worker`` also needs the Lens
 API key and endpoint (``ATAI_API_KEY``, ``ATAI_API_ENDPOINT`` or ``--api-key``,
-``--base-url``). SIGTERM or Ctrl-C makes a worker hand its feeds back and exit 0.
+``--base-url``). SIGTERM or Ctrl-C makes a worker hand its feeds back and exit 0
+(each step of the stop bounded, however many feeds it runs; if closing its
+connections afterwards takes longer than :data:`CLOSE_TIMEOUT`, it prints its
+tasks to stderr and exits 0 anyway: its feeds are handed back by then). ``kill
+-USR1`` prints every task's await chain to stderr.
 """
 
 from __future__ import annotations
@@ -23,8 +27,8 @@ import msgspec
 from rich.console import Console
 from rich.table import Table
 
-from aiolens.cli import _seconds as _positive_float
-from aiolens.cli import positive_int as _positive_int
+from aiolens.cli_shared import _seconds as _positive_float
+from aiolens.cli_shared import positive_int as _positive_int
 from aiolens.errors import ConfigurationError
 from aiolens.fleet.spec import FleetError
 
@@ -32,6 +36,8 @@ __all__ = ["add_parser"]
 
 console: Console = Console()
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+CLOSE_TIMEOUT = 30.0
+"""Seconds a stopped worker waits for its Lens and Redis connections to close."""
 
 
 def _redis_errors(run: Callable[[argparse.Namespace], Awaitable[int]]) -> Any:
@@ -108,43 +114,83 @@ async def _worker(args: argparse.Namespace) -> int:
 
     if not (args.api_key or os.environ.get("ATAI_API_KEY")):
         raise ConfigurationError("no Lens API key: set ATAI_API_KEY or pass --api-key")
+    lens = AsyncArchetypeClient(args.api_key, args.base_url)
     # Callers wait for one of 64 connections rather than opening one per feed.
     pool = aioredis.BlockingConnectionPool.from_url(args.redis, max_connections=64, timeout=None)
     redis = aioredis.Redis.from_pool(pool)  # closing the client closes the pool
     try:
-        async with AsyncArchetypeClient(args.api_key, args.base_url) as lens:
-            worker = FleetWorker(
-                redis,
-                lens,
-                name=args.name,
-                capacity=args.capacity,
-                lease=args.lease,
-                prefix=args.prefix,
-            )
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                with contextlib.suppress(NotImplementedError):
-                    loop.add_signal_handler(sig, worker.stop)
-            with contextlib.suppress(NotImplementedError, AttributeError):
-                loop.add_signal_handler(signal.SIGUSR1, _dump_tasks)  # what is it waiting on?
-            print(f"fleet worker {worker.name} running (capacity {worker.capacity})", flush=True)
-            await worker.run()
-            print(
-                f"fleet worker {worker.name} stopped: events_written="
-                f"{worker.writer.events_written} round_trips={worker.store.round_trips} "
-                f"batches={worker.writer.batches} takeovers={worker.takeovers}",
-                flush=True,
-            )
+        worker = FleetWorker(
+            redis,
+            lens,
+            name=args.name,
+            capacity=args.capacity,
+            lease=args.lease,
+            prefix=args.prefix,
+        )
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, worker.stop)
+        with contextlib.suppress(NotImplementedError, AttributeError):
+            loop.add_signal_handler(signal.SIGUSR1, _dump_tasks)  # what is it waiting on?
+        print(f"fleet worker {worker.name} running (capacity {worker.capacity})", flush=True)
+        await worker.run()
+        print(
+            f"fleet worker {worker.name} stopped: events_written="
+            f"{worker.writer.events_written} round_trips={worker.store.round_trips} "
+            f"batches={worker.writer.batches} takeovers={worker.takeovers}",
+            flush=True,
+        )
     finally:
-        await redis.aclose()
+        await _close_or_exit(lens.aclose, redis.aclose)
     return 0
 
 
+async def _close_or_exit(*closes: Callable[[], Awaitable[None]]) -> None:
+    """Close the worker's connections; past :data:`CLOSE_TIMEOUT`, dump the tasks and
+    exit the process (status 0: the stop itself is done). Cancel: the closes go on."""
+    closing = asyncio.ensure_future(_in_order(closes))
+    done, _ = await asyncio.wait((closing,), timeout=CLOSE_TIMEOUT)
+    if not done:
+        print(f"fleet worker: connections not closed after {CLOSE_TIMEOUT:g}s", file=sys.stderr)
+        _dump_tasks()
+        sys.stdout.flush()
+        os._exit(0)  # asyncio.run would wait for the stuck tasks
+    closing.result()
+
+
+async def _in_order(closes: tuple[Callable[[], Awaitable[None]], ...]) -> None:
+    for close in closes:
+        await close()
+
+
 def _dump_tasks() -> None:
-    """Print every task's stack to stderr (``kill -USR1`` a worker that seems stuck)."""
+    """Print every task's await chain to stderr (``kill -USR1`` a worker that seems stuck).
+
+    One line per task (its name), then one line per coroutine it awaits, innermost last:
+    ``Task.print_stack`` shows a suspended task's outermost frame only.
+    """
+    out = sys.stderr
     for task in asyncio.all_tasks():
-        task.print_stack(limit=6, file=sys.stderr)
-    sys.stderr.flush()
+        print(f"task {task.get_name()!r}:", file=out)
+        for where in _await_chain(task.get_coro()):
+            print(f"    {where}", file=out)
+    out.flush()
+
+
+def _await_chain(coro: Any) -> list[str]:
+    chain: list[str] = []
+    while coro is not None and len(chain) < 40:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "ag_frame", None)
+        frame = frame or getattr(coro, "gi_frame", None)
+        if frame is not None:
+            code = frame.f_code
+            chain.append(f"{code.co_filename}:{frame.f_lineno} {code.co_name}")
+        following = getattr(coro, "cr_await", None) or getattr(coro, "ag_await", None)
+        coro = following or getattr(coro, "gi_yieldfrom", None)
+    if coro is not None:  # a future or an awaitable object
+        chain.append(repr(coro)[:200])
+    return chain
 
 
 def _fleet(args: argparse.Namespace) -> Any:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from types import TracebackType
-from typing import Self
 
 import redis.asyncio as aioredis
 
+from aiolens._transport.closing import AsyncClosing
 from aiolens.fleet.spec import FeedNotFoundError, FeedResult, FeedSpec, FeedStatus
 from aiolens.fleet.store import DEFAULT_PREFIX, FleetStore
 
@@ -17,7 +16,7 @@ __all__ = ["Fleet"]
 _END = "sse.stream.end"
 
 
-class Fleet:
+class Fleet(AsyncClosing):
     """The user's side of a fleet: a Redis URL is all it needs (no Lens key).
 
     ::
@@ -53,17 +52,6 @@ class Fleet:
             self._owns_redis = False
         self.redis = redis
         self.store: FleetStore = FleetStore(redis, prefix)
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Close the Redis connections it opened. Idempotent."""

@@ -369,6 +369,37 @@ class FleetStore:
         )
         return new is not None
 
+    async def hand_back(self, consumer: str, feeds: Sequence[tuple[Claim, int]]) -> list[bool]:
+        """Hand feeds back to the queue at once, in one pipeline (two round trips
+        with the scripts' ``SCRIPT EXISTS``).
+
+        Each ``(claim, epoch)``: the feed's owner is cleared if ``epoch`` (non-zero:
+        the worker took it) is still its epoch, and the claim's entry is replaced by a
+        fresh one if this consumer still holds it. Returns, per feed, whether it was
+        requeued.
+        """
+        if not feeds:
+            return []
+        self.round_trips += 2
+        pipe = self.redis.pipeline(transaction=False)
+        for claim, epoch in feeds:
+            if epoch:
+                await self._set(
+                    keys=[self.state_key(claim.feed_id)], args=[epoch, "owner", ""], client=pipe
+                )
+            await self._release(
+                keys=[self.queue],
+                args=[GROUP, consumer, claim.entry_id, claim.feed_id],
+                client=pipe,
+            )
+        replies = iter(await pipe.execute())
+        out = []
+        for _, epoch in feeds:
+            if epoch:
+                next(replies)
+            out.append(next(replies) is not None)
+        return out
+
     async def finish(self, claim: Claim) -> None:
         """Remove a finished feed's entry from the queue (``XACK`` + ``XDEL``)."""
         self.round_trips += 1

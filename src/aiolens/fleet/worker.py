@@ -9,22 +9,18 @@ A worker is one process (or one task) with one Lens client and one Redis client:
   runs (the pending entry's idle time, reset by ``XCLAIM``, only while the entry
   is still its own) and reads their status (for ``cancel``). A feed it finds it
   no longer holds is stopped at once, without a write.
-* **Taking a feed** increments the feed's fencing epoch. A feed without a
-  session gets one (``sessions.create``; its lens registered first when the spec
-  gives a config), recorded in Redis under the epoch before anything else. A
-  feed with a session is attached to (no new session) and its SSE stream resumed
-  with ``Last-Event-ID`` = the checkpoint.
-* **Events** go through the worker's :class:`~aiolens.fleet.writer.ResultWriter`:
-  each is appended to the results in the same atomic step as the checkpoint
-  update, conditional on the epoch.
-* **End.** When the stream ends (``sse.stream.end``, written last), the feed is
-  closed out: session destroyed, lens deleted if the feed registered it, status
-  ``ended``, queue entry removed. ``Fleet.cancel`` destroys the session and
-  ends the feed the same way (status ``cancelled``).
-* **Stop** (:meth:`FleetWorker.stop`, SIGTERM in the CLI): no more claims; each
-  feed's reader stops, its queued events are written, and it is handed back to
-  the queue (a fresh entry that any worker claims at once); sessions are left
-  running.
+* **One feed** (taking it, its session, its events, its end) is run by
+  :class:`~aiolens.fleet.runner.FeedRunner`, this class's base. ``Fleet.cancel``
+  destroys the session and ends the feed (status ``cancelled``).
+* **Stop** (:meth:`FleetWorker.stop`, SIGTERM in the CLI): no more claims (the
+  read under way finishes and what it claimed is handed straight back); each
+  feed's reader stops (cancelled, again if a cancellation is lost below it, and
+  stopped at its next event regardless), its queued events are written, and
+  every feed, also those not yet taken, is handed back to the queue in one
+  pipeline (a fresh entry that any worker claims at once); sessions are left
+  running. Every wait is bounded by ``handoff_timeout``: a feed that is not
+  stopped or flushed by then is left to lapse (its new owner resumes from the
+  checkpoint), so a stop never hangs on one feed.
 * **Redis down**: readers wait on the writer (bounded), the writer, the renewer
   and the claimer retry with backoff; sessions stay open. After Redis comes back,
   feeds whose leases others took meanwhile are stopped; the rest go on.
@@ -39,62 +35,21 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any, Final, TypeVar
-
-import redis.exceptions as rexc
+from typing import Any
 
 from aiolens._core.backoff import Backoff
 from aiolens._core.redact import get_logger
-from aiolens._transport.shielded import finish_or_undo
 from aiolens.archetype.client import AsyncArchetypeClient
-from aiolens.archetype.events import RawEvent
-from aiolens.errors import (
-    APIConnectionError,
-    APIStatusError,
-    ConfigurationError,
-    StreamResumeError,
-)
-from aiolens.fleet.spec import TERMINAL
-from aiolens.fleet.store import Claim, FeedState, FleetStore
-from aiolens.fleet.writer import ResultWriter
+from aiolens.errors import ConfigurationError
+from aiolens.fleet.runner import REDIS_DOWN, FeedRunner, RunningFeed
+from aiolens.fleet.store import Claim, FleetStore
 
 __all__ = ["FleetWorker"]
 
 log: logging.Logger = get_logger("fleet")
 
-T = TypeVar("T")
 
-_START: Final = "sse.stream.start"
-_END: Final = "sse.stream.end"
-_REDIS_DOWN: Final = (rexc.ConnectionError, rexc.TimeoutError, OSError)
-
-
-class _Lost(Exception):
-    """The feed is no longer ours (fenced or lease lost)."""
-
-
-class _Feed:
-    """One feed this worker runs (a writer :class:`~aiolens.fleet.writer.Target`)."""
-
-    def __init__(self, claim: Claim) -> None:
-        self.claim = claim
-        self.feed_id = claim.feed_id
-        self.epoch = 0
-        self.maxlen = 0
-        self.task: asyncio.Task[None] | None = None
-        self.lost = False
-        self.handing_off = False
-        self.closing = False  # closing out: its queue entry is about to go
-        self.cancel_requested = asyncio.Event()
-
-    def fenced(self) -> None:
-        self.lost = True
-        if self.task is not None and not self.handing_off:
-            self.task.cancel()
-
-
-class FleetWorker:
+class FleetWorker(FeedRunner):
     """Run feeds of the fleet; see the module docs for the protocol.
 
     ::
@@ -149,23 +104,28 @@ class FleetWorker:
             raise ConfigurationError("capacity must be at least 1")
         if not lease > 0:
             raise ConfigurationError("lease must be more than 0 seconds")
-        self.store: FleetStore = FleetStore(redis, prefix) if prefix else FleetStore(redis)
-        self.lens = lens
-        self.name: str = name or f"{socket.gethostname()}-{os.getpid()}"
+        super().__init__(
+            FleetStore(redis, prefix) if prefix else FleetStore(redis),
+            lens,
+            name or f"{socket.gethostname()}-{os.getpid()}",
+            max_pending=max_pending,
+            max_opening=max_opening,
+            cancel_grace=cancel_grace,
+            session_options=session_options,
+            stream_queue=stream_queue,
+            backoff=Backoff(initial=min(0.2, lease / 4), maximum=min(5.0, lease)),
+        )
         self.capacity = capacity
         self.lease = lease
         self.handoff_timeout = handoff_timeout
-        self.cancel_grace = cancel_grace
-        self.session_options: dict[str, Any] = dict(session_options or {})
-        self.stream_queue = stream_queue
-        self.writer: ResultWriter = ResultWriter(self.store, max_pending=max_pending)
-        self.backoff: Backoff = Backoff(initial=min(0.2, lease / 4), maximum=min(5.0, lease))
         self.takeovers: int = 0
-        self._feeds: dict[str, _Feed] = {}
-        self._opening = asyncio.Semaphore(max_opening)
+        self._feeds: dict[str, RunningFeed] = {}
         self._room = asyncio.Event()
         self._stopping = asyncio.Event()
-        self._redis_back_at = 0.0  # monotonic time Redis answered again after an outage
+        self._closed = False  # handed back: the renewer stops
+        # A blocking read shorter than redis-py's default socket timeout (5 s), and short
+        # enough that lapsed leases are looked for often (and a stop waits little for it).
+        self._block = min(self.lease / 4, 1.0)
 
     # ---- lifecycle ------------------------------------------------------------------------
 
@@ -175,14 +135,20 @@ class FleetWorker:
         return sorted(self._feeds)
 
     def stop(self) -> None:
-        """Ask :meth:`run` to stop claiming, hand its feeds back and return."""
+        """Ask :meth:`run` to stop claiming, hand its feeds back and return (see the
+        module docs: bounded by ``handoff_timeout`` per step, however many feeds)."""
         self._stopping.set()
+        self._room.set()  # a claimer waiting for room looks again, and sees the stop
 
     async def run(self) -> None:
         """Claim and run feeds until :meth:`stop`; then hand them back and return.
 
+        Stop: the claimer finishes its read (at most a quarter lease, 1 s) and hands
+        back what it got; the feeds are handed back (see :meth:`_hand_back_all`).
         Cancel: feeds are stopped without hand-off (their leases lapse) and
-        their connections closed; sessions are left running.
+        their connections closed; sessions are left running. A feed task that
+        does not end when cancelled (a cancellation lost below it) is cancelled
+        again for up to ``handoff_timeout``, then left behind with a warning.
 
         Raises:
             Exception: a bug in the worker's own tasks (never swallowed).
@@ -194,42 +160,28 @@ class FleetWorker:
                 renewer = group.create_task(self._renew_loop(), name="fleet renew")
                 claimer = group.create_task(self._claim_loop(), name="fleet claim")
                 await self._stopping.wait()
+                # Its read returns within the block time; not while Redis is away.
+                await asyncio.wait((claimer,), timeout=self._block + 2.0)
                 claimer.cancel()
                 await self._hand_back_all()
-                renewer.cancel()
-                writer.cancel()
+                self._closed = True  # the renewer and the writer end at their next turn,
+                self.writer.stop()  # and are cancelled (again and again) meanwhile
+                await _stop_tasks([renewer, writer], self.handoff_timeout)
         finally:
-            for feed in list(self._feeds.values()):
-                if feed.task is not None:
-                    feed.task.cancel()
             tasks = [f.task for f in self._feeds.values() if f.task is not None]
-            if tasks:
-                await asyncio.gather(*tasks, return_exceptions=True)
-
-    async def _retry(self, call: Callable[[], Awaitable[T]], what: str) -> T:
-        attempt = 0
-        while True:
-            try:
-                result = await call()
-            except _REDIS_DOWN as exc:
-                delay = self.backoff.delay(attempt)
-                attempt += 1
-                log.warning("fleet %s: cannot %s (%s); retry in %.2fs", self.name, what, exc, delay)
-                self._redis_back_at = float("inf")
-                await asyncio.sleep(delay)
-                continue
-            if attempt:
-                self._redis_back_at = time.monotonic()
-            return result
+            left = await _stop_tasks(tasks, self.handoff_timeout)
+            for task in left:
+                log.warning("fleet %s: %s did not stop; left behind", self.name, task.get_name())
 
     # ---- claiming and leases --------------------------------------------------------------
 
     async def _claim_loop(self) -> None:
+        """Claim feeds until :meth:`stop`. What a read returns after the stop is handed
+        straight back. Cancel: a read under way is abandoned (entries it claimed
+        lapse after a lease)."""
         lease_ms = max(1, int(self.lease * 1000))
-        # A blocking read shorter than redis-py's default socket timeout (5 s), and short
-        # enough that lapsed leases are looked for often.
-        block_ms = max(1, int(min(self.lease / 4, 1.0) * 1000))
-        while True:
+        block_ms = max(1, int(self._block * 1000))
+        while not self._stopping.is_set():
             free = self.capacity - len(self._feeds)
             if free <= 0:
                 self._room.clear()
@@ -243,31 +195,42 @@ class FleetWorker:
                 )
                 self.takeovers += sum(1 for c in lapsed if c.feed_id not in self._feeds)
                 claims += lapsed
-            if len(claims) < free:
+            if len(claims) < free and not self._stopping.is_set():
                 wanted = free - len(claims)
                 claims += await self._retry(
                     functools.partial(self.store.claim_new, self.name, wanted, block_ms), "claim"
                 )
+            claims = [c for c in claims if c.feed_id not in self._feeds]  # ours: renewed now
+            if self._stopping.is_set():
+                await self._release_unstarted(claims)
+                return
             for claim in claims:
-                if claim.feed_id in self._feeds:
-                    continue  # our own entry, idle while Redis was away: renewed now
                 self._start(claim)
 
+    async def _release_unstarted(self, claims: list[Claim]) -> None:
+        if claims:
+            with contextlib.suppress(TimeoutError, *REDIS_DOWN):
+                async with asyncio.timeout(self.handoff_timeout):
+                    await self.store.hand_back(self.name, [(c, 0) for c in claims])
+
     def _start(self, claim: Claim) -> None:
-        feed = _Feed(claim)
+        feed = RunningFeed(claim)
         self._feeds[claim.feed_id] = feed
         feed.task = asyncio.create_task(self._run_feed(feed), name=f"fleet feed {claim.feed_id}")
-        feed.task.add_done_callback(lambda _: self._forget(feed))
+        feed.task.add_done_callback(lambda task: self._forget(feed, task))
 
-    def _forget(self, feed: _Feed) -> None:
+    def _forget(self, feed: RunningFeed, task: asyncio.Task[None]) -> None:
         if self._feeds.get(feed.feed_id) is feed:
             del self._feeds[feed.feed_id]
+        error = None if task.cancelled() else task.exception()
+        if error is not None and not feed.handing_off:  # its entry lapses: retried then
+            log.error("fleet %s: feed %s stopped by %r", self.name, feed.feed_id, error)
         self.writer.forget(feed)
         self._room.set()
 
     async def _renew_loop(self) -> None:
         interval = self.lease / 3
-        while True:
+        while not self._closed:
             await asyncio.sleep(interval)
             feeds = [f for f in self._feeds.values() if not (f.handing_off or f.closing)]
             if not feeds:
@@ -275,14 +238,14 @@ class FleetWorker:
             try:
                 lost = await self.store.renew(self.name, [f.claim.entry_id for f in feeds])
                 statuses = await self.store.poll_status([f.feed_id for f in feeds])
-            except _REDIS_DOWN as exc:
+            except REDIS_DOWN as exc:
                 log.warning("fleet %s: cannot renew leases (%s)", self.name, exc)
                 self._redis_back_at = float("inf")
                 continue
             if self._redis_back_at == float("inf"):
                 self._redis_back_at = time.monotonic()
             for feed, status in zip(feeds, statuses, strict=True):
-                if feed.closing:  # it finished meanwhile and removed its own entry
+                if feed.closing or feed.handing_off:  # finished or handed back meanwhile
                     continue
                 if feed.claim.entry_id in lost:
                     log.warning("fleet %s: lease of feed %s lost", self.name, feed.feed_id)
@@ -290,212 +253,78 @@ class FleetWorker:
                 elif status == "cancelling":
                     feed.cancel_requested.set()
 
-    async def _hand_back_all(self) -> None:
-        feeds = list(self._feeds.values())
-        if feeds:
-            log.info("fleet %s: handing back %d feed(s)", self.name, len(feeds))
-            await asyncio.gather(*(self._hand_back(f) for f in feeds))
+    # ---- stopping ---------------------------------------------------------------------------
 
-    async def _hand_back(self, feed: _Feed) -> None:
-        """Stop the feed's reader, write what it read, then requeue it for another worker."""
-        feed.handing_off = True
-        task = feed.task
-        if feed.closing and task is not None:  # over anyway: let it finish closing out
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.handoff_timeout):
-                    await asyncio.gather(task, return_exceptions=True)
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-        if feed.closing:
+    async def _hand_back_all(self) -> None:
+        """Stop every feed's reader, write what they read, requeue them in one pipeline.
+
+        Feeds closing out get ``handoff_timeout`` to finish; readers are cancelled
+        (repeatedly, for up to ``handoff_timeout``); their events are flushed (up to
+        ``handoff_timeout``); then every feed still ours, taken or not yet, gets a
+        fresh queue entry. A feed not stopped or not flushed in time, or that was
+        taken over, is not handed back: its lease lapses (nothing is lost, its new
+        owner resumes from the checkpoint). Cancel: the hand-back stops where it is.
+        """
+        feeds = list(self._feeds.values())
+        if not feeds:
             return
-        if feed.lost or not feed.epoch:
-            return
+        log.info("fleet %s: handing back %d feed(s)", self.name, len(feeds))
+        for feed in feeds:
+            feed.handing_off = True
+        closing = [f.task for f in feeds if f.closing and f.task is not None]
+        if closing:  # over anyway: let them finish closing out
+            await asyncio.wait(closing, timeout=self.handoff_timeout)
+        tasks = [f.task for f in feeds if f.task is not None]
+        stuck = set(await _stop_tasks(tasks, self.handoff_timeout))
+        back: list[RunningFeed] = []
+        for feed in feeds:
+            if feed.task in stuck:
+                log.warning(
+                    "fleet %s: feed %s did not stop; its lease will lapse", self.name, feed.feed_id
+                )
+            elif not (feed.closing or feed.lost):
+                back.append(feed)
+        flushing = {f: asyncio.ensure_future(self.writer.flushed(f)) for f in back if f.epoch}
+        if flushing:
+            await asyncio.wait(flushing.values(), timeout=self.handoff_timeout)
+        for feed, waiter in flushing.items():
+            if not waiter.done():
+                waiter.cancel()
+                back.remove(feed)
+                log.warning(
+                    "fleet %s: feed %s not flushed; its lease will lapse", self.name, feed.feed_id
+                )
         try:
             async with asyncio.timeout(self.handoff_timeout):
-                await self.writer.flushed(feed)
-                await self.store.set_fields(feed.feed_id, feed.epoch, owner="")
-                await self.store.release(self.name, feed.claim)
-        except (TimeoutError, *_REDIS_DOWN) as exc:
+                done = await self.store.hand_back(self.name, [(f.claim, f.epoch) for f in back])
+        except (TimeoutError, *REDIS_DOWN) as exc:
             log.warning(
-                "fleet %s: feed %s not handed back (%s); its lease will lapse",
+                "fleet %s: %d feed(s) not handed back (%s); their leases will lapse",
                 self.name,
-                feed.feed_id,
+                len(back),
                 type(exc).__name__,
             )
-
-    # ---- one feed -------------------------------------------------------------------------
-
-    async def _run_feed(self, feed: _Feed) -> None:
-        async with self._opening:
-            state = await self._retry(lambda: self.store.take(feed.feed_id, self.name), "take feed")
-        if state is None or state.status in TERMINAL:
-            await self._retry(lambda: self.store.finish(feed.claim), "finish feed")
             return
-        feed.epoch = state.epoch
-        feed.maxlen = state.spec.results_maxlen
-        log.info("fleet %s: took feed %s (epoch %d)", self.name, feed.feed_id, feed.epoch)
-        try:
-            if state.status == "cancelling":
-                feed.cancel_requested.set()
-            if not state.ended and not (feed.cancel_requested.is_set() and not state.session_id):
-                await self._stream(feed, state)
-            ending = "cancelled" if feed.cancel_requested.is_set() else "ended"
-            await self._close_out(feed, state, ending)
-        except _Lost:
-            log.info("fleet %s: feed %s stopped (taken over)", self.name, feed.feed_id)
-        except (StreamResumeError, APIStatusError) as exc:
-            if feed.lost or feed.handing_off:
-                raise
-            log.error("fleet %s: feed %s failed: %s", self.name, feed.feed_id, exc)
-            await self._fail(feed, state, exc)
-
-    async def _stream(self, feed: _Feed, state: FeedState) -> None:
-        """Make or attach the session, then write its events until the stream ends."""
-        lens = self.lens
-        if not state.session_id:
-            await self._make_session(feed, state)
-        cursor = state.last_id or ("0" if state.started else "")
-        attempt = 0
-        while True:
-            try:
-                async with contextlib.AsyncExitStack() as stack:
-                    async with self._opening:  # a bounded number of handshakes at once
-                        session = await stack.enter_async_context(
-                            lens.attach(
-                                state.session_id, state.endpoint or None, **self.session_options
-                            )
-                        )
-                    stream = session.raw_events(last_event_id=cursor, queue_size=self.stream_queue)
-                    async with stream:
-                        if not state.started:
-                            await session.set_output_stream(state.spec.output_stream)
-                            first = await anext(stream)  # sse.stream.start: the stream is open
-                            if first.type != _START:
-                                await self._put(feed, first, cursor)
-                                cursor = first.id or cursor
-                            spec_input = state.spec.input_stream
-                            if spec_input is not None:
-                                await session.set_input_stream(
-                                    spec_input.stream_type, **spec_input.stream_config
-                                )
-                            await self._set(feed, started="1")
-                            state.started = True
-                        async with asyncio.timeout(None) as deadline:
-                            waiter = asyncio.create_task(self._on_cancel(feed, state, deadline))
-                            try:
-                                async for event in stream:
-                                    attempt = 0
-                                    if event.type == _START:
-                                        continue
-                                    await self._put(feed, event, cursor)
-                                    cursor = event.id or cursor
-                                    if event.type == _END:
-                                        await self.writer.flushed(feed)
-                                        return
-                            finally:
-                                waiter.cancel()
-                # the stream stopped before its end event (attach closed it): resume
-            except TimeoutError:
-                log.warning("fleet %s: feed %s: no end event after cancel", self.name, feed.feed_id)
-                await self.writer.flushed(feed)
-                return
-            except (APIConnectionError, APIStatusError) as exc:
-                if isinstance(exc, APIStatusError) and not exc.retryable:
-                    raise
-                delay = self.backoff.delay(attempt)
-                attempt += 1
-                log.warning(
-                    "fleet %s: feed %s: Lens unreachable (%s); retry in %.2fs",
-                    self.name,
-                    feed.feed_id,
-                    exc,
-                    delay,
-                )
-                await asyncio.sleep(delay)
-            if feed.lost:
-                raise _Lost
-
-    async def _on_cancel(self, feed: _Feed, state: FeedState, deadline: asyncio.Timeout) -> None:
-        await feed.cancel_requested.wait()
-        log.info("fleet %s: cancelling feed %s", self.name, feed.feed_id)
-        await self.lens.sessions.destroy_quietly(state.session_id)
-        deadline.reschedule(asyncio.get_running_loop().time() + self.cancel_grace)
-
-    async def _put(self, feed: _Feed, event: RawEvent, cursor: str) -> None:
-        """Queue one event; ``cursor`` is the id before it (an event that repeats it has
-        no id of its own: the SSE id persists across frames)."""
-        if feed.lost:
-            raise _Lost
-        own_id = event.id if event.id != cursor else ""
-        await self.writer.put(feed, (own_id, event.type, event.data), final=event.type == _END)
-
-    async def _set(self, feed: _Feed, **fields: str) -> None:
-        ok = await self._retry(
-            lambda: self.store.set_fields(feed.feed_id, feed.epoch, **fields), "record state"
-        )
-        if not ok:
-            feed.lost = True
-            raise _Lost
-
-    async def _make_session(self, feed: _Feed, state: FeedState) -> None:
-        lens = self.lens
-        spec = state.spec
-        if not state.lens_id:
-            if spec.lens_id is not None:
-                state.lens_id = spec.lens_id
-            else:
-                assert spec.lens_config is not None
-                made = await finish_or_undo(
-                    lens.lenses.register(spec.lens_config, lens_name=f"fleet {spec.feed_id}"),
-                    lambda lens_made: _quietly(lens.lenses.delete(lens_made.lens_id)),
-                    timeout=10.0,
-                )
-                state.lens_id, state.lens_owned = made.lens_id, True
-                try:
-                    await self._set(feed, lens_id=made.lens_id, lens_owned="1")
-                except _Lost:
-                    await _quietly(lens.lenses.delete(made.lens_id))
-                    raise
-        async with self._opening:
-            info = await finish_or_undo(
-                lens.sessions.create(state.lens_id),
-                lambda made: lens.sessions.destroy_quietly(made.session_id),
-                timeout=10.0,
-            )
-        try:
-            await self._set(feed, session_id=info.session_id, endpoint=info.session_endpoint or "")
-        except _Lost:
-            await lens.sessions.destroy_quietly(info.session_id)
-            raise
-        state.session_id, state.endpoint = info.session_id, info.session_endpoint or ""
-
-    async def _close_out(self, feed: _Feed, state: FeedState, status: str) -> None:
-        """The feed is over: destroy its session (and lens), record ``status``, dequeue it."""
-        feed.closing = True
-        if state.session_id:
-            await self.lens.sessions.destroy_quietly(state.session_id)
-        if state.lens_owned and state.lens_id:
-            await _quietly(self.lens.lenses.delete(state.lens_id))
-        with contextlib.suppress(_Lost):
-            await self._set(feed, status=status, owner="")
-        await self._retry(lambda: self.store.finish(feed.claim), "finish feed")
-        log.info("fleet %s: feed %s %s", self.name, feed.feed_id, status)
-
-    async def _fail(self, feed: _Feed, state: FeedState, error: BaseException) -> None:
-        feed.closing = True
-        await self.writer.flushed(feed)
-        if state.session_id:
-            await self.lens.sessions.destroy_quietly(state.session_id)
-        if state.lens_owned and state.lens_id:
-            await _quietly(self.lens.lenses.delete(state.lens_id))
-        with contextlib.suppress(_Lost):
-            await self._set(feed, status="failed", owner="", error=str(error)[:500])
-        await self._retry(lambda: self.store.finish(feed.claim), "finish feed")
+        if not all(done) or len(back) < len(feeds):
+            log.info("fleet %s: handed back %d of %d feed(s)", self.name, sum(done), len(feeds))
 
 
-async def _quietly(call: Awaitable[Any]) -> None:
-    try:
-        await call
-    except Exception as exc:
-        log.warning("fleet: clean-up call failed: %s", exc)
+async def _stop_tasks(tasks: list[asyncio.Task[None]], timeout: float) -> list[asyncio.Task[None]]:
+    """Cancel ``tasks`` and wait until they end, cancelling again every 0.5 s (a
+    cancellation swallowed below a task does not keep it running); returns those not
+    ended after ``timeout`` seconds. Cancel: the caller stops waiting (every task was
+    cancelled at least once) and nothing cancels them again."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    pending = {t for t in tasks if not t.done()}
+    while pending:
+        for task in pending:
+            task.cancel()
+        left = deadline - loop.time()
+        if left <= 0:
+            break
+        _, pending = await asyncio.wait(pending, timeout=min(0.5, left))
+    for task in tasks:
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            log.warning("fleet: %s ended with %r", task.get_name(), task.exception())
+    return [t for t in tasks if not t.done()]

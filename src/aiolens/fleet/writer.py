@@ -92,6 +92,7 @@ class ResultWriter:
         self._room = asyncio.Event()
         self._room.set()
         self._flushed: dict[Target, list[asyncio.Future[None]]] = {}
+        self._stopped = False
         self.events_written: int = 0
         self.batches: int = 0
         self.retries: int = 0
@@ -146,14 +147,25 @@ class ResultWriter:
         if self._count < self.max_pending:
             self._room.set()
 
+    def stop(self) -> None:
+        """Make :meth:`run` return at its next turn (after the batch being written).
+
+        For the owner's shutdown: a cancellation can be lost inside redis-py (a
+        command awaiting a ``BlockingConnectionPool`` connection), so :meth:`run`
+        must also end without one.
+        """
+        self._stopped = True
+        self._work.set()
+
     async def run(self) -> None:
-        """Write batches until cancelled. Cancel: the batch being written is abandoned
-        (its events are not confirmed; a new owner resumes from the checkpoint)."""
-        while True:
+        """Write batches until cancelled or :meth:`stop`. Cancel: the batch being
+        written is abandoned (its events are not confirmed; a new owner resumes from
+        the checkpoint)."""
+        while not self._stopped:
             await self._work.wait()
             self._work.clear()
             batch, self._waiting = self._waiting, {}
-            if batch:
+            if batch and not self._stopped:
                 await self._write(batch)
 
     async def _write(self, batch: dict[Target, _Queue]) -> None:

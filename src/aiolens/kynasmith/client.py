@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import copy
 import os
 from collections.abc import AsyncIterator, Mapping
 from typing import Final, Literal, Unpack
@@ -15,9 +14,10 @@ from aiolens._core.options import check_choice, check_count, check_seconds, chec
 from aiolens._core.redact import SecretStr, install_log_redaction, register_secret
 from aiolens._transport.client_base import ClientBase
 from aiolens._transport.http import HTTPTransport, Timeout
-from aiolens._transport.session_registry import SessionRegistry
+from aiolens._transport.session_registry import SessionRegistry, connect_or_close
 from aiolens._transport.shielded import finish_or_undo
 from aiolens.errors import APIStatusError, ConfigurationError
+from aiolens.kynasmith.error_rules import KYNASMITH_RULES
 from aiolens.kynasmith.models import CONTRACT_MAJOR_VERSION
 from aiolens.kynasmith.resources import DetectionSessions, MoveSpecs
 from aiolens.kynasmith.session import (
@@ -52,7 +52,7 @@ class AsyncKynasmithClient(ClientBase):
         project_id: the project; taken from the credential when omitted.
         base_url: defaults to ``$KYNASMITH_BASE_URL``, then ``https://api.kynasmith.dev``.
         session: an aiohttp session to use (never closed by us).
-        timeout: seconds per HTTP attempt.
+        timeout: seconds per HTTP attempt, or a :class:`~aiolens.Timeouts`.
         max_retries: retries for what is safe to retry (creates carry an
             ``Idempotency-Key``, so they are).
         token_refresh_margin: re-mint tokens this many seconds before expiry.
@@ -108,33 +108,17 @@ class AsyncKynasmithClient(ClientBase):
             observer=observer,
             user_agent="aiolens (kynasmith)",
             on_auth_error=self._auth_failed,
-            check_bodies=False,
+            rules=KYNASMITH_RULES,
         )
         self.tokens: TokenManager = TokenManager(
             self._http, self._api_key, project_id=project_id, refresh_margin=token_refresh_margin
         )
+        self._registry: SessionRegistry[DetectionSession] = SessionRegistry("detection session")
+        self._bind_resources()
+
+    def _bind_resources(self) -> None:
         self.sessions: DetectionSessions = DetectionSessions(self._http, self.tokens)
         self.movespecs: MoveSpecs = MoveSpecs(self._http, self.tokens)
-        self._registry: SessionRegistry[DetectionSession] = SessionRegistry("detection session")
-
-    def with_options(
-        self,
-        *,
-        timeout: Timeout | None = None,
-        max_retries: int | None = None,
-    ) -> AsyncKynasmithClient:
-        """A client with other per-call settings that shares this one's connections and
-        access tokens.
-
-        Closing the copy does not close the shared connection pool; closing the
-        original does.
-        """
-        clone = copy.copy(self)  # shares the registry: the original closes the sessions
-        clone._owns_registry = False
-        clone._http = self._transport_with(timeout=timeout, max_retries=max_retries)
-        clone.sessions = DetectionSessions(clone._http, self.tokens)
-        clone.movespecs = MoveSpecs(clone._http, self.tokens)
-        return clone
 
     async def _auth_failed(self, error: APIStatusError) -> bool:
         if error.code == "access_token_expired":
@@ -212,11 +196,7 @@ class AsyncKynasmithClient(ClientBase):
             except BaseException:
                 await self.sessions.cancel_quietly(created.session_id, timeout=cancel_timeout)
                 raise
-            try:
-                await session.connect()
-            except BaseException:
-                await session.aclose()
-                raise
+            await connect_or_close(session)
         return session
 
     @contextlib.asynccontextmanager

@@ -23,6 +23,9 @@ Realtime messages are tagged unions on ``type``, decoded by one reused decoder
 per direction (:data:`server_message_decoder`, :data:`client_message_decoder`)
 and encoded by the shared :data:`encoder`.
 
+The pose frames live in ``_frames`` and the REST answers in ``_records``, both
+re-exported here: this module is the one to import from.
+
 Structs sent by the client (frames, landmarks, batches) always encode every
 field, defaults included: the contract does not say which fields the server
 may default, so ``pose_schema``, ``confidence`` and null ``visibility`` are
@@ -36,6 +39,25 @@ from typing import Any, Final, Literal
 import msgspec
 
 from aiolens._core.model import Model
+from aiolens.kynasmith._frames import (
+    INPUT_SCHEMA_VERSION,
+    LANDMARK_NAMES,
+    SOURCE_KINDS,
+    FrameSource,
+    Landmark,
+    PoseFrame,
+    validate_frame,
+)
+from aiolens.kynasmith._records import (
+    AccessToken,
+    DetectionSessionCreated,
+    DetectionSessionRecord,
+    MoveSpec,
+    MoveSpecDraft,
+    MoveSpecVersion,
+    ValidationIssue,
+    ValidationResult,
+)
 
 __all__ = [
     "CONTRACT_MAJOR_VERSION",
@@ -91,23 +113,8 @@ __all__ = [
 
 CONTRACT_MAJOR_VERSION: Final = 1
 """The only runtime-contract major version the API supports."""
-INPUT_SCHEMA_VERSION: Final = "mediapipe_pose_landmarker/v1"
-"""The value every pose frame's ``pose_schema`` must have."""
 OUTPUT_SCHEMA_VERSION: Final = "kynasmith_detection_events/v1"
 """The schema of the detection events the server returns."""
-
-LANDMARK_NAMES: Final[tuple[str, ...]] = (
-    "nose", "left_eye_inner", "left_eye", "left_eye_outer", "right_eye_inner", "right_eye",
-    "right_eye_outer", "left_ear", "right_ear", "mouth_left", "mouth_right", "left_shoulder",
-    "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_pinky",
-    "right_pinky", "left_index", "right_index", "left_thumb", "right_thumb", "left_hip",
-    "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle", "left_heel",
-    "right_heel", "left_foot_index", "right_foot_index",
-)  # fmt: skip
-"""The 33 canonical landmark names in MediaPipe index order."""
-
-_NAME_SET: Final = frozenset(LANDMARK_NAMES)
-_LANDMARK_COUNT: Final = len(LANDMARK_NAMES)
 
 SessionStatus = Literal["created", "streaming", "finalizing", "completed", "failed", "cancelled"]
 """The documented detection-session states."""
@@ -122,128 +129,8 @@ SESSION_STATUSES: Final[tuple[str, ...]] = (
 TERMINAL_STATUSES: Final[frozenset[str]] = frozenset({"completed", "failed", "cancelled"})
 """States a session never leaves."""
 
-SOURCE_KINDS: Final[frozenset[str]] = frozenset({"camera", "stream", "upload"})
-"""The values a frame's ``source.kind`` may take."""
-
 FeedbackLevel = Literal["info", "coaching", "success"]
 """The documented feedback levels; decoding accepts any string."""
-
-
-# ---- pose frames ------------------------------------------------------------------------
-
-
-class Landmark(Model, gc=False):
-    """One pose landmark in world coordinates.
-
-    Attributes:
-        name: one of :data:`LANDMARK_NAMES`.
-        x: metres (MediaPipe world convention: origin between the hips,
-            ``x`` toward the image right, ``y`` down, ``z`` away from the camera).
-        y: metres.
-        z: metres.
-        visibility: 0..1, or ``None`` when the detector gives none.
-        presence: 0..1, or ``None`` when the detector gives none.
-    """
-
-    name: str
-    x: float
-    y: float
-    z: float
-    visibility: float | None = None
-    presence: float | None = None
-
-
-class FrameSource(Model, gc=False):
-    """Where a frame came from (``kind`` is ``camera``, ``stream`` or ``upload``)."""
-
-    kind: str
-    frame_width: int
-    frame_height: int
-
-
-class PoseFrame(Model, gc=False, kw_only=True):
-    """One pose frame: ``PoseFrameV1``, or ``RealtimePoseFrameV1`` when ``frame_seq`` is set.
-
-    Attributes:
-        timestamp_ms: milliseconds; fractions are kept.
-        landmarks: exactly 33, each canonical name once (see :func:`validate_frame`).
-        confidence: frame-level confidence, 0..1.
-        pose_schema: must be :data:`INPUT_SCHEMA_VERSION`.
-        source: the camera/stream/upload the frame came from, if known.
-        frame_seq: ≥ 1 and increasing across the whole session (realtime only).
-    """
-
-    timestamp_ms: float
-    landmarks: list[Landmark]
-    confidence: float = 1.0
-    pose_schema: str = INPUT_SCHEMA_VERSION
-    source: FrameSource | None = None
-    frame_seq: int | None = None
-
-
-def validate_frame(frame: PoseFrame) -> list[str]:
-    """Check one frame against contract v1.
-
-    The client calls this on every frame it sends, so the common case (33
-    landmarks in MediaPipe order, every value in range) is one inlined pass
-    that allocates nothing but the returned empty list; only an invalid frame
-    pays for the detailed diagnosis. Landmarks in another order are valid too.
-
-    Args:
-        frame: the frame to check.
-
-    Returns:
-        Human-readable problems, ``[]`` when the frame is valid. Landmark-set
-        problems name the missing, duplicate and unknown landmarks.
-    """
-    problems: list[str] = []
-    if frame.pose_schema != INPUT_SCHEMA_VERSION:
-        problems.append(f"pose_schema is {frame.pose_schema!r}, expected {INPUT_SCHEMA_VERSION!r}")
-    confidence = frame.confidence
-    if not 0.0 <= confidence <= 1.0:  # also catches NaN
-        problems.append(f"confidence {confidence} is outside 0..1")
-    timestamp = frame.timestamp_ms
-    if timestamp - timestamp != 0.0:  # NaN or ±inf
-        problems.append(f"timestamp_ms {timestamp} is not finite")
-    if frame.frame_seq is not None and frame.frame_seq < 1:
-        problems.append(f"frame_seq {frame.frame_seq} is below 1")
-    source = frame.source
-    if source is not None and source.kind not in SOURCE_KINDS:
-        problems.append(f"source.kind is {source.kind!r}, expected camera, stream or upload")
-    marks = frame.landmarks
-    in_order = len(marks) == _LANDMARK_COUNT
-    names = LANDMARK_NAMES  # indexed only while in_order, i.e. len(marks) == 33
-    for i, mark in enumerate(marks):
-        if in_order and mark.name != names[i]:
-            in_order = False
-        x, y, z = mark.x, mark.y, mark.z
-        if x - x + y - y + z - z != 0.0:  # NaN when any coordinate is NaN or ±inf
-            problems.append(f"{mark.name}: coordinates ({x}, {y}, {z}) are not finite")
-        v, p = mark.visibility, mark.presence
-        if (v is not None and not 0.0 <= v <= 1.0) or (p is not None and not 0.0 <= p <= 1.0):
-            problems.append(f"{mark.name}: visibility {v} / presence {p} outside 0..1")
-    if not in_order:
-        problems.extend(_landmark_set_problems(marks))
-    return problems
-
-
-def _landmark_set_problems(marks: list[Landmark]) -> list[str]:
-    counts: dict[str, int] = {}
-    for mark in marks:
-        counts[mark.name] = counts.get(mark.name, 0) + 1
-    missing = [name for name in LANDMARK_NAMES if name not in counts]
-    duplicate = [name for name, n in counts.items() if n > 1]
-    unknown = [name for name in counts if name not in _NAME_SET]
-    problems = []
-    if missing:
-        problems.append(f"missing landmarks: {', '.join(missing)}")
-    if duplicate:
-        problems.append(f"duplicate landmarks: {', '.join(duplicate)}")
-    if unknown:
-        problems.append(f"unknown landmarks: {', '.join(repr(n) for n in unknown)}")
-    if len(marks) != _LANDMARK_COUNT:
-        problems.append(f"expected {_LANDMARK_COUNT} landmarks, got {len(marks)}")
-    return problems
 
 
 # ---- detection events -------------------------------------------------------------------
@@ -459,125 +346,3 @@ def decode_detection_event(raw: msgspec.Raw | bytes | str) -> DetectionEvent | U
         kind = obj.get("type")
         return UnknownEvent(type=kind if isinstance(kind, str) else "", raw=obj)
     return event
-
-
-# ---- REST -------------------------------------------------------------------------------
-
-
-class AccessToken(Model, kw_only=True):
-    """The answer of ``POST /api/auth/access-tokens``; ``repr`` hides the token."""
-
-    access_token: str
-    token_type: str
-    expires_in_seconds: float
-    organization_id: str
-    project_id: str
-    scopes: list[str] | None = None
-
-    def __repr__(self) -> str:
-        return f"AccessToken(project_id={self.project_id!r}, expires_in={self.expires_in_seconds})"
-
-
-class DetectionSessionCreated(Model, kw_only=True):
-    """The answer of ``POST /api/detection/sessions``; ``repr`` hides the token."""
-
-    session_id: str
-    project_id: str
-    status: str
-    mode: str
-    resolved_movespec_version_id: str
-    stream_url: str
-    runtime_token: str
-    input_schema_version: str
-    output_schema_version: str
-
-    def __repr__(self) -> str:
-        return (
-            f"DetectionSessionCreated(session_id={self.session_id!r}, mode={self.mode!r}, "
-            f"status={self.status!r})"
-        )
-
-
-class DetectionSessionRecord(Model, kw_only=True):
-    """The stored session of ``GET /api/detection/sessions/{id}``.
-
-    Datetimes are kept as the server's ISO-8601 strings.
-    """
-
-    session_id: str
-    project_id: str
-    mode: str
-    status: str
-    resolved_movespec_version_id: str
-    accepted_frames_total: int
-    organization_id: str
-    started_at: str | None = None
-    ended_at: str | None = None
-    terminal_outcome: str | None = None
-    error_code: str | None = None
-    error_message: str | None = None
-
-
-class MoveSpec(Model, kw_only=True):
-    """A MoveSpec; both documented variants decode (most fields optional)."""
-
-    movespec_id: str
-    name: str
-    project_id: str
-    visibility: str
-    created_at: str
-    updated_at: str
-    organization_id: str | None = None
-    description: str | None = None
-    current_released_version_id: str | None = None
-    archived_at: str | None = None
-    created_by: str | None = None
-    updated_by: str | None = None
-    star_count: int = 0
-
-
-class MoveSpecDraft(Model, kw_only=True):
-    """A MoveSpec's mutable draft."""
-
-    draft_id: str
-    movespec_id: str
-    yaml_source: str
-    updated_at: str
-    updated_by: str | None = None
-
-
-class MoveSpecVersion(Model, kw_only=True):
-    """An immutable MoveSpec version; ``content_hash`` is the YAML's SHA-256."""
-
-    movespec_version_id: str
-    movespec_id: str
-    version_number: int
-    yaml_source: str
-    content_hash: str
-    created_at: str
-    created_by: str | None = None
-
-
-class ValidationIssue(Model, kw_only=True):
-    """One validation problem; ``line`` and ``column`` are 1-based."""
-
-    code: str
-    message: str
-    severity: str
-    path: str | None = None
-    line: int | None = None
-    column: int | None = None
-
-
-class ValidationResult(Model, kw_only=True):
-    """The answer of ``POST /api/movespecs/{id}/draft/validate``.
-
-    Errors block a release; warnings do not.
-    """
-
-    ok: bool
-    target_type: str
-    target_id: str
-    validated_at: str
-    errors: list[ValidationIssue] = msgspec.field(default_factory=list)
-    warnings: list[ValidationIssue] = msgspec.field(default_factory=list)

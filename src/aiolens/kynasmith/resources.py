@@ -10,10 +10,11 @@ from __future__ import annotations
 import builtins
 import logging
 import uuid
-from typing import Any, Literal, TypeVar
+from typing import Any, ClassVar, Final, Literal, TypeVar
 
 from aiolens._core.redact import get_logger
 from aiolens._transport.http import HTTPTransport, Timeout
+from aiolens._transport.resource import Resource
 from aiolens._transport.shielded import best_effort
 from aiolens.kynasmith.models import (
     CONTRACT_MAJOR_VERSION,
@@ -32,38 +33,53 @@ log: logging.Logger = get_logger("kynasmith")
 
 T = TypeVar("T")
 
+_SESSIONS: Final = "/api/detection/sessions"
+_MOVESPECS: Final = "/api/movespecs"
 
-class _Resource:
-    __slots__ = ("_http", "_tokens")
+
+class _Resource(Resource):
+    """A Kynasmith resource group: every call carries a token for ``<_scope>:read``
+    (``GET``) or ``<_scope>:write`` (the rest), through :meth:`Resource._request`."""
+
+    __slots__ = ("_tokens",)
+    _scope: ClassVar[str]
 
     def __init__(self, http: HTTPTransport, tokens: TokenManager) -> None:
-        self._http = http
+        super().__init__(http)
         self._tokens = tokens
 
-    async def _project(self, project_id: str | None, scope: str) -> str:
+    async def _project(self, project_id: str | None) -> str:
         """``project_id``, else the credential's project (learnt from the token
-        minted with ``scope``, the one the call needs anyway)."""
+        minted with the write scope, the one the call needs anyway)."""
         if project_id:
             return project_id
         if self._tokens.project_id is None:
-            await self._tokens.token([scope])
+            await self._tokens.token([f"{self._scope}:write"])
         assert self._tokens.project_id is not None
         return self._tokens.project_id
 
-    async def _call(
-        self, method: str, path: str, scope: str, response_type: type[T], **kw: Any
-    ) -> T:
-        """One request with a token for ``scope``; the answer decoded as ``response_type``."""
-        result: T = await self._http.request(
-            method, path, response_type=response_type, auth=self._tokens.headers(scope), **kw
+    async def _call(self, method: str, path: str, response_type: type[T], **options: Any) -> T:
+        """One request with a token for the scope ``method`` needs; the answer decoded
+        as ``response_type``. ``options``: as for :meth:`Resource._request`."""
+        scope = f"{self._scope}:{'read' if method == 'GET' else 'write'}"
+        return await self._request(
+            method, path, response_type, auth=self._tokens.headers(scope), **options
         )
-        return result
+
+    async def _keyed(self, path: str, response_type: type[T], key: str | None, **options: Any) -> T:
+        """``POST`` with an ``Idempotency-Key`` (``key`` or a new UUID) that is the same
+        on every retry, so it is retried safely (the server acts once)."""
+        headers = {"Idempotency-Key": key or str(uuid.uuid4())}
+        return await self._call(
+            "POST", path, response_type, idempotent=True, headers=headers, **options
+        )
 
 
 class DetectionSessions(_Resource):
     """``/api/detection/sessions``."""
 
     __slots__ = ()
+    _scope = "sessions"
 
     async def create(
         self,
@@ -88,20 +104,13 @@ class DetectionSessions(_Resource):
             raise ValueError("give exactly one of movespec_id and movespec_version_id")
         body: dict[str, Any] = {
             "mode": mode,
-            "project_id": await self._project(project_id, "sessions:write"),
+            "project_id": await self._project(project_id),
             "contract_major": contract_major,
             "movespec_id": movespec_id,
             "movespec_version_id": movespec_version_id,
         }
-        return await self._call(
-            "POST",
-            "/api/detection/sessions",
-            "sessions:write",
-            DetectionSessionCreated,
-            json=body,
-            idempotent=True,
-            timeout=timeout,
-            headers={"Idempotency-Key": idempotency_key or str(uuid.uuid4())},
+        return await self._keyed(
+            _SESSIONS, DetectionSessionCreated, idempotency_key, json=body, timeout=timeout
         )
 
     async def get(
@@ -109,26 +118,15 @@ class DetectionSessions(_Resource):
     ) -> DetectionSessionRecord:
         """The stored session record."""
         return await self._call(
-            "GET",
-            f"/api/detection/sessions/{session_id}",
-            "sessions:read",
-            DetectionSessionRecord,
-            timeout=timeout,
+            "GET", f"{_SESSIONS}/{session_id}", DetectionSessionRecord, timeout=timeout
         )
 
     async def cancel(
         self, session_id: str, *, timeout: Timeout | None = None
     ) -> DetectionSessionRecord:
         """Cancel a session (retried; cancelling twice is harmless)."""
-        return await self._call(
-            "POST",
-            f"/api/detection/sessions/{session_id}/cancel",
-            "sessions:write",
-            DetectionSessionRecord,
-            idempotent=True,
-            timeout=timeout,
-            headers={"Idempotency-Key": str(uuid.uuid4())},
-        )
+        path = f"{_SESSIONS}/{session_id}/cancel"
+        return await self._keyed(path, DetectionSessionRecord, None, timeout=timeout)
 
     async def cancel_quietly(
         self, session_id: str, *, timeout: float = 10.0
@@ -149,13 +147,9 @@ class DetectionSessions(_Resource):
         self, session_id: str, *, timeout: Timeout | None = None
     ) -> DetectionSessionRecord:
         """Finalize over REST (the realtime ``finalize`` message is the usual path)."""
+        path = f"{_SESSIONS}/{session_id}/finalize"
         return await self._call(
-            "POST",
-            f"/api/detection/sessions/{session_id}/finalize",
-            "sessions:write",
-            DetectionSessionRecord,
-            idempotent=False,
-            timeout=timeout,
+            "POST", path, DetectionSessionRecord, idempotent=False, timeout=timeout
         )
 
 
@@ -163,6 +157,7 @@ class MoveSpecs(_Resource):
     """``/api/movespecs``: MoveSpecs, drafts, validation, versions, release, fork."""
 
     __slots__ = ()
+    _scope = "movespecs"
 
     async def list(
         self,
@@ -171,30 +166,23 @@ class MoveSpecs(_Resource):
         visibility: Literal["private", "public"] | None = None,
     ) -> list[MoveSpec]:
         """MoveSpecs, optionally of one project or visibility."""
-        return await self._call(
-            "GET",
-            "/api/movespecs",
-            "movespecs:read",
-            list[MoveSpec],
-            params={"project_id": project_id, "visibility": visibility},
-        )
+        params = {"project_id": project_id, "visibility": visibility}
+        return await self._call("GET", _MOVESPECS, list[MoveSpec], params=params)
 
     async def create(
         self, name: str, *, description: str | None = None, project_id: str | None = None
     ) -> MoveSpec:
         """A new MoveSpec with an empty draft."""
         body = {
-            "project_id": await self._project(project_id, "movespecs:write"),
+            "project_id": await self._project(project_id),
             "name": name,
             "description": description,
         }
-        return await self._call(
-            "POST", "/api/movespecs", "movespecs:write", MoveSpec, json=body, idempotent=False
-        )
+        return await self._call("POST", _MOVESPECS, MoveSpec, json=body, idempotent=False)
 
     async def get(self, movespec_id: str) -> MoveSpec:
         """One MoveSpec."""
-        return await self._call("GET", f"/api/movespecs/{movespec_id}", "movespecs:read", MoveSpec)
+        return await self._call("GET", f"{_MOVESPECS}/{movespec_id}", MoveSpec)
 
     async def update(
         self,
@@ -210,78 +198,42 @@ class MoveSpecs(_Resource):
             for k, v in (("name", name), ("description", description), ("visibility", visibility))
             if v is not None
         }
-        return await self._call(
-            "PATCH",
-            f"/api/movespecs/{movespec_id}",
-            "movespecs:write",
-            MoveSpec,
-            json=body,
-            idempotent=True,
-        )
+        path = f"{_MOVESPECS}/{movespec_id}"
+        return await self._call("PATCH", path, MoveSpec, json=body, idempotent=True)
 
     async def get_draft(self, movespec_id: str) -> MoveSpecDraft:
         """The mutable draft."""
-        return await self._call(
-            "GET", f"/api/movespecs/{movespec_id}/draft", "movespecs:read", MoveSpecDraft
-        )
+        return await self._call("GET", f"{_MOVESPECS}/{movespec_id}/draft", MoveSpecDraft)
 
     async def put_draft(self, movespec_id: str, yaml_source: str) -> MoveSpecDraft:
         """Replace the whole draft YAML."""
-        return await self._call(
-            "PUT",
-            f"/api/movespecs/{movespec_id}/draft",
-            "movespecs:write",
-            MoveSpecDraft,
-            json={"yaml_source": yaml_source},
-        )
+        path = f"{_MOVESPECS}/{movespec_id}/draft"
+        return await self._call("PUT", path, MoveSpecDraft, json={"yaml_source": yaml_source})
 
     async def validate(self, movespec_id: str) -> ValidationResult:
         """Validate the draft; issues carry line and column."""
-        return await self._call(
-            "POST",
-            f"/api/movespecs/{movespec_id}/draft/validate",
-            "movespecs:write",
-            ValidationResult,
-            idempotent=True,
-        )
+        path = f"{_MOVESPECS}/{movespec_id}/draft/validate"
+        return await self._call("POST", path, ValidationResult, idempotent=True)
 
     async def versions(self, movespec_id: str) -> builtins.list[MoveSpecVersion]:
         """All versions."""
-        return await self._call(
-            "GET",
-            f"/api/movespecs/{movespec_id}/versions",
-            "movespecs:read",
-            builtins.list[MoveSpecVersion],
-        )
+        path = f"{_MOVESPECS}/{movespec_id}/versions"
+        return await self._call("GET", path, builtins.list[MoveSpecVersion])
 
     async def create_version(self, movespec_id: str) -> MoveSpecVersion:
         """Snapshot the draft as an immutable version."""
-        return await self._call(
-            "POST",
-            f"/api/movespecs/{movespec_id}/versions",
-            "movespecs:write",
-            MoveSpecVersion,
-            idempotent=False,
-        )
+        path = f"{_MOVESPECS}/{movespec_id}/versions"
+        return await self._call("POST", path, MoveSpecVersion, idempotent=False)
 
     async def get_version(self, movespec_id: str, version_id: str) -> MoveSpecVersion:
         """One version."""
-        return await self._call(
-            "GET",
-            f"/api/movespecs/{movespec_id}/versions/{version_id}",
-            "movespecs:read",
-            MoveSpecVersion,
-        )
+        path = f"{_MOVESPECS}/{movespec_id}/versions/{version_id}"
+        return await self._call("GET", path, MoveSpecVersion)
 
     async def release(self, movespec_id: str, version_id: str) -> MoveSpec:
         """Point the MoveSpec's current release at a version."""
-        return await self._call(
-            "POST",
-            f"/api/movespecs/{movespec_id}/versions/{version_id}/release",
-            "movespecs:write",
-            MoveSpec,
-            idempotent=True,
-        )
+        path = f"{_MOVESPECS}/{movespec_id}/versions/{version_id}/release"
+        return await self._call("POST", path, MoveSpec, idempotent=True)
 
     async def fork(
         self,
@@ -294,16 +246,9 @@ class MoveSpecs(_Resource):
     ) -> MoveSpec:
         """Copy a MoveSpec into a project (idempotent with its ``Idempotency-Key``)."""
         body = {
-            "project_id": await self._project(project_id, "movespecs:write"),
+            "project_id": await self._project(project_id),
             "name": name,
             "description": description,
         }
-        return await self._call(
-            "POST",
-            f"/api/movespecs/{movespec_id}/fork",
-            "movespecs:write",
-            MoveSpec,
-            json=body,
-            idempotent=True,
-            headers={"Idempotency-Key": idempotency_key or str(uuid.uuid4())},
-        )
+        path = f"{_MOVESPECS}/{movespec_id}/fork"
+        return await self._keyed(path, MoveSpec, idempotency_key, json=body)

@@ -12,26 +12,20 @@ so nothing is lost and nothing is counted twice. A ``finalize`` whose
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, Self, TypedDict
+from typing import TYPE_CHECKING, Any, Final, Unpack
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import msgspec
 
-from aiolens._core.options import (
-    check_bool,
-    check_count,
-    check_optional_seconds,
-    check_seconds,
-)
+from aiolens._core.options import check_seconds
 from aiolens._core.redact import get_logger
+from aiolens._core.seen import SeenWindow
+from aiolens._transport.closing import AsyncClosing
 from aiolens._transport.shielded import wait_to_completion
-from aiolens._transport.ws import DEFAULT_MAX_MESSAGE_SIZE, WebSocketChannel
+from aiolens._transport.ws import WebSocketChannel
 from aiolens.errors import (
     AiolensError,
     APITimeoutError,
@@ -57,21 +51,24 @@ from aiolens.kynasmith.models import (
     server_message_decoder,
     validate_frame,
 )
+from aiolens.kynasmith.session_options import (
+    DetectionSessionKwargs,
+    DetectionSessionOptions,
+)
 
 if TYPE_CHECKING:
-    from aiolens.kynasmith.client import AsyncKynasmithClient
+    from aiolens.kynasmith.session_host import DetectionSessionHost
 
 __all__ = ["DetectionSession", "DetectionSessionKwargs", "DetectionSessionOptions"]
 
 log: logging.Logger = get_logger("kynasmith.session")
 
-DEFAULT_CANCEL_TIMEOUT: Final = 10.0
-"""Seconds the cleanup cancel of a detection session may take."""
-
 _PING: Final = encoder.encode(Ping())
 _PONG: Final = b'{"type":"pong"}'
 _FINALIZE: Final = b'{"type":"finalize"}'
 _END: Final = object()
+_SEEN_EVENTS: Final = 65536
+"""Event ids remembered to drop events replayed after a reconnect."""
 
 
 class _Failure:
@@ -86,56 +83,7 @@ class _Failure:
 StreamItem = DetectionEvent | UnknownEvent | SessionUpdate | SessionDone
 
 
-class DetectionSessionKwargs(TypedDict, total=False):
-    """The options of ``client.open_detection_session`` / ``detection_session``.
-
-    A misspelt option fails type checking (``**options: Unpack[DetectionSessionKwargs]``);
-    at run time it is a ``TypeError`` before anything is created. The values
-    are checked by :class:`DetectionSessionOptions`.
-    """
-
-    window: int
-    ack_timeout: float
-    event_queue_size: int
-    validate: bool
-    reconnect: bool
-    ping_interval: float | None
-    cancel_timeout: float
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DetectionSessionOptions:
-    """A :class:`DetectionSession`'s options, checked when made (see there).
-
-    ``client.open_detection_session(...)`` builds one before the create call,
-    so a bad or unknown option fails before anything exists server-side.
-
-    Raises:
-        ConfigurationError: a bad value; the message names the option.
-        TypeError: an unknown option.
-    """
-
-    window: int = 8
-    ack_timeout: float = 30.0
-    event_queue_size: int = 10_000
-    validate: bool = True
-    reconnect: bool = True
-    ping_interval: float | None = 20.0
-    cancel_timeout: float = DEFAULT_CANCEL_TIMEOUT
-    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
-
-    def __post_init__(self) -> None:
-        check_count("window", self.window)
-        check_seconds("ack_timeout", self.ack_timeout)
-        check_count("event_queue_size", self.event_queue_size)
-        check_bool("validate", self.validate)
-        check_bool("reconnect", self.reconnect)
-        check_optional_seconds("ping_interval", self.ping_interval)
-        check_seconds("cancel_timeout", self.cancel_timeout)
-        check_count("max_message_size", self.max_message_size)
-
-
-class DetectionSession:
+class DetectionSession(AsyncClosing):
     """A live or replay detection session.
 
     Get one with ``await client.open_detection_session(...)`` (its
@@ -169,68 +117,51 @@ class DetectionSession:
 
     def __init__(
         self,
-        client: AsyncKynasmithClient,
+        client: DetectionSessionHost,
         created: DetectionSessionCreated,
-        *,
-        window: int = 8,
-        ack_timeout: float = 30.0,
-        event_queue_size: int = 10_000,
-        validate: bool = True,
-        reconnect: bool = True,
-        ping_interval: float | None = 20.0,
-        cancel_timeout: float = DEFAULT_CANCEL_TIMEOUT,
-        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        **options: Unpack[DetectionSessionKwargs],
     ) -> None:
-        DetectionSessionOptions(
-            window=window,
-            ack_timeout=ack_timeout,
-            event_queue_size=event_queue_size,
-            validate=validate,
-            reconnect=reconnect,
-            ping_interval=ping_interval,
-            cancel_timeout=cancel_timeout,
-            max_message_size=max_message_size,
-        )
+        checked = DetectionSessionOptions(**options)
         self.client = client
         self.created = created
         self.session_id: str = created.session_id
-        self.ack_timeout = ack_timeout
-        self.validate = validate
-        self.cancel_timeout = cancel_timeout
+        self.ack_timeout = checked.ack_timeout
+        self.validate = checked.validate
+        self.cancel_timeout = checked.cancel_timeout
         self.status: str = created.status
         self.accepted_frames_total: int = 0
         self.dropped_events: int = 0
         self.malformed_messages: int = 0
         """Messages and events that could not be decoded (logged and skipped)."""
         self.done: SessionDone | None = None
-        self._window = asyncio.Semaphore(window)
+        self._window = asyncio.Semaphore(checked.window)
         self._batch_seq = 0
         self._frame_seq = 0
         self._pending: dict[int, tuple[asyncio.Future[FrameAck], bytes]] = {}
-        self._events: asyncio.Queue[Any] = asyncio.Queue(event_queue_size)
+        self._events: asyncio.Queue[Any] = asyncio.Queue(checked.event_queue_size)
         self._done_future: asyncio.Future[SessionDone] = asyncio.get_running_loop().create_future()
         self._closing: asyncio.Task[None] | None = None
         self._ended = False
         self._finalize_requested = False
         self._finalize_sent = False  # on the current connection
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._seen_order: collections.deque[str] = collections.deque(maxlen=65536)
-        self._seen_ids: set[str] = set()
+        self._seen: SeenWindow[str] = SeenWindow(_SEEN_EVENTS)
         self._channel = WebSocketChannel(
             self._target,
             on_message=self._on_message,
             on_lost=self._on_lost,
             on_reconnect=self._resend,
             on_final=self._on_final,
-            reconnect=reconnect,
-            backoff=client._http.backoff,
-            max_message_size=max_message_size,
-            ping_interval=ping_interval,
-            ping_timeout=ping_interval,
+            reconnect=checked.reconnect,
+            backoff=client.transport.backoff,
+            max_message_size=checked.max_message_size,
+            ping_interval=checked.ping_interval,
+            ping_timeout=checked.ping_interval,
             name=f"detection session {created.session_id}",
-            observer=client._http.observer,
+            observer=client.transport.observer,
+            rules=client.transport.rules,
         )
-        client._registry.add(self)  # last: a session that failed to build is not owned
+        client.registry.add(self)  # last: a session that failed to build is not owned
 
     def __repr__(self) -> str:
         return f"DetectionSession({self.session_id!r}, status={self.status!r})"
@@ -279,7 +210,7 @@ class DetectionSession:
                     event_id = str(event.raw.get("event_id") or "")
                 else:
                     event_id = event.event_id
-                if event_id and self._seen(event_id):
+                if event_id and self._seen.seen(event_id):
                     continue  # replayed after a reconnect
                 self._push(event)
         elif isinstance(message, SessionUpdate):
@@ -310,15 +241,6 @@ class DetectionSession:
                 self._done_future.set_exception(err)
         elif isinstance(message, Ping):
             self._spawn(self._channel.send(_PONG, text=True))
-
-    def _seen(self, event_id: str) -> bool:
-        if event_id in self._seen_ids:
-            return True
-        if len(self._seen_order) == self._seen_order.maxlen:
-            self._seen_ids.discard(self._seen_order[0])
-        self._seen_order.append(event_id)
-        self._seen_ids.add(event_id)
-        return False
 
     def _end(self) -> None:
         """Close the events stream (once): :meth:`events` ends after what is queued."""
@@ -527,7 +449,7 @@ class DetectionSession:
         """
         if self._closing is None:
             self._closing = asyncio.ensure_future(self._shutdown())
-            self.client._registry.closing(self, self._closing)
+            self.client.registry.closing(self, self._closing)
         await wait_to_completion(self._closing)
 
     @property
@@ -549,14 +471,3 @@ class DetectionSession:
             if record is not None:
                 self.status = record.status
         self._end()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()

@@ -34,13 +34,14 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Iterator, Mapping
-from typing import Final, Literal
+from typing import Final, Literal, TypedDict, Unpack
 
 from aiolens.kynasmith.models import LANDMARK_NAMES, FrameSource, Landmark, PoseFrame
 
 __all__ = [
     "STANDING_KNEE_ANGLE",
     "BadFrameKind",
+    "FrameOptions",
     "MovementKind",
     "bad_frame",
     "frame_from_points",
@@ -267,58 +268,27 @@ def iter_frames(
         )
 
 
-def generate_squats(
-    reps: int,
-    *,
-    fps: float = 30.0,
-    rep_seconds: float = 2.0,
-    hold_seconds: float = 0.5,
-    bottom_angle: float = 80.0,
-    noise: float = 0.005,
-    seed: int = 0,
-    start_seq: int = 1,
-) -> list[PoseFrame]:
-    """``reps`` bodyweight squats as frames; the arguments are those of :func:`iter_frames`."""
-    return list(
-        iter_frames(
-            "squat",
-            reps,
-            fps=fps,
-            rep_seconds=rep_seconds,
-            hold_seconds=hold_seconds,
-            bottom_angle=bottom_angle,
-            noise=noise,
-            seed=seed,
-            start_seq=start_seq,
-        )
-    )
+class FrameOptions(TypedDict, total=False):
+    """The keyword options of :func:`iter_frames` (defaults and meaning there), taken by
+    :func:`generate_squats` and :func:`generate_lunges` (``**options: Unpack[FrameOptions]``)."""
+
+    fps: float
+    rep_seconds: float
+    hold_seconds: float
+    bottom_angle: float
+    noise: float
+    seed: int
+    start_seq: int
 
 
-def generate_lunges(
-    reps: int,
-    *,
-    fps: float = 30.0,
-    rep_seconds: float = 2.0,
-    hold_seconds: float = 0.5,
-    bottom_angle: float = 80.0,
-    noise: float = 0.005,
-    seed: int = 0,
-    start_seq: int = 1,
-) -> list[PoseFrame]:
+def generate_squats(reps: int, **options: Unpack[FrameOptions]) -> list[PoseFrame]:
+    """``reps`` bodyweight squats as frames; the options are those of :func:`iter_frames`."""
+    return list(iter_frames("squat", reps, **options))
+
+
+def generate_lunges(reps: int, **options: Unpack[FrameOptions]) -> list[PoseFrame]:
     """``reps`` split-stance lunges (left foot in front) as frames; see :func:`iter_frames`."""
-    return list(
-        iter_frames(
-            "lunge",
-            reps,
-            fps=fps,
-            rep_seconds=rep_seconds,
-            hold_seconds=hold_seconds,
-            bottom_angle=bottom_angle,
-            noise=noise,
-            seed=seed,
-            start_seq=start_seq,
-        )
-    )
+    return list(iter_frames("lunge", reps, **options))
 
 
 def bad_frame(kind: BadFrameKind, *, frame_seq: int = 1) -> PoseFrame:

@@ -25,6 +25,7 @@ from typing import Any, Final
 import yarl
 
 from aiolens._transport.http import HTTPTransport, Timeout
+from aiolens.archetype.agents._blueprints import node_registry
 from aiolens.archetype.agents.models import (
     TERMINAL_STATUSES,
     AgentStatus,
@@ -51,7 +52,6 @@ from aiolens.archetype.agents.resources import (
     Evals,
     Instances,
     Optimizations,
-    node_registry,
 )
 from aiolens.archetype.agents.serving import AgentConnection
 from aiolens.archetype.pages import AsyncPager, CursorPage

@@ -19,15 +19,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
-from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Final
 
 import msgspec
 
 from aiolens._core.correlator import Correlator
+from aiolens._core.options import check_bool, check_count, check_optional_seconds, check_seconds
 from aiolens._core.redact import get_logger
+from aiolens._transport.closing import AsyncClosing
 from aiolens._transport.http import HTTPTransport
 from aiolens._transport.ws import WebSocketChannel
+from aiolens._transport.ws_requests import fail_waiting, send_request
+from aiolens.archetype.agents._rest import _id
 from aiolens.archetype.agents.models import QueryResult
 from aiolens.archetype.agents.resources import checked_reply
 from aiolens.errors import APITimeoutError, ConnectionLostError, ProtocolError
@@ -45,7 +48,7 @@ def _one_type(message: Mapping[str, Any]) -> str:
     return _QUERY
 
 
-class AgentConnection:
+class AgentConnection(AsyncClosing):
     """A serving instance's socket: send windows, get one answer each.
 
     Get one with ``async with client.agents.connect(instance_id) as conn:``.
@@ -61,6 +64,12 @@ class AgentConnection:
         reconnect: reconnect after a recoverable close (queries waiting at
             that moment fail with :class:`ConnectionLostError`: the server
             may or may not have answered them).
+
+    Raises:
+        ValueError: ``instance_id`` is not a non-empty string.
+        ConfigurationError: a bad option value (a ``ValueError`` that names
+            it; checked as every session's options are, see
+            :mod:`aiolens._core.options`).
     """
 
     def __init__(
@@ -74,24 +83,13 @@ class AgentConnection:
         ping_interval: float | None = 20.0,
         reconnect: bool = True,
     ) -> None:
-        if not isinstance(instance_id, str) or not instance_id:
-            raise ValueError(f"instance_id must be a non-empty string: {instance_id!r}")
-        for name, value in (
-            ("request_timeout", request_timeout),
-            ("open_timeout", open_timeout),
-        ):
-            if not value > 0:
-                raise ValueError(f"{name} must be positive seconds: {value!r}")
-        if (
-            isinstance(max_in_flight, bool)
-            or not isinstance(max_in_flight, int)
-            or max_in_flight < 1
-        ):
-            raise ValueError(f"max_in_flight must be a positive integer: {max_in_flight!r}")
+        self.instance_id = _id(instance_id)
+        self.request_timeout = check_seconds("request_timeout", request_timeout)
+        self._open_timeout = check_seconds("open_timeout", open_timeout)
+        check_count("max_in_flight", max_in_flight)
+        check_optional_seconds("ping_interval", ping_interval)
+        check_bool("reconnect", reconnect)
         self._http = http
-        self.instance_id = instance_id
-        self.request_timeout = request_timeout
-        self._open_timeout = open_timeout
         self._correlator: Correlator[asyncio.Future[dict[str, Any]]] = Correlator(_one_type)
         self._slots = asyncio.Semaphore(max_in_flight)
         self._greeted = asyncio.Event()
@@ -107,6 +105,7 @@ class AgentConnection:
             ping_interval=ping_interval,
             ping_timeout=ping_interval,
             name=f"agent instance {instance_id}",
+            rules=http.rules,
         )
         self.unmatched_replies: int = 0
         """Frames that matched no waiting query (logged and dropped)."""
@@ -179,9 +178,7 @@ class AgentConnection:
         self._fail_pending(error)
 
     def _fail_pending(self, error: ConnectionLostError) -> None:
-        for waiter in self._correlator.drain():
-            if not waiter.done():
-                waiter.set_exception(ConnectionLostError(str(error), close_code=error.close_code))
+        fail_waiting(self._correlator, error)
 
     async def _reconnected(self) -> None:
         self._greeted.clear()  # the new connection greets again before any reply
@@ -221,19 +218,7 @@ class AgentConnection:
                 async with self._slots:
                     if not channel.connected:
                         await channel.wait_connected(None)
-                    waiter: asyncio.Future[dict[str, Any]] = (
-                        asyncio.get_running_loop().create_future()
-                    )
-                    alone = not self._correlator
-                    self._correlator.add(_QUERY, waiter)  # no suspension before the send
-                    try:
-                        await channel.send(frame, text=True, flush=alone)
-                    except ConnectionLostError:
-                        self._correlator.discard(waiter)
-                        if not waiter.cancel():
-                            waiter.exception()
-                        raise
-                    reply = await waiter
+                    reply = await send_request(channel, self._correlator, _QUERY, frame)
         except TimeoutError:
             raise APITimeoutError(f"No answer from {self.instance_id} within {limit}s") from None
         try:
@@ -260,14 +245,3 @@ class AgentConnection:
         self._closed = True
         await self._channel.aclose()
         self._fail_pending(ConnectionLostError("The connection was closed"))
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()

@@ -45,6 +45,10 @@ Three response styles share one relay (same events, same ids):
 * :meth:`Aiolens.relay` — a ready response (listens for the disconnect itself);
 * :meth:`Aiolens.sse_frames` — bytes for Starlette/FastAPI's ``StreamingResponse``;
 * :meth:`Aiolens.sse_events` — dicts for sse-starlette's ``EventSourceResponse``.
+
+Here: the clients, the lifespan and the held sessions. Beside it: ``_relay``
+(the loop reading a session's stream), ``_sse`` (SSE framing and the response
+that sends it) and ``_signals`` (the chained SIGINT / SIGTERM handler).
 """
 
 from __future__ import annotations
@@ -52,40 +56,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
-import threading
-import time
 import types
 import weakref
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
-from typing import Any, Final, TypeAlias, TypeVar, Unpack
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from typing import Any, TypeVar, Unpack
 
-import msgspec
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
-from starlette.types import Receive, Scope, Send
+from starlette.responses import Response
 
 from aiolens._core.redact import get_logger
 from aiolens._transport.shielded import run_to_completion
 from aiolens.archetype.client import AsyncArchetypeClient
-from aiolens.archetype.events import RawEvent
 from aiolens.archetype.session import LensSession, LensSessionKwargs
-from aiolens.errors import AiolensError, ConfigurationError
+from aiolens.errors import ConfigurationError
+from aiolens.integrations.starlette._relay import END_TYPE, Item, relay_items
+from aiolens.integrations.starlette._signals import (
+    chain_signal_handlers,
+    restore_signal_handlers,
+)
+from aiolens.integrations.starlette._sse import RelayResponse, frame, nothing
 from aiolens.kynasmith.client import AsyncKynasmithClient
 
 __all__ = ["Aiolens"]
 
 log: logging.Logger = get_logger("starlette")
 
-_Item: TypeAlias = RawEvent | None  # None: a heartbeat is due
-_END_TYPE: Final = "sse.stream.end"
 _T = TypeVar("_T")
-_SIGNALS: Final = (signal.SIGINT, signal.SIGTERM)
-_encoder: Final = msgspec.json.Encoder()
-SSE_HEADERS: Final[Mapping[str, str]] = {
-    "Cache-Control": "no-cache",
-    "X-Accel-Buffering": "no",  # nginx: do not buffer the stream
-}
 
 
 class _Held:
@@ -276,31 +272,12 @@ class Aiolens:
                 await archetype.aclose()
 
     def _install_signal_handlers(self) -> None:
-        if not self.handle_signals or threading.current_thread() is not threading.main_thread():
-            return  # signals reach the main thread only (a TestClient runs us elsewhere)
-        for sig in _SIGNALS:
-            previous = signal.getsignal(sig)
-
-            def handler(
-                signum: int, frame: types.FrameType | None, previous: Any = previous
-            ) -> None:
-                self.stop()
-                if callable(previous):
-                    previous(signum, frame)
-                elif previous == signal.SIG_DFL:
-                    signal.signal(signum, signal.SIG_DFL)
-                    signal.raise_signal(signum)
-
-            self._previous_handlers[sig] = previous
-            signal.signal(sig, handler)
+        if self.handle_signals:
+            self._previous_handlers = chain_signal_handlers(self.stop)
 
     def _restore_signal_handlers(self) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            return
         handlers, self._previous_handlers = self._previous_handlers, {}
-        for sig, previous in handlers.items():
-            with contextlib.suppress(ValueError, TypeError):
-                signal.signal(sig, previous)
+        restore_signal_handlers(handlers)
 
     # ---- held sessions ------------------------------------------------------------------
 
@@ -384,7 +361,7 @@ class Aiolens:
         if isinstance(resolved, Response):
             return resolved
         frames = self._track(self._frames(resolved, request))
-        return _RelayResponse(frames, send_timeout=self.send_timeout)
+        return RelayResponse(frames, send_timeout=self.send_timeout)
 
     def sse_frames(self, session: str | LensSession, request: Request) -> AsyncIterator[bytes]:
         """The relay as SSE-framed bytes, for ``StreamingResponse``.
@@ -397,7 +374,7 @@ class Aiolens:
         """
         resolved = self._resolve(session)
         if isinstance(resolved, Response):
-            return _nothing()
+            return nothing()
         return self._track(self._frames(resolved, request))
 
     def sse_events(
@@ -411,7 +388,7 @@ class Aiolens:
         """
         resolved = self._resolve(session)
         if isinstance(resolved, Response):
-            return _nothing()
+            return nothing()
         return self._track(self._events(resolved, request))
 
     def _track(self, generator: AsyncGenerator[_T, None]) -> AsyncGenerator[_T, None]:
@@ -445,10 +422,10 @@ class Aiolens:
                 if item is None:
                     yield b": keepalive\n\n"
                 else:
-                    yield _frame(item)
+                    yield frame(item)
 
-    async def _items(self, session: LensSession, request: Request) -> AsyncGenerator[_Item, None]:
-        """The one relay loop: events left encoded, ``None`` when a heartbeat is due.
+    async def _items(self, session: LensSession, request: Request) -> AsyncGenerator[Item, None]:
+        """The one relay loop (:func:`relay_items`) with the held session's bookkeeping.
 
         Ends after the upstream end event, on an upstream error (relayed as a
         ``{"type": "aiolens.relay_error"}`` event), or when the app stops.
@@ -459,44 +436,21 @@ class Aiolens:
             entry = None
         last_event_id = request.headers.get("last-event-id", "")
         stream = session.raw_events(last_event_id=last_event_id, queue_size=self.queue_size)
-        stopping = self._stopping
         self._relay_started(entry)
-        nxt: asyncio.Future[RawEvent] | None = None
-        stop = asyncio.ensure_future(stopping.wait()) if stopping is not None else None
         try:
-            iterator = aiter(stream)
-            while True:
-                if nxt is None:
-                    nxt = asyncio.ensure_future(anext(iterator))
-                waiting: set[asyncio.Future[Any]] = {nxt} if stop is None else {nxt, stop}
-                done, _ = await asyncio.wait(
-                    waiting, timeout=self.heartbeat, return_when=asyncio.FIRST_COMPLETED
-                )
-                if stop is not None and stop in done:
-                    return
-                if nxt not in done:
-                    yield None
-                    continue
-                try:
-                    item = nxt.result()
-                except StopAsyncIteration:
-                    return
-                except AiolensError as exc:
-                    log.warning("relay of session %s: upstream failed: %s", session.session_id, exc)
-                    error = {"type": "aiolens.relay_error", "message": str(exc)}
-                    yield RawEvent("", "aiolens.relay_error", _encoder.encode(error).decode())
-                    return
-                finally:
-                    if nxt.done():
-                        nxt = None
-                yield item
-                if item.type == _END_TYPE and entry is not None:
-                    entry.ended = True
-                    return
+            items = relay_items(
+                stream,
+                heartbeat=self.heartbeat,
+                stopping=self._stopping,
+                session_id=session.session_id,
+            )
+            async with contextlib.aclosing(items):
+                async for item in items:
+                    yield item
+                    if item is not None and item.type == END_TYPE and entry is not None:
+                        entry.ended = True
+                        return
         finally:
-            for future in (nxt, stop):
-                if future is not None and not future.done():
-                    future.cancel()
             try:
                 await run_to_completion(stream.aclose())  # raises CancelledError if cancelled
             finally:
@@ -524,66 +478,6 @@ class Aiolens:
                     task.add_done_callback(_log_failure)
                 else:
                     self._start_linger(entry)
-
-
-class _RelayResponse(StreamingResponse):
-    """``text/event-stream`` from an iterator of frames; ends on the browser's disconnect."""
-
-    def __init__(self, frames: AsyncIterator[bytes], *, send_timeout: float) -> None:
-        super().__init__(frames, headers=dict(SSE_HEADERS), media_type="text/event-stream")
-        self._frames = frames
-        self._send_timeout = send_timeout
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
-        streaming = asyncio.ensure_future(self._stream(send))
-        listening = asyncio.ensure_future(_wait_disconnect(receive))
-        try:
-            await asyncio.wait({streaming, listening}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (streaming, listening):
-                task.cancel()
-            await asyncio.gather(streaming, listening, return_exceptions=True)
-            close = getattr(self._frames, "aclose", None)
-            if close is not None:
-                await run_to_completion(close())
-        if streaming.done() and not streaming.cancelled() and streaming.result():
-            with contextlib.suppress(OSError, RuntimeError):
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
-
-    async def _stream(self, send: Send) -> bool:
-        """Send every frame; ``True`` when they ran out (``False``: the browser is gone)."""
-        async for frame in self._frames:
-            started = time.monotonic()
-            try:
-                async with asyncio.timeout(self._send_timeout):
-                    await send({"type": "http.response.body", "body": frame, "more_body": True})
-            except TimeoutError:
-                log.info(
-                    "relay: browser accepted nothing for %.0fs; dropped",
-                    time.monotonic() - started,
-                )
-                return False
-            except OSError:  # the connection is gone (ASGI spec 2.4 servers say so here)
-                return False
-        return True
-
-
-async def _wait_disconnect(receive: Receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
-
-
-async def _nothing() -> AsyncGenerator[Any, None]:
-    return
-    yield b""  # pragma: no cover - makes this an async generator
-
-
-def _frame(event: RawEvent) -> bytes:
-    """One event as an SSE frame: its ``id:`` (when it has one), its JSON as ``data:`` lines."""
-    head = f"id: {event.id}\n" if event.id else ""
-    data = "".join(f"data: {line}\n" for line in event.data.split("\n"))
-    return f"{head}{data}\n".encode()
 
 
 def _log_failure(task: asyncio.Future[Any]) -> None:
