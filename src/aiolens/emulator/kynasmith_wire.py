@@ -11,6 +11,11 @@ Inbound (client → server) structs are as strict as the contract: a frame
 needs ``frame_seq``, ``pose_schema``, ``confidence`` and all 33 landmarks
 (:func:`frame_problems`); a ``frame_batch`` may carry no frames. Outbound
 structs encode every field, nulls included, as the contract's models dump them.
+A usual ``frame_batch`` decodes in one pass into :class:`CheckedPoseFrame`,
+checked while decoding; any other is judged frame by frame.
+
+Size: one table of the contract's wire models, inbound and outbound, read top to
+bottom against the vendor's contract.
 """
 
 from __future__ import annotations
