@@ -50,7 +50,6 @@ resume and reconnect decisions are already in ``_core``.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import operator
 import time
@@ -65,6 +64,7 @@ from aiolens._core.reconnect import ReconnectPolicy
 from aiolens._core.redact import get_logger
 from aiolens._core.resume import ResumeCursor
 from aiolens._core.sse import DEFAULT_MAX_EVENT_BYTES, SSEEvent, SSEParser
+from aiolens._transport.buffer import ItemBuffer
 from aiolens._transport.http import HTTPTransport
 from aiolens.errors import (
     AiolensError,
@@ -181,14 +181,10 @@ class EventStream(Generic[T]):
         self._ordinary_run = ordinary_run if ordinary is not None else None
         self._decode_text = decode_text
         self._opened = False
-        # The queue between reader and consumer: a deque bounded by hand, with the waiting
-        # consumers and the waiting reader as futures (asyncio.Queue's rules, without its
-        # per-item coroutines and bookkeeping; see _offer and __anext__).
-        self._items: collections.deque[Any] = collections.deque()
-        self._size = queue_size
-        self._getters: collections.deque[asyncio.Future[None]] = collections.deque()
-        self._putters: collections.deque[asyncio.Future[None]] = collections.deque()
-        self._room = 1  # the room the waiting reader needs (a whole run, or one item)
+        # The queue between reader and consumer (block: the reader waits for room;
+        # drop_oldest: the buffer drops and counts).
+        self._buffer: ItemBuffer[Any] = ItemBuffer(queue_size)
+        self._items = self._buffer.items  # the consumer's and reader's fast paths use it
         self._overflow = overflow
         self._liveness = liveness_timeout
         self._max_reconnects = max_reconnects
@@ -202,8 +198,6 @@ class EventStream(Generic[T]):
         self._finished = False
         self._terminal = False  # the end or a failure was queued
         self._cursor = ResumeCursor()  # ids delivered, so that a resume repeats nothing
-        self.dropped: int = 0
-        """Events discarded by the ``drop_oldest`` policy."""
         self.malformed: int = 0
         """Frames skipped because they could not be decoded."""
         self.reconnects: int = 0
@@ -215,6 +209,11 @@ class EventStream(Generic[T]):
         self._parser: SSEParser | None = None  # the current (or last) connection's
         if last_event_id:
             self._cursor.advance(last_event_id)
+
+    @property
+    def dropped(self) -> int:
+        """Events discarded by the ``drop_oldest`` policy."""
+        return self._buffer.dropped
 
     @property
     def last_event_id(self) -> str:
@@ -265,8 +264,7 @@ class EventStream(Generic[T]):
         if not items or self._finished:  # the usual case is an item waiting
             await self._wait_for_item()
         item = items.popleft()
-        if self._putters and self._size - len(items) >= self._room:
-            _wake_first(self._putters)
+        self._buffer.taken()
         if type(item) is SSEEvent:  # an ordinary event, queued undecoded
             if self._decode_text is not None:
                 try:
@@ -295,21 +293,10 @@ class EventStream(Generic[T]):
             raise StopAsyncIteration
         if self._reader is None:
             self.start()
-        items = self._items
-        while not items:
+        while not self._items:
             if self._finished:  # closed, or another consumer took the end
                 raise StopAsyncIteration
-            getter = asyncio.get_running_loop().create_future()
-            self._getters.append(getter)
-            try:
-                await getter
-            except BaseException:
-                getter.cancel()
-                with contextlib.suppress(ValueError):
-                    self._getters.remove(getter)
-                if items and not getter.cancelled():  # pass the wake-up on
-                    _wake_first(self._getters)
-                raise
+            await self._buffer.wait_for_item()
 
     async def __aenter__(self) -> EventStream[T]:
         self.start()
@@ -321,10 +308,7 @@ class EventStream(Generic[T]):
     def _finish(self) -> None:
         """The iteration is over: later and concurrent ``__anext__`` calls stop too."""
         self._finished = True
-        for getter in self._getters:
-            if not getter.done():
-                getter.set_result(None)
-        self._getters.clear()
+        self._buffer.wake_all_consumers()
 
     async def aclose(self) -> None:
         """Stop the reader and release the connection. Idempotent; shielded from cancel.
@@ -359,8 +343,7 @@ class EventStream(Generic[T]):
             error = APIConnectionError(f"The reader of event stream {self._path} stopped")
             error.__cause__ = exc
             item = _Failure(error)
-        self._items.append(item)  # past the bound: it must not wait
-        _wake_first(self._getters)
+        self._buffer.append(item)  # past the bound: it must not wait
 
     async def _run(self) -> None:
         """The reader task: read and resume until the end; queue the end or the failure."""
@@ -472,7 +455,7 @@ class EventStream(Generic[T]):
         parser = self._parser = SSEParser(self._max_event_bytes)
         oversized = 0
         previous_id = ""
-        items, size, is_end = self._items, self._size, self._is_end
+        items, size, is_end = self._items, self._buffer.size, self._is_end
         async with self._http.stream(
             "GET", self._path, headers=headers, timeout=timeout, max_retries=0
         ) as resp:
@@ -513,9 +496,7 @@ class EventStream(Generic[T]):
                         continue
                     self.delivered += 1
                     if len(items) < size:  # _offer(), inlined for the usual case
-                        items.append(event)
-                        if self._getters:
-                            _wake_first(self._getters)
+                        self._buffer.push(event)
                     elif not self._offer(event):
                         await self._put(event)
                     if event is not raw and is_end(event):
@@ -552,19 +533,11 @@ class EventStream(Generic[T]):
         """
         count = len(frames)
         self.delivered += count
-        items = self._items
-        if self._overflow == "drop_oldest":
-            items.extend(frames)
-            for _ in range(len(items) - self._size):
-                items.popleft()
-                self.dropped += 1
-        else:
-            while self._size - len(items) < count:
-                await self._wait_for_room(count)
-            items.extend(frames)
-        getters = self._getters
-        for _ in range(min(count, len(getters))):
-            _wake_first(getters)
+        buffer = self._buffer
+        if self._overflow != "drop_oldest":
+            while not buffer.has_room(count):
+                await buffer.wait_for_room(count)
+        buffer.extend(frames, count)
 
     def _accept(self, raw: SSEEvent, event_id: str) -> Any:
         """Decode one frame and track its id; the event to deliver, or ``_SKIP``.
@@ -607,50 +580,23 @@ class EventStream(Generic[T]):
         ``drop_oldest`` makes room by discarding the oldest events (counted in
         :attr:`dropped`); terminal items are never dropped and never drop others.
         """
-        items = self._items
-        if len(items) >= self._size:
-            if self._overflow != "drop_oldest" or item is _END or type(item) is _Failure:
-                return False
-            while len(items) >= self._size:
-                items.popleft()
-                self.dropped += 1
-        items.append(item)
-        if self._getters:
-            _wake_first(self._getters)
+        buffer = self._buffer
+        if not buffer.has_room() and (
+            self._overflow != "drop_oldest" or item is _END or type(item) is _Failure
+        ):
+            return False
+        buffer.push(item)
         return True
 
     async def _put(self, item: Any) -> None:
         """Queue ``item``, waiting while the queue is full (backpressure)."""
         while not self._offer(item):
-            await self._wait_for_room(1)
+            await self._buffer.wait_for_room(1)
         if item is _END or type(item) is _Failure:
             self._terminal = True  # the reader's last word: _reader_done adds nothing
-
-    async def _wait_for_room(self, room: int) -> None:
-        """Wait until the consumer has made room for ``room`` items (cancelled on close)."""
-        putter = asyncio.get_running_loop().create_future()
-        self._putters.append(putter)
-        self._room = room
-        try:
-            await putter
-        except BaseException:
-            putter.cancel()
-            with contextlib.suppress(ValueError):
-                self._putters.remove(putter)
-            if self._size - len(self._items) >= room and not putter.cancelled():
-                _wake_first(self._putters)
-            raise
 
 
 def _describe(exc: BaseException) -> str:
     """An exception as one short log or message line."""
     text = (str(exc) or type(exc).__name__)[:300]
     return text if isinstance(exc, AiolensError) else f"{type(exc).__name__}: {text}"
-
-
-def _wake_first(waiters: collections.deque[asyncio.Future[None]]) -> None:
-    while waiters:
-        waiter = waiters.popleft()
-        if not waiter.done():
-            waiter.set_result(None)
-            return

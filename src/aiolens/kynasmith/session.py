@@ -23,6 +23,7 @@ import msgspec
 from aiolens._core.options import check_seconds
 from aiolens._core.redact import get_logger
 from aiolens._core.seen import SeenWindow
+from aiolens._transport.buffer import ItemBuffer
 from aiolens._transport.closing import AsyncClosing
 from aiolens._transport.shielded import wait_to_completion
 from aiolens._transport.ws import WebSocketChannel
@@ -130,7 +131,6 @@ class DetectionSession(AsyncClosing):
         self.cancel_timeout = checked.cancel_timeout
         self.status: str = created.status
         self.accepted_frames_total: int = 0
-        self.dropped_events: int = 0
         self.malformed_messages: int = 0
         """Messages and events that could not be decoded (logged and skipped)."""
         self.done: SessionDone | None = None
@@ -138,7 +138,7 @@ class DetectionSession(AsyncClosing):
         self._batch_seq = 0
         self._frame_seq = 0
         self._pending: dict[int, tuple[asyncio.Future[FrameAck], bytes]] = {}
-        self._events: asyncio.Queue[Any] = asyncio.Queue(checked.event_queue_size)
+        self._events: ItemBuffer[Any] = ItemBuffer(checked.event_queue_size)
         self._done_future: asyncio.Future[SessionDone] = asyncio.get_running_loop().create_future()
         self._closing: asyncio.Task[None] | None = None
         self._ended = False
@@ -250,12 +250,12 @@ class DetectionSession(AsyncClosing):
 
     def _push(self, item: Any) -> None:
         """Queue an item; when the queue is full the oldest one is dropped and counted."""
-        if self._events.full():
-            with contextlib.suppress(asyncio.QueueEmpty):
-                self._events.get_nowait()
-                self.dropped_events += 1
-        with contextlib.suppress(asyncio.QueueFull):
-            self._events.put_nowait(item)
+        self._events.push(item)
+
+    @property
+    def dropped_events(self) -> int:
+        """Items dropped because the consumer of :meth:`events` lagged past ``event_queue_size``."""
+        return self._events.dropped
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -395,13 +395,17 @@ class DetectionSession(AsyncClosing):
         :attr:`dropped_events`), never the end of the stream. Cancelling the
         iteration loses no item.
         """
+        buffer = self._events
+        items = buffer.items
         while True:
-            item = await self._events.get()
+            while not items:
+                await buffer.wait_for_item()
+            item = items.popleft()
             if item is _END:
-                self._events.put_nowait(_END)  # later iterators end too
+                buffer.append(_END)  # later iterators end too
                 return
             if type(item) is _Failure:
-                self._events.put_nowait(item)  # later iterators fail too
+                buffer.append(item)  # later iterators fail too
                 raise item.error
             yield item
 
