@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Generic, TypeVar
 
 __all__ = ["ItemBuffer"]
@@ -98,32 +98,29 @@ class ItemBuffer(Generic[T]):
 
     async def wait_for_item(self) -> None:
         """Wait until an item is queued (or :meth:`wake_all_consumers` is called)."""
-        getter = asyncio.get_running_loop().create_future()
-        self._getters.append(getter)
-        try:
-            await getter
-        except BaseException:
-            getter.cancel()
-            with contextlib.suppress(ValueError):
-                self._getters.remove(getter)
-            if self.items and not getter.cancelled():  # pass the wake-up on
-                _wake_first(self._getters)
-            raise
+        await _wait(self._getters, lambda: bool(self.items))
 
     async def wait_for_room(self, room: int) -> None:
         """Wait until the consumers have made room for ``room`` items."""
-        putter = asyncio.get_running_loop().create_future()
-        self._putters.append(putter)
         self._room = room
-        try:
-            await putter
-        except BaseException:
-            putter.cancel()
-            with contextlib.suppress(ValueError):
-                self._putters.remove(putter)
-            if self.has_room(room) and not putter.cancelled():
-                _wake_first(self._putters)
-            raise
+        await _wait(self._putters, lambda: self.has_room(room))
+
+
+async def _wait(
+    waiters: collections.deque[asyncio.Future[None]], ready: Callable[[], bool]
+) -> None:
+    """Wait to be woken; cancelled after a wake-up while ``ready()``, pass it on."""
+    waiter = asyncio.get_running_loop().create_future()
+    waiters.append(waiter)
+    try:
+        await waiter
+    except BaseException:
+        waiter.cancel()
+        with contextlib.suppress(ValueError):
+            waiters.remove(waiter)
+        if ready() and not waiter.cancelled():
+            _wake_first(waiters)
+        raise
 
 
 def _wake_first(waiters: collections.deque[asyncio.Future[None]]) -> None:
