@@ -38,16 +38,18 @@ class ItemBuffer(Generic[T]):
         items: the queued items, oldest first; consumers ``popleft`` from it.
         size: the bound.
         dropped: items discarded by :meth:`push` and :meth:`extend` to stay in bound.
+        producers: the waiting producer, if any (consumers call :meth:`taken` only
+            while it is not empty: the check costs less than the call).
     """
 
-    __slots__ = ("_getters", "_putters", "_room", "dropped", "items", "size")
+    __slots__ = ("_getters", "_room", "dropped", "items", "producers", "size")
 
     def __init__(self, size: int) -> None:
         self.items: collections.deque[T] = collections.deque()
         self.size = size
         self.dropped = 0
         self._getters: collections.deque[asyncio.Future[None]] = collections.deque()
-        self._putters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self.producers: collections.deque[asyncio.Future[None]] = collections.deque()
         self._room = 1  # the room the waiting producer needs
 
     def push(self, item: T) -> None:
@@ -93,8 +95,8 @@ class ItemBuffer(Generic[T]):
 
     def taken(self) -> None:
         """A consumer took an item: wake the producer once there is the room it waits for."""
-        if self._putters and self.size - len(self.items) >= self._room:
-            _wake_first(self._putters)
+        if self.producers and self.size - len(self.items) >= self._room:
+            _wake_first(self.producers)
 
     async def wait_for_item(self) -> None:
         """Wait until an item is queued (or :meth:`wake_all_consumers` is called)."""
@@ -103,7 +105,7 @@ class ItemBuffer(Generic[T]):
     async def wait_for_room(self, room: int) -> None:
         """Wait until the consumers have made room for ``room`` items."""
         self._room = room
-        await _wait(self._putters, lambda: self.has_room(room))
+        await _wait(self.producers, lambda: self.has_room(room))
 
 
 async def _wait(

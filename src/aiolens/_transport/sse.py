@@ -264,7 +264,8 @@ class EventStream(Generic[T]):
         if not items or self._finished:  # the usual case is an item waiting
             await self._wait_for_item()
         item = items.popleft()
-        self._buffer.taken()
+        if self._buffer.producers:
+            self._buffer.taken()
         if type(item) is SSEEvent:  # an ordinary event, queued undecoded
             if self._decode_text is not None:
                 try:
