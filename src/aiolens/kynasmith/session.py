@@ -96,8 +96,10 @@ class DetectionSession(AsyncClosing):
     Args:
         client: the owning client.
         created: the create-session answer (stream URL, runtime token).
-        window: batches that may await their ack at once; further
-            :meth:`send` calls wait (backpressure).
+        window: batches that may await their ack at once (default 16); further
+            :meth:`send` calls wait (backpressure). Over a 20 ms round trip, 16
+            keeps within 0.9x of bare pipelining (benchmarks, case 6); longer
+            links gain from more.
         ack_timeout: seconds :meth:`send` waits for its ack.
         event_queue_size: bound of the events queue; when the consumer lags
             past it the oldest item is dropped and counted in

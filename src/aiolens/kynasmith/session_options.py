@@ -55,7 +55,7 @@ class DetectionSessionOptions:
         TypeError: an unknown option.
     """
 
-    window: int = 8
+    window: int = 16
     ack_timeout: float = 30.0
     event_queue_size: int = 10_000
     validate: bool = True
