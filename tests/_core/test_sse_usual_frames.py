@@ -11,7 +11,21 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aiolens._core.sse import SSEEvent, SSEParser
-from tests._core.test_sse import parse, reference, split_at
+from tests._core.test_sse import reference, split_at
+
+
+class FramesFirst(SSEParser):
+    """The parser taking every chunk frame by frame, however short (its fast path)."""
+
+    _short_text = 0
+
+
+def parse(chunks: list[bytes]) -> tuple[list[SSEEvent], str, str, int | None]:
+    parser = FramesFirst()
+    events = [event for chunk in chunks for event in parser.feed(chunk)]
+    parser.close()
+    return events, parser.last_event_id, parser.dispatched_id, parser.retry
+
 
 PIECES = [
     b"event: message\n",
@@ -58,7 +72,7 @@ def test_usual_frames_parse_as_the_reference_at_any_chunking(
     assert parse(split_at(stream, cuts)) == reference(stream)
 
 
-class LineByLine(SSEParser):
+class LineByLine(FramesFirst):
     """The parser with every frame taken line by line (its general path)."""
 
     def _frames(self, blocks: list[str], events: list[SSEEvent], bounded: bool) -> None:
@@ -72,7 +86,7 @@ def test_usual_frames_respect_the_size_bound_as_line_by_line(
     stream: bytes, limit: int, data: st.DataObject
 ) -> None:
     cuts = data.draw(st.lists(st.integers(0, len(stream)), max_size=8))
-    fast, slow = SSEParser(limit), LineByLine(limit)
+    fast, slow = FramesFirst(limit), LineByLine(limit)
     for chunk in split_at(stream, cuts):
         assert fast.feed(chunk) == slow.feed(chunk)
         assert (fast.oversized, fast.last_event_id, fast.dispatched_id) == (

@@ -36,7 +36,7 @@ fast path for ``data: ...`` lines.
 from __future__ import annotations
 
 import contextlib
-from typing import Final
+from typing import ClassVar, Final
 
 import msgspec
 
@@ -110,6 +110,10 @@ class SSEParser:
         "oversized",
         "retry",
     )
+
+    _short_text: ClassVar[int] = 2048
+    """Below this many characters of complete lines, a chunk is parsed line by line (for
+    a frame or two that costs less than splitting it into frames first)."""
 
     def __init__(self, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
         """Create a parser at the start of a stream, with no last-event-ID and no retry.
@@ -200,6 +204,11 @@ class SSEParser:
         if "\r" in text:
             text = text.replace("\r\n", "\n").replace("\r", "\n")
         events: list[SSEEvent] = []
+        if len(text) < self._short_text:  # a frame or two: line by line costs least
+            self._lines(text.split("\n")[:-1], events)
+            last = text.rfind("\n\n")
+            self._held(text, last, buf)
+            return events
         start = 0
         if self._data or self._event or self._drop:
             # A frame in progress: finish it line by line, up to the first blank line.
@@ -217,6 +226,11 @@ class SSEParser:
             start = last + 2
         if start < len(text):
             self._lines(text[start:].split("\n")[:-1], events)
+        self._held(text, last, buf)
+        return events
+
+    def _held(self, text: str, last: int, buf: bytearray) -> None:
+        """Track what the event in progress holds (``last``: the text's last ``"\\n\\n"``)."""
         # What the event in progress holds: the lines after the last blank line of the
         # text (a blank line is "\n\n" inside it, or "\n" at its start) and the
         # incomplete line.
@@ -228,7 +242,6 @@ class SSEParser:
             self._pending += len(text)
         if self._pending + len(buf) > self._limit:
             self._over_limit()
-        return events
 
     def _frames(self, blocks: list[str], events: list[SSEEvent], bounded: bool) -> None:
         """Parse whole frames, each given as its lines without the blank line that ends it.

@@ -82,6 +82,8 @@ log = get_logger("sse")
 Overflow = Literal["block", "drop_oldest"]
 
 _ID: Final = operator.attrgetter("id")
+_RUN_AT_LEAST: Final = 4
+"""A chunk with fewer frames is taken one by one (the run's checks would cost more)."""
 _END: Final = object()
 _SKIP: Final = object()
 _USEFUL_AFTER: Final = 10.0
@@ -478,7 +480,7 @@ class EventStream(Generic[T]):
                     self.malformed += parser.oversized - oversized
                     oversized = parser.oversized
                 if (
-                    frames
+                    len(frames) >= _RUN_AT_LEAST
                     and self._ordinary_run is not None
                     and len(frames) <= size
                     and self._is_run(frames)
