@@ -49,13 +49,14 @@ def frames(draw: st.DrawFn) -> dict[str, Any]:
                 )
             )
         elif change == "score":
-            mark = frame["landmarks"][draw(st.integers(0, 32))]
+            mark = frame["landmarks"][draw(st.integers(0, len(frame["landmarks"]) - 1))]
             mark[draw(st.sampled_from(["visibility", "presence"]))] = draw(
                 st.sampled_from(BAD_VALUES)
             )
         else:
             marks = frame["landmarks"]
-            i, j = draw(st.integers(0, 32)), draw(st.integers(0, 32))
+            last = len(marks) - 1
+            i, j = draw(st.integers(0, last)), draw(st.integers(0, last))
             what = draw(st.sampled_from(["swap", "duplicate", "drop", "rename"]))
             if what == "swap":
                 marks[i], marks[j] = marks[j], marks[i]
