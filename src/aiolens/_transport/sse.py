@@ -50,7 +50,6 @@ resume and reconnect decisions are already in ``_core``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import operator
 import time
 from collections.abc import Callable
@@ -66,6 +65,7 @@ from aiolens._core.resume import ResumeCursor
 from aiolens._core.sse import DEFAULT_MAX_EVENT_BYTES, SSEEvent, SSEParser
 from aiolens._transport.buffer import ItemBuffer
 from aiolens._transport.http import HTTPTransport
+from aiolens._transport.shielded import cancel_and_wait
 from aiolens.errors import (
     AiolensError,
     APIConnectionError,
@@ -314,18 +314,19 @@ class EventStream(Generic[T]):
         self._buffer.wake_all_consumers()
 
     async def aclose(self) -> None:
-        """Stop the reader and release the connection. Idempotent; shielded from cancel.
+        """Stop the reader and release the connection. Idempotent.
 
-        Consumers waiting for an event at that moment see the iteration end.
+        Consumers waiting for an event at that moment see the iteration end. Cancel:
+        if the caller is cancelled while the reader winds down, its
+        :class:`asyncio.CancelledError` propagates and the reader still stops.
         """
         self._finish()
         reader = self._reader
         if reader is not None and not reader.done():
             if not self._terminal:
                 self._emit(ConnectionState.CLOSED)
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.shield(reader)
+            # The caller's own cancel still propagates; the reader stops either way.
+            await cancel_and_wait(reader)
 
     # ---- reader task --------------------------------------------------------------------
 
