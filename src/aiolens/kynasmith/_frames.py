@@ -84,9 +84,10 @@ def validate_frame(frame: PoseFrame) -> list[str]:
     """Check one frame against contract v1.
 
     The client calls this on every frame it sends, so the common case (33
-    landmarks in MediaPipe order, every value in range) is one inlined pass
-    that allocates nothing but the returned empty list; only an invalid frame
-    pays for the detailed diagnosis. Landmarks in another order are valid too.
+    landmarks in MediaPipe order, every value in range) is vouched for by one
+    lean pass (:func:`_plainly_valid`) that allocates nothing but the returned
+    empty list; any other frame gets the detailed diagnosis, which alone
+    decides. Landmarks in another order are valid too.
 
     Args:
         frame: the frame to check.
@@ -95,6 +96,50 @@ def validate_frame(frame: PoseFrame) -> list[str]:
         Human-readable problems, ``[]`` when the frame is valid. Landmark-set
         problems name the missing, duplicate and unknown landmarks.
     """
+    if _plainly_valid(frame):
+        return []
+    return _frame_problems(frame)
+
+
+def _plainly_valid(frame: PoseFrame) -> bool:
+    """``True`` only when :func:`_frame_problems` finds nothing (a fast filter).
+
+    The same comparisons, but the coordinates are summed and the sum checked
+    once: it is finite only when every coordinate is. ``False`` (landmarks
+    out of MediaPipe order, a sum that overflows, any value of an odd type)
+    just means "ask :func:`_frame_problems`".
+    """
+    try:
+        marks = frame.landmarks
+        confidence = frame.confidence
+        seq = frame.frame_seq
+        source = frame.source
+        if (
+            frame.pose_schema != INPUT_SCHEMA_VERSION
+            or len(marks) != _LANDMARK_COUNT
+            or not 0.0 <= confidence <= 1.0
+            or (seq is not None and seq < 1)
+            or (source is not None and source.kind not in SOURCE_KINDS)
+        ):
+            return False
+        total = frame.timestamp_ms * 0.0  # NaN unless the timestamp is finite
+        for mark, name in zip(marks, LANDMARK_NAMES, strict=False):
+            if mark.name != name:
+                return False
+            total += mark.x + mark.y + mark.z
+            v = mark.visibility
+            if v is not None and not 0.0 <= v <= 1.0:
+                return False
+            v = mark.presence
+            if v is not None and not 0.0 <= v <= 1.0:
+                return False
+    except Exception:  # an odd value: the detailed check decides (or raises)
+        return False
+    return total - total == 0.0  # NaN when any coordinate or the timestamp is NaN or ±inf
+
+
+def _frame_problems(frame: PoseFrame) -> list[str]:
+    """The detailed check behind :func:`validate_frame` (the reference for the fast path)."""
     problems: list[str] = []
     if frame.pose_schema != INPUT_SCHEMA_VERSION:
         problems.append(f"pose_schema is {frame.pose_schema!r}, expected {INPUT_SCHEMA_VERSION!r}")
