@@ -43,6 +43,7 @@ from collections.abc import Collection, Iterable, Mapping
 from typing import Final
 
 from aiolens.emulator.kynasmith_wire import (
+    LANDMARK_NAMES,
     CompletedPayload,
     DetectionEvent,
     EventCompleted,
@@ -51,6 +52,7 @@ from aiolens.emulator.kynasmith_wire import (
     FeedbackPayload,
     InterruptedPayload,
     PoseFrame,
+    PoseLandmark,
     ShapeEnter,
     ShapeExit,
     ShapePayload,
@@ -74,13 +76,17 @@ _JOINTS: Final = frozenset(JOINT_LANDMARKS)
 
 def angle_at(a: Point, vertex: Point, c: Point) -> float:
     """The angle ``a``–``vertex``–``c`` in degrees (0..180); NaN if a segment has no length."""
-    ux, uy, uz = a[0] - vertex[0], a[1] - vertex[1], a[2] - vertex[2]
-    vx, vy, vz = c[0] - vertex[0], c[1] - vertex[1], c[2] - vertex[2]
+    ax, ay, az = a
+    bx, by, bz = vertex
+    cx, cy, cz = c
+    ux, uy, uz = ax - bx, ay - by, az - bz
+    vx, vy, vz = cx - bx, cy - by, cz - bz
     norms = math.sqrt((ux * ux + uy * uy + uz * uz) * (vx * vx + vy * vy + vz * vz))
     if norms == 0.0:
         return math.nan
     cos = (ux * vx + uy * vy + uz * vz) / norms
-    return math.degrees(math.acos(-1.0 if cos < -1.0 else min(cos, 1.0)))
+    # Clamped into acos's domain (NaN stays NaN, as with min()).
+    return math.degrees(math.acos(-1.0 if cos < -1.0 else (1.0 if cos > 1.0 else cos)))
 
 
 _SIDE_KEYS: Final = {
@@ -128,6 +134,30 @@ def joint_angles(
     needed = _landmarks_of(joints if isinstance(joints, tuple) else tuple(joints))
     at = {m.name: (m.x, m.y, m.z) for m in frame.landmarks if m.name in needed}
     return _angles(at, joints)
+
+
+_CANONICAL_INDEX: Final = {name: index for index, name in enumerate(LANDMARK_NAMES)}
+
+
+def _points_of_valid_frame(
+    marks: list[PoseLandmark], slots: tuple[tuple[str, int], ...], needed: frozenset[str]
+) -> dict[str, Point]:
+    """``joint_angles``' points for a frame whose landmark names are each there once.
+
+    Such a frame (every frame :class:`RepetitionDetector` gets) usually has them in
+    MediaPipe order: then each needed landmark is read at its index (``slots``:
+    name and index), with its name checked; otherwise the whole list is searched.
+    """
+    if len(marks) == len(LANDMARK_NAMES):
+        at: dict[str, Point] = {}
+        for name, index in slots:
+            mark = marks[index]
+            if mark.name != name:
+                break
+            at[name] = (mark.x, mark.y, mark.z)
+        else:
+            return at
+    return {m.name: (m.x, m.y, m.z) for m in marks if m.name in needed}
 
 
 @functools.lru_cache(maxsize=64)
@@ -198,6 +228,8 @@ class RepetitionDetector:
         self._joints = tuple(
             sorted({c.joint for phase in definition.phases for c in phase.criteria} & _JOINTS)
         )
+        self._needed = _landmarks_of(self._joints)
+        self._slots = tuple((name, _CANONICAL_INDEX[name]) for name in sorted(self._needed))
         self._cues: dict[str, list[tuple[str, str]]] = {}
         for cue in definition.feedback:
             self._cues.setdefault(cue.on, []).append((cue.level, cue.message))
@@ -242,7 +274,8 @@ class RepetitionDetector:
             and ts - self._started_ms > self._timeout
         ):
             self._interrupt(events, ts, f"repetition took longer than {self._timeout:g} ms")
-        current = self._match(joint_angles(frame, self._joints))
+        points = _points_of_valid_frame(frame.landmarks, self._slots, self._needed)
+        current = self._match(_angles(points, self._joints))  # = joint_angles(frame, joints)
         if current is None or current == self.phase:
             return events
         confidence = frame.confidence
