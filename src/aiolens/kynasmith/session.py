@@ -70,6 +70,11 @@ _FINALIZE: Final = b'{"type":"finalize"}'
 _END: Final = object()
 _SEEN_EVENTS: Final = 65536
 """Event ids remembered to drop events replayed after a reconnect."""
+_WRITE_AT_ONCE: Final = 16 * 1024
+"""A ``frame_batch`` at least this large (about 4 frames) is written as soon as it is
+encoded rather than with the rest of the loop pass: coalescing saves little on it, and
+waiting lets every other ready task (e.g. a hundred ``send`` calls validating their
+frames) run before the batch leaves."""
 
 
 class _Failure:
@@ -368,11 +373,12 @@ class DetectionSession(AsyncClosing):
                             self._frame_seq = first_seq
                         self._channel.refuse(payload, "frame_batch")
                     future: asyncio.Future[FrameAck] = asyncio.get_running_loop().create_future()
-                    alone = not self._pending  # nothing else in flight: write it at once
+                    # Written at once when nothing else is in flight or when it is large.
+                    flush = not self._pending or len(payload) >= _WRITE_AT_ONCE
                     self._pending[seq] = (future, payload)
                     await self._channel.wait_connected(None)
                     with contextlib.suppress(ConnectionLostError):  # resent on reconnect
-                        await self._channel.send(payload, text=True, flush=alone)
+                        await self._channel.send(payload, text=True, flush=flush)
                     return await asyncio.shield(future)
         except TimeoutError:
             raise APITimeoutError(f"No frame_ack within {self.ack_timeout}s") from None
