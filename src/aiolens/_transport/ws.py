@@ -343,12 +343,9 @@ class WebSocketChannel:
             raise ConnectionLostError(f"{self.name} is not connected", unsent=[message])
         protocol = ws.protocol
         if protocol.state is State.OPEN and not ws.transport.get_write_buffer_size():
-            # The fast path: frame it now, write it with the rest of this loop pass.
-            # The same calls as websockets' own send(), without its per-frame write.
-            if as_text:
-                protocol.send_text(data)
-            else:
-                protocol.send_binary(data)
+            # The fast path: frame it now, write it with the rest of this loop pass
+            # (websockets' own send() writes each frame alone).
+            ws.queue(data, as_text)
             if flush:
                 self._write_queued(ws)
             elif not self._flush_pending:
