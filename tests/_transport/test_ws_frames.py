@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import itertools
 from collections.abc import AsyncIterator, Mapping
 
 import pytest
@@ -60,7 +61,7 @@ class ScriptedServer:
         ) + self.script
         first = len(data) - len(self.script) + min(self.step, len(self.script))
         cuts = [0, first, *range(first + self.step, len(data), self.step), len(data)]
-        for a, b in zip(cuts, cuts[1:], strict=False):
+        for a, b in itertools.pairwise(cuts):
             if b > a:
                 writer.write(data[a:b])
                 await writer.drain()
@@ -110,6 +111,7 @@ class Client:
     def __init__(self, port: int, max_size: int | None = 2**20) -> None:
         self.messages: list[str | bytes] = []
         self.lost: list[ConnectionLostError] = []
+        self.gone = asyncio.Event()
 
         async def target() -> tuple[str, Mapping[str, str]]:
             return f"ws://127.0.0.1:{port}/ws", {}
@@ -117,11 +119,15 @@ class Client:
         self.channel = WebSocketChannel(
             target,
             on_message=self.messages.append,
-            on_lost=self.lost.append,
+            on_lost=self._on_lost,
             reconnect=False,
             max_size=max_size,
             ping_interval=None,
         )
+
+    def _on_lost(self, error: ConnectionLostError) -> None:
+        self.lost.append(error)
+        self.gone.set()
 
 
 BIG = "y" * 70_000
@@ -166,8 +172,7 @@ async def test_messages_cut_anywhere_arrive_whole_and_in_order(start: object, st
 
 async def wait_lost(client: Client, server: ScriptedServer) -> None:
     async with asyncio.timeout(5):
-        while not client.lost:
-            await asyncio.sleep(0.01)
+        await client.gone.wait()
         await server.closed.wait()
 
 
@@ -224,9 +229,7 @@ async def test_protocol_errors_fail_the_connection_with_1002(start: object, bad:
 
 
 @pytest.mark.parametrize("step", [1, 1000])
-async def test_nothing_after_the_servers_close_frame_is_delivered(
-    start: object, step: int
-) -> None:
+async def test_nothing_after_the_servers_close_frame_is_delivered(start: object, step: int) -> None:
     script = frame(b"ok") + close_frame(1001) + frame(b"never")
     server = await start(script, step)  # type: ignore[operator]
     client = Client(server.port)

@@ -33,6 +33,7 @@ the write path.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 from collections.abc import Callable
@@ -83,6 +84,8 @@ class DispatchingConnection(ClientConnection):
         self._closed = closed
         self.received = 0
         """Messages delivered so far."""
+        self.batch = 0
+        """Messages delivered by the last read (several: their receivers are about to act)."""
         self._parts: list[bytes] = []
         self._text = False
         # Reading: the handshake bytes seen so far (None once it is over); then whether
@@ -129,6 +132,22 @@ class DispatchingConnection(ClientConnection):
         else:
             head = _pack_64(first, _MASKED | 127, size)
         protocol.writes.append(head + mask + apply_mask(data, mask))
+
+    def write_queued(self) -> None:
+        """Write every frame queued on the protocol in one go (a no-op if none is)."""
+        chunks = self.protocol.data_to_send()
+        if not chunks:
+            return
+        transport = self.transport
+        data = [chunk for chunk in chunks if chunk]
+        if data:
+            transport.write(data[0] if len(data) == 1 else b"".join(data))
+        if len(data) < len(chunks):  # websockets' end-of-stream marker: half-close, as it does
+            if transport.can_write_eof():
+                with contextlib.suppress(Exception):
+                    transport.write_eof()
+            else:
+                transport.close()
 
     # ---- reading ------------------------------------------------------------------------
 
@@ -182,6 +201,7 @@ class DispatchingConnection(ClientConnection):
         limit = self._limit
         size = len(buf)
         pos = 0
+        received = self.received
         while size - pos >= 2:
             first = buf[pos]
             length = buf[pos + 1]
@@ -226,6 +246,7 @@ class DispatchingConnection(ClientConnection):
             pos = end
             self.received += 1
             self.deliver(message)
+        self.batch = self.received - received
         if tail:
             del tail[:pos]
         elif pos < size:
