@@ -70,6 +70,16 @@ class _ReplyKind(msgspec.Struct, gc=False):
 _kind_decoder: Final = msgspec.json.Decoder(_ReplyKind)
 
 
+class _UsualReply(msgspec.Struct, gc=False):
+    """A ``<type>.response``: the caller wants its ``event_data`` (the rest is skipped)."""
+
+    type: Any = NO_TYPE
+    event_data: Any = None
+
+
+_usual_decoder: Final = msgspec.json.Decoder(_UsualReply)
+
+
 class LensRequests:
     """A lens session's requests over its WebSocket, and the reader that answers them.
 
@@ -202,14 +212,18 @@ class LensRequests:
             except TimeoutError:
                 raise APITimeoutError(f"No reply to {type} within {limit}s") from None
             try:  # a JSON object (the reader checked), decoded here: see _on_message
-                decoded = _reply_decoder.decode(reply)
+                usual = _usual_reply(type, reply)
+                decoded = _reply_decoder.decode(reply) if usual is None else {}
             except (msgspec.DecodeError, RecursionError) as exc:  # nested too deeply inside
                 self.malformed_replies += 1
                 log.warning("session %s: malformed %s reply: %s", self.session_id, type, exc)
                 raise ProtocolError(f"{type} reply could not be decoded: {exc}") from exc
-            if _has_api_key(reply):
-                mask_api_keys(decoded)  # the session record echoes the caller's key
-            result = _interpret(type, decoded)
+            if usual is not None:
+                result = usual.event_data
+            else:
+                if _has_api_key(reply):
+                    mask_api_keys(decoded)  # the session record echoes the caller's key
+                result = _interpret(type, decoded)
         except BaseException as exc:
             if observer is not None:
                 elapsed = time.perf_counter() - started
@@ -340,6 +354,20 @@ class LensRequests:
     async def get(self) -> dict[str, Any]:
         """The session's current settings (``session.get``): its model parameters."""
         return _object(await self.request("session.get", {}))
+
+
+def _usual_reply(request_type: str, reply: str | bytes) -> _UsualReply | None:
+    """``reply`` decoded as a ``<type>.response``; ``None`` if it needs the whole dict.
+
+    That is an error reply, the bare session record, a ``model.query`` reply (its
+    ``message`` may say it timed out) and a reply with an ``api_key`` to mask. The
+    result is the same as :func:`_interpret`'s, without the dict around ``event_data``.
+    """
+    if request_type == "model.query" or _has_api_key(reply):
+        return None
+    usual = _usual_decoder.decode(reply)
+    kind = usual.type
+    return None if kind is NO_TYPE or kind == "error" else usual
 
 
 def _has_api_key(data: str | bytes) -> bool:
