@@ -208,7 +208,10 @@ class LensRequests:
                         self._last_activity = time.monotonic()  # no suspension before the send
                         reply = await send_request(channel, self._correlator, type, frame)
                     finally:
-                        slots.release()
+                        if slots._waiters:  # release(), inline when nobody waits for a slot
+                            slots.release()
+                        else:
+                            slots._value += 1
             except TimeoutError:
                 raise APITimeoutError(f"No reply to {type} within {limit}s") from None
             try:  # a JSON object (the reader checked), decoded here: see _on_message
