@@ -55,6 +55,7 @@ _BINARY: Final = 0x82
 _MASKED: Final = 0x80
 _MASKS: Final = 256  # bytes of masks fetched at once: 64 frames
 _HEAD_END: Final = b"\r\n\r\n"
+_MAX_HEAD: Final = 256 * 1024  # more than websockets accepts in a response head
 _pack_16: Final = struct.Struct("!BBH").pack
 _pack_64: Final = struct.Struct("!BBQ").pack
 
@@ -167,6 +168,8 @@ class DispatchingConnection(ClientConnection):
         head += data
         end = head.find(_HEAD_END, max(0, seen - 3))
         if end < 0:
+            if len(head) > _MAX_HEAD:  # websockets refuses it; stop keeping a copy
+                self._head = None
             super().data_received(data)
             return
         split = end + 4 - seen
@@ -202,55 +205,58 @@ class DispatchingConnection(ClientConnection):
         size = len(buf)
         pos = 0
         received = self.received
-        while size - pos >= 2:
-            first = buf[pos]
-            length = buf[pos + 1]
-            start = pos + 2
-            if length >= 126:  # never with the mask bit: the server does not mask
-                if length == 126:
-                    if size - start < 2:
-                        break
-                    length = int.from_bytes(buf[start : start + 2], "big")
-                    start += 2
-                elif length == 127:
-                    if size - start < 8:
-                        break
-                    length = int.from_bytes(buf[start : start + 8], "big")
-                    start += 8
-                else:  # masked: websockets fails the connection
+        try:  # what deliver raises propagates, with the bytes before it consumed
+            while size - pos >= 2:
+                first = buf[pos]
+                length = buf[pos + 1]
+                start = pos + 2
+                if length >= 126:  # never with the mask bit: the server does not mask
+                    if length == 126:
+                        if size - start < 2:
+                            break
+                        length = int.from_bytes(buf[start : start + 2], "big")
+                        start += 2
+                    elif length == 127:
+                        if size - start < 8:
+                            break
+                        length = int.from_bytes(buf[start : start + 8], "big")
+                        start += 8
+                    else:  # masked: websockets fails the connection
+                        self._leave(buf, pos)
+                        return
+                if limit is not None and length > limit:  # websockets fails it with 1009
                     self._leave(buf, pos)
                     return
-            if limit is not None and length > limit:  # websockets fails it with 1009
-                self._leave(buf, pos)
-                return
-            end = start + length
-            if end > size:
-                break
-            if whole and first == _TEXT:
-                try:
-                    message: str | bytes = buf[start:end].decode()
-                except UnicodeDecodeError as exc:
-                    self._invalid_text(exc)  # the connection fails: websockets discards
-                    self._leave(buf, end)  # the rest
-                    return
-            elif whole and first == _BINARY:
-                message = bytes(buf[start:end])
-            else:  # a control frame, a fragment, reserved bits: websockets' own
-                super().data_received(bytes(buf[pos:end]))
+                end = start + length
+                if end > size:
+                    break
+                if whole and first == _TEXT:
+                    try:
+                        message: str | bytes = buf[start:end].decode()
+                    except UnicodeDecodeError as exc:
+                        self._invalid_text(exc)  # the connection fails: websockets discards
+                        self._leave(buf, end)  # the rest
+                        return
+                elif whole and first == _BINARY:
+                    message = bytes(buf[start:end])
+                else:  # a control frame, a fragment, reserved bits: websockets' own
+                    frame, pos = bytes(buf[pos:end]), end
+                    super().data_received(frame)
+                    if protocol.state is not State.OPEN:
+                        self._leave(buf, pos)
+                        return
+                    whole = protocol.current_size is None
+                    continue
                 pos = end
-                if protocol.state is not State.OPEN:
-                    self._leave(buf, pos)
-                    return
-                whole = protocol.current_size is None
-                continue
-            pos = end
-            self.received += 1
-            self.deliver(message)
-        self.batch = self.received - received
-        if tail:
-            del tail[:pos]
-        elif pos < size:
-            tail += buf[pos:]
+                self.received += 1
+                self.deliver(message)
+        finally:
+            if self._framing:  # not handed over to websockets
+                self.batch = self.received - received
+                if tail:
+                    del tail[:pos]
+                elif pos < size:
+                    tail += buf[pos:]
 
     def _leave(self, buf: bytes | bytearray, pos: int) -> None:
         """From ``pos`` on, every byte goes to ``websockets`` (at a frame boundary)."""
