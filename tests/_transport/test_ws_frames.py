@@ -12,7 +12,7 @@ import asyncio
 import base64
 import hashlib
 import itertools
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
 import pytest
 
@@ -90,8 +90,11 @@ class ScriptedServer:
         return [int.from_bytes(p[:2], "big") for op, p in self.received if op == 0x8]
 
 
+Start = Callable[[bytes, int], Awaitable[ScriptedServer]]
+
+
 @pytest.fixture
-async def start() -> AsyncIterator[object]:
+async def start() -> AsyncIterator[Start]:
     servers: list[asyncio.Server] = []
 
     async def starter(script: bytes, step: int) -> ScriptedServer:
@@ -147,8 +150,8 @@ SCRIPT = b"".join(
 
 
 @pytest.mark.parametrize("step", [1, 2, 3, 7, 130, 65_536, 200_000])
-async def test_messages_cut_anywhere_arrive_whole_and_in_order(start: object, step: int) -> None:
-    server = await start(SCRIPT, step)  # type: ignore[operator]
+async def test_messages_cut_anywhere_arrive_whole_and_in_order(start: Start, step: int) -> None:
+    server = await start(SCRIPT, step)
     client = Client(server.port)
     await client.channel.connect()
     try:
@@ -171,42 +174,40 @@ async def test_messages_cut_anywhere_arrive_whole_and_in_order(start: object, st
     assert not client.lost
 
 
-async def wait_lost(client: Client, server: ScriptedServer) -> None:
-    async with asyncio.timeout(5):
-        await client.gone.wait()
-        await server.closed.wait()
+async def run_to_the_end(
+    start: Start, script: bytes, step: int, *, max_size: int = 2**20
+) -> tuple[Client, ScriptedServer]:
+    """Connect to a server writing ``script``; wait until both ends see the connection end."""
+    server = await start(script, step)
+    client = Client(server.port, max_size)
+    await client.channel.connect()
+    try:
+        async with asyncio.timeout(5):
+            await client.gone.wait()
+            await server.closed.wait()
+    finally:
+        await client.channel.aclose()
+    return client, server
 
 
 @pytest.mark.parametrize("step", [1, 1000])
 async def test_invalid_utf8_fails_the_connection_with_1007_and_nothing_after_is_delivered(
-    start: object, step: int
+    start: Start, step: int
 ) -> None:
     script = frame(b"ok") + frame(b"bad \xff\xfe") + frame(b"never")
-    server = await start(script, step)  # type: ignore[operator]
-    client = Client(server.port)
-    await client.channel.connect()
-    try:
-        await wait_lost(client, server)
-        assert client.messages == ["ok"]
-        assert server.close_codes() == [1007]
-    finally:
-        await client.channel.aclose()
+    client, server = await run_to_the_end(start, script, step)
+    assert client.messages == ["ok"]
+    assert server.close_codes() == [1007]
 
 
 @pytest.mark.parametrize("step", [1, 1000])
 async def test_a_frame_over_max_size_fails_the_connection_with_1009(
-    start: object, step: int
+    start: Start, step: int
 ) -> None:
     script = frame(b"ok") + frame(b"z" * 300) + frame(b"never")
-    server = await start(script, step)  # type: ignore[operator]
-    client = Client(server.port, max_size=200)
-    await client.channel.connect()
-    try:
-        await wait_lost(client, server)
-        assert client.messages == ["ok"]
-        assert server.close_codes() == [1009]
-    finally:
-        await client.channel.aclose()
+    client, server = await run_to_the_end(start, script, step, max_size=200)
+    assert client.messages == ["ok"]
+    assert server.close_codes() == [1009]
 
 
 @pytest.mark.parametrize(
@@ -217,28 +218,16 @@ async def test_a_frame_over_max_size_fails_the_connection_with_1009(
         frame(b"cont", 0x0),  # a continuation with no message under way
     ],
 )
-async def test_protocol_errors_fail_the_connection_with_1002(start: object, bad: bytes) -> None:
-    server = await start(frame(b"ok") + bad + frame(b"never"), 1000)  # type: ignore[operator]
-    client = Client(server.port)
-    await client.channel.connect()
-    try:
-        await wait_lost(client, server)
-        assert client.messages == ["ok"]
-        assert server.close_codes() == [1002]
-    finally:
-        await client.channel.aclose()
+async def test_protocol_errors_fail_the_connection_with_1002(start: Start, bad: bytes) -> None:
+    client, server = await run_to_the_end(start, frame(b"ok") + bad + frame(b"never"), 1000)
+    assert client.messages == ["ok"]
+    assert server.close_codes() == [1002]
 
 
 @pytest.mark.parametrize("step", [1, 1000])
-async def test_nothing_after_the_servers_close_frame_is_delivered(start: object, step: int) -> None:
+async def test_nothing_after_the_servers_close_frame_is_delivered(start: Start, step: int) -> None:
     script = frame(b"ok") + close_frame(1001) + frame(b"never")
-    server = await start(script, step)  # type: ignore[operator]
-    client = Client(server.port)
-    await client.channel.connect()
-    try:
-        await wait_lost(client, server)
-        assert client.messages == ["ok"]
-        assert server.close_codes() == [1001]  # the close echoed
-        assert client.lost[0].close_code == 1001
-    finally:
-        await client.channel.aclose()
+    client, server = await run_to_the_end(start, script, step)
+    assert client.messages == ["ok"]
+    assert server.close_codes() == [1001]  # the close echoed
+    assert client.lost[0].close_code == 1001
