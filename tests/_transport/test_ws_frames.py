@@ -15,6 +15,8 @@ import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
 import pytest
+from aiohttp import WSMsgType, web
+from aiohttp.test_utils import TestServer
 
 from aiolens._transport.ws import WebSocketChannel
 from aiolens.errors import ConnectionLostError
@@ -231,3 +233,51 @@ async def test_nothing_after_the_servers_close_frame_is_delivered(start: Start, 
     assert client.messages == ["ok"]
     assert server.close_codes() == [1001]  # the close echoed
     assert client.lost[0].close_code == 1001
+
+
+@pytest.mark.parametrize("compression", ["deflate", None])
+async def test_an_echo_round_trip_with_and_without_compression(compression: str | None) -> None:
+    """Compressed frames (reserved bit 1) go through websockets; the rest are read directly."""
+
+    async def echo(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(compress=True)
+        await ws.prepare(request)
+        async for msg in ws:
+            if msg.type == WSMsgType.TEXT:
+                await ws.send_str("echo:" + msg.data)
+            elif msg.type == WSMsgType.BINARY:
+                await ws.send_bytes(b"echo:" + msg.data)
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/ws", echo)
+    sent: list[str | bytes] = []
+    for i in range(60):
+        sent += [f"t{i}" * (i * 40), f"b{i}".encode() * (i * 40)]
+    expected = [("echo:" if isinstance(m, str) else b"echo:") + m for m in sent]  # type: ignore[operator]
+    async with TestServer(app, host="127.0.0.1") as server:
+        url = str(server.make_url("/ws")).replace("http", "ws", 1)
+        got: list[str | bytes] = []
+        done = asyncio.Event()
+
+        def on_message(message: str | bytes) -> None:
+            got.append(message)
+            if len(got) == len(expected):
+                done.set()
+
+        async def target() -> tuple[str, Mapping[str, str]]:
+            return url, {}
+
+        channel = WebSocketChannel(
+            target, on_message=on_message, on_lost=lambda _e: None, compression=compression
+        )
+        await channel.connect()
+        try:
+            assert channel._ws is not None
+            assert bool(channel._ws.protocol.extensions) == (compression is not None)
+            for message in sent:
+                await channel.send(message)
+            await asyncio.wait_for(done.wait(), 10)
+        finally:
+            await channel.aclose()
+    assert got == expected
