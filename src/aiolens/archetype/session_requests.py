@@ -216,7 +216,8 @@ class LensRequests:
                 raise APITimeoutError(f"No reply to {type} within {limit}s") from None
             try:  # a JSON object (the reader checked), decoded here: see _on_message
                 usual = _usual_reply(type, reply)
-                decoded = _reply_decoder.decode(reply) if usual is None else {}
+                if usual is None:
+                    decoded = _reply_decoder.decode(reply)
             except (msgspec.DecodeError, RecursionError) as exc:  # nested too deeply inside
                 self.malformed_replies += 1
                 log.warning("session %s: malformed %s reply: %s", self.session_id, type, exc)
