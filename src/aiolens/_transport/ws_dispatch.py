@@ -96,6 +96,7 @@ class DispatchingConnection(ClientConnection):
         self._framing = False
         self._tail = bytearray()
         self._limit: int | None = None
+        self._under_way = "current_size"  # the protocol's size of a fragmented message
         self._masks = b""
         self._mask_at = _MASKS
 
@@ -179,7 +180,13 @@ class DispatchingConnection(ClientConnection):
         if self.response is not None and protocol.state is State.OPEN:
             # A 101 has no body: websockets' parser now waits at a frame boundary.
             self._framing = True
-            limits = (protocol.max_message_size, getattr(protocol, "max_fragment_size", None))
+            # websockets < 15 calls them max_size and cur_size (and has no fragment limit).
+            message_limit = getattr(protocol, "max_message_size", None)
+            if message_limit is None:
+                message_limit = getattr(protocol, "max_size", None)
+            limits = (message_limit, getattr(protocol, "max_fragment_size", None))
+            if not hasattr(protocol, "current_size"):
+                self._under_way = "cur_size"
             bounds = [limit for limit in limits if limit is not None]
             self._limit = min(bounds) if bounds else None
             if split < len(data):
@@ -200,7 +207,7 @@ class DispatchingConnection(ClientConnection):
         if protocol.state is not State.OPEN:  # closing: websockets' from now on
             self._leave(buf, 0)
             return
-        whole = protocol.current_size is None  # no fragmented message under way
+        whole = getattr(protocol, self._under_way) is None  # no fragmented message under way
         limit = self._limit
         size = len(buf)
         pos = 0
@@ -245,7 +252,7 @@ class DispatchingConnection(ClientConnection):
                     if protocol.state is not State.OPEN:
                         self._leave(buf, pos)
                         return
-                    whole = protocol.current_size is None
+                    whole = getattr(protocol, self._under_way) is None
                     continue
                 pos = end
                 self.received += 1
