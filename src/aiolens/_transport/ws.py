@@ -46,8 +46,8 @@ waits for the buffer to drain.
 
 Size: one class with one state (the connection, its reader task, the write queue and
 the reconnect loop share it); the parts that split cleanly are already out (the
-reconnect decisions in :mod:`aiolens._core.reconnect`, the per-message dispatch in
-:mod:`aiolens._transport.ws_dispatch`), and about a tenth of it is this docstring.
+reconnect decisions in :mod:`aiolens._core.reconnect`, the framing, reading and writing
+of messages in :mod:`aiolens._transport.ws_dispatch`), and a tenth of it is this docstring.
 """
 
 from __future__ import annotations
