@@ -378,3 +378,25 @@ async def test_resume_impossible_is_an_error_not_a_silent_restart() -> None:
         await client.aclose()
     assert [e.type for e in received] == ["sse.stream.start", "log.info", "log.info"]
     assert seen_cursors == [None, "2"]
+
+
+async def test_a_caller_cancelled_while_waiting_for_a_slot_leaves_the_slots_whole(
+    client: AsyncArchetypeClient, emulator: Emulator
+) -> None:
+    async with client.session(IMAGE_QA, max_in_flight=1) as session:
+        emulator.faults.reply_delay = 0.2
+        first = asyncio.create_task(session.validate())
+        await asyncio.sleep(0.05)
+        waiting = asyncio.create_task(session.validate())  # no slot: it waits
+        after = asyncio.create_task(session.validate())
+        await asyncio.sleep(0.05)
+        waiting.cancel()
+        assert (await first).is_valid
+        assert (await after).is_valid
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        emulator.faults.reply_delay = 0.0
+        results = await asyncio.gather(*(session.validate() for _ in range(5)))
+        assert all(r.is_valid for r in results)
+        assert session._slots._value == 1  # every slot given back, none twice
+        assert session.unmatched_replies == 0

@@ -88,8 +88,8 @@ class Correlator(Generic[W]):
     other queue skips dead entries when they reach its head (lazy deletion). When dead
     entries outnumber live ones (plus a slack), both queues are rebuilt, so memory stays
     proportional to the number pending even if an old request is never answered.
-    :meth:`add`, :meth:`route` and :meth:`discard` cost O(1) amortised, :meth:`drain`
-    O(n).
+    :meth:`add` and :meth:`route` cost O(1) amortised; :meth:`discard` (rare: a request
+    that never went out) and :meth:`drain` O(n).
 
     The waiter type ``W`` is anything the caller hands replies to, e.g.
     ``asyncio.Future[dict[str, Any]]``; the correlator only stores and returns waiters, and
@@ -101,7 +101,7 @@ class Correlator(Generic[W]):
     returning one constant type.
     """
 
-    __slots__ = ("_by_id", "_by_type", "_classify", "_live", "_order", "_slots")
+    __slots__ = ("_by_type", "_classify", "_live", "_order", "_slots")
 
     def __init__(
         self, classify: Callable[[Mapping[str, Any]], str | None] = reply_request_type
@@ -110,8 +110,6 @@ class Correlator(Generic[W]):
         self._classify = classify
         self._by_type: dict[str, deque[_Entry[W]]] = {}
         self._order: deque[_Entry[W]] = deque()
-        # id(waiter) -> its live entry, or a list of them (a waiter added more than once)
-        self._by_id: dict[int, _Entry[W] | list[_Entry[W]]] = {}
         self._live = 0
         self._slots = 0  # entries held by all queues, dead or alive
 
@@ -138,14 +136,6 @@ class Correlator(Generic[W]):
         else:
             queue.append(entry)
         self._order.append(entry)
-        key = id(waiter)
-        held = self._by_id.get(key)
-        if held is None:
-            self._by_id[key] = entry
-        elif type(held) is list:
-            held.append(entry)
-        else:
-            self._by_id[key] = [held, entry]  # type: ignore[list-item]
         self._live += 1
         self._slots += 2
 
@@ -165,13 +155,12 @@ class Correlator(Generic[W]):
             ``True`` if it was pending, ``False`` if not (already routed, discarded or
             drained, or never added).
         """
-        held = self._by_id.get(id(waiter))
-        if held is None:
-            return False
-        entry = held[0] if type(held) is list else held
-        self._kill(entry)  # type: ignore[arg-type]
-        self._maybe_compact()
-        return True
+        for entry in self._order:  # rare (a request that never went out): a scan
+            if entry.alive and entry.waiter is waiter:
+                self._kill(entry)
+                self._maybe_compact()
+                return True
+        return False
 
     def route(self, message: Mapping[str, Any]) -> tuple[W, str] | None:
         """Find, remove and return the pending request that a decoded reply answers.
@@ -199,8 +188,11 @@ class Correlator(Generic[W]):
         it classifies by the default rules (:func:`kind_request_type`), whatever
         ``classify`` the correlator was made with.
         """
-        request_type = kind_request_type(kind)
-        return self._take(request_type, request_type is None and kind == _ERROR)
+        if kind is NO_TYPE:  # kind_request_type(kind), inlined: once per reply
+            return self._take(STATUS_REQUEST, False)
+        if type(kind) is str and kind.endswith(_SUFFIX):
+            return self._take(kind[:-_SUFFIX_LEN], False)
+        return self._take(None, kind == _ERROR)
 
     def _take(self, request_type: str | None, is_error: bool) -> tuple[W, str] | None:
         """Pop the request a reply answers: the oldest of ``request_type``, or the oldest
@@ -213,14 +205,24 @@ class Correlator(Generic[W]):
             queue = self._order
         else:
             return None
-        entry = self._pop_live(queue)
-        if entry is None:
+        while queue:  # dead entries at the head (answered or discarded) are dropped
+            entry = queue.popleft()
+            self._slots -= 1
+            if entry.alive:
+                break
+        else:
             if request_type is not None:
                 del self._by_type[request_type]  # only dead entries were left
             return None
         if request_type is not None and not queue:
             del self._by_type[request_type]
-        self._kill(entry)
+        entry.alive = False
+        self._live -= 1
+        order = self._order
+        # Replies come in order: the oldest entry is usually the one just answered.
+        while order and not order[0].alive:
+            order.popleft()
+            self._slots -= 1
         if self._slots > 4 * self._live + _COMPACT_SLACK:  # _maybe_compact(), inlined
             self._maybe_compact()
         return entry.waiter, entry.request_type
@@ -238,7 +240,6 @@ class Correlator(Generic[W]):
                 waiters.append(entry.waiter)
         self._by_type.clear()
         self._order.clear()
-        self._by_id.clear()
         self._live = 0
         self._slots = 0
         return waiters
@@ -249,28 +250,10 @@ class Correlator(Generic[W]):
 
     # ---- internals ----------------------------------------------------------------------
 
-    def _pop_live(self, queue: deque[_Entry[W]]) -> _Entry[W] | None:
-        """Pop dead entries off ``queue``'s head, then pop and return the first live one."""
-        while queue:
-            entry = queue.popleft()
-            self._slots -= 1
-            if entry.alive:
-                return entry
-        return None
-
     def _kill(self, entry: _Entry[W]) -> None:
-        """Mark a live entry dead and forget it in the waiter index."""
+        """Mark a live entry dead."""
         entry.alive = False
         self._live -= 1
-        key = id(entry.waiter)
-        held = self._by_id[key]
-        if held is entry:
-            del self._by_id[key]
-        else:
-            assert type(held) is list
-            held.remove(entry)
-            if len(held) == 1:
-                self._by_id[key] = held[0]
 
     def _maybe_compact(self) -> None:
         """Rebuild the queues without dead entries once those dominate."""

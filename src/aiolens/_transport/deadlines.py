@@ -59,7 +59,14 @@ class DeadlineScope:
             raise RuntimeError("a deadline scope must be entered inside a task")
         self._task = task
         self._cancelling = task.cancelling()
-        self._owner._push(self)
+        owner = self._owner
+        deadline = self.deadline
+        assert deadline is not None
+        # Deadlines._push, inlined (once per request): the heap, and the timer if earlier.
+        heapq.heappush(owner._heap, (deadline, next(owner._counter), self))
+        owner._running += 1
+        if owner._timer is None or deadline < owner._timer_at:
+            owner._set_timer(deadline)
         return self
 
     def __exit__(
@@ -73,7 +80,14 @@ class DeadlineScope:
             return
         state = self._state
         self._state = _DONE
-        owner._finished()
+        # Deadlines._finished, inlined: replies come mostly in order, so the scope that
+        # just ended is usually on top of the heap.
+        owner._running -= 1
+        heap = owner._heap
+        while heap and heap[0][2]._state == _DONE:
+            heapq.heappop(heap)
+        if len(heap) > 2 * owner._running + _COMPACT_SLACK:
+            owner._compact()
         if state == _EXPIRED:
             task = self._task
             assert task is not None
@@ -130,28 +144,19 @@ class Deadlines:
 
     # ---- internals --------------------------------------------------------------------------
 
-    def _push(self, scope: DeadlineScope) -> None:
-        deadline = scope.deadline
-        assert deadline is not None
-        heapq.heappush(self._heap, (deadline, next(self._counter), scope))
-        self._running += 1
-        timer = self._timer
-        if timer is None or deadline < self._timer_at:
-            if timer is not None:
-                timer.cancel()
-            assert self._loop is not None
-            self._timer = self._loop.call_at(deadline, self._fire)
-            self._timer_at = deadline
+    def _set_timer(self, deadline: float) -> None:
+        """Move the one timer to ``deadline`` (earlier than the one set, or none is)."""
+        if self._timer is not None:
+            self._timer.cancel()
+        assert self._loop is not None
+        self._timer = self._loop.call_at(deadline, self._fire)
+        self._timer_at = deadline
 
-    def _finished(self) -> None:
-        self._running -= 1
+    def _compact(self) -> None:
+        """Rebuild the heap without the finished scopes once those dominate."""
         heap = self._heap
-        # Replies come mostly in order, so the scope that just ended is usually on top.
-        while heap and heap[0][2]._state == _DONE:
-            heapq.heappop(heap)
-        if len(heap) > 2 * self._running + _COMPACT_SLACK:
-            heap[:] = [item for item in heap if item[2]._state != _DONE]
-            heapq.heapify(heap)
+        heap[:] = [item for item in heap if item[2]._state != _DONE]
+        heapq.heapify(heap)
         # The timer stays set even when nothing is left: moving it costs more than letting
         # it fire once, find nothing due and set itself for the next deadline.
 

@@ -38,20 +38,21 @@ one pass of the event loop go to the socket together, in order, in one
 ``write`` at the start of the next pass. Many tasks sending at once then cost
 one system call instead of one each (the benchmarks' pipelined case). A
 caller that knows its frame is alone (``flush=True``: nothing else in flight)
-has it written at once instead, with whatever was queued before it. While the
-socket is backed up (the transport holds unsent bytes), ``send`` falls back to
-``websockets``' own path, which waits for the buffer to drain.
+has it written at once instead, with whatever was queued before it, unless the
+last read brought several messages (their receivers are likely to send in this
+pass too, so it waits for them). While the socket is backed up (the transport
+holds unsent bytes), ``send`` falls back to ``websockets``' own path, which
+waits for the buffer to drain.
 
 Size: one class with one state (the connection, its reader task, the write queue and
 the reconnect loop share it); the parts that split cleanly are already out (the
-reconnect decisions in :mod:`aiolens._core.reconnect`, the per-message dispatch in
-:mod:`aiolens._transport.ws_dispatch`), and about a tenth of it is this docstring.
+reconnect decisions in :mod:`aiolens._core.reconnect`, the framing, reading and writing
+of messages in :mod:`aiolens._transport.ws_dispatch`), and a tenth of it is this docstring.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import partial
@@ -337,30 +338,37 @@ class WebSocketChannel:
             data, as_text = message, text is True
         if len(data) > self.max_message_size:
             self.refuse(data)
+        if self.queue(data, as_text, flush):
+            return
         ws = self._ws
         if ws is None or not self._connected.is_set():
             self._raise_if_final()
             raise ConnectionLostError(f"{self.name} is not connected", unsent=[message])
-        protocol = ws.protocol
-        if protocol.state is State.OPEN and not ws.transport.get_write_buffer_size():
-            # The fast path: frame it now, write it with the rest of this loop pass.
-            # The same calls as websockets' own send(), without its per-frame write.
-            if as_text:
-                protocol.send_text(data)
-            else:
-                protocol.send_binary(data)
-            if flush:
-                self._write_queued(ws)
-            elif not self._flush_pending:
-                self._flush_pending = True
-                asyncio.get_running_loop().call_soon(self._flush, ws)
-            return
         try:
             await ws.send(data, text=as_text)  # also writes the frames queued before it
         except ConnectionClosed as exc:
             raise ConnectionLostError(
                 f"{self.name} closed while sending", close_code=_code(exc), unsent=[message]
             ) from None
+
+    def queue(self, data: bytes, text: bool, flush: bool = False) -> bool:
+        """:meth:`send`'s fast path, without a coroutine: queue the frame now, or ``False``.
+
+        ``False`` (nothing queued; :meth:`send` it) while the connection is down, the
+        socket is backed up or ``data`` is over ``max_message_size``.
+        """
+        ws = self._ws
+        if ws is None or not self._connected.is_set() or len(data) > self.max_message_size:
+            return False
+        if ws.protocol.state is not State.OPEN or ws.transport.get_write_buffer_size():
+            return False
+        ws.queue(data, text)  # frame it now, write it with the rest of this loop pass
+        if flush and ws.batch < 2:  # after a read of several replies, others will join
+            ws.write_queued()
+        elif not self._flush_pending:
+            self._flush_pending = True
+            asyncio.get_running_loop().call_soon(self._flush, ws)
+        return True
 
     def refuse(self, data: bytes, what: str = "message") -> None:
         """Raise :class:`MessageTooLargeError` if ``data`` is over ``max_message_size``.
@@ -379,24 +387,7 @@ class WebSocketChannel:
     def _flush(self, ws: DispatchingConnection) -> None:
         """The end-of-pass write scheduled by :meth:`send`."""
         self._flush_pending = False
-        self._write_queued(ws)
-
-    @staticmethod
-    def _write_queued(ws: DispatchingConnection) -> None:
-        """Write every frame queued on ``ws`` in one go (a no-op if websockets already did)."""
-        chunks = ws.protocol.data_to_send()
-        if not chunks:
-            return
-        transport = ws.transport
-        data = [chunk for chunk in chunks if chunk]
-        if data:
-            transport.write(data[0] if len(data) == 1 else b"".join(data))
-        if len(data) < len(chunks):  # websockets' end-of-stream marker: half-close, as it does
-            if transport.can_write_eof():
-                with contextlib.suppress(Exception):
-                    transport.write_eof()
-            else:
-                transport.close()
+        ws.write_queued()
 
     async def _read_loop(self) -> None:
         policy = self._policy

@@ -47,14 +47,15 @@ async def send_request(
     waiter: asyncio.Future[R] = asyncio.get_running_loop().create_future()
     alone = not correlator
     correlator.add(kind, waiter)
-    try:
-        await channel.send(frame, text=True, flush=alone)
-    except ConnectionLostError:
-        # Its connection is gone: no reply can come for it.
-        correlator.discard(waiter)
-        if not waiter.cancel():  # the loss already failed it
-            waiter.exception()  # retrieved: no "never retrieved" log
-        raise
+    if not channel.queue(frame, True, alone):  # down or backed up: the awaited way
+        try:
+            await channel.send(frame, text=True, flush=alone)
+        except ConnectionLostError:
+            # Its connection is gone: no reply can come for it.
+            correlator.discard(waiter)
+            if not waiter.cancel():  # the loss already failed it
+                waiter.exception()  # retrieved: no "never retrieved" log
+            raise
     return await waiter
 
 

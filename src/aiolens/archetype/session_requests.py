@@ -70,6 +70,16 @@ class _ReplyKind(msgspec.Struct, gc=False):
 _kind_decoder: Final = msgspec.json.Decoder(_ReplyKind)
 
 
+class _UsualReply(msgspec.Struct, gc=False):
+    """A ``<type>.response``: the caller wants its ``event_data`` (the rest is skipped)."""
+
+    type: Any = NO_TYPE
+    event_data: Any = None
+
+
+_usual_decoder: Final = msgspec.json.Decoder(_UsualReply)
+
+
 class LensRequests:
     """A lens session's requests over its WebSocket, and the reader that answers them.
 
@@ -169,62 +179,64 @@ class LensRequests:
         Cancelling the call abandons only this request: its reply, if it
         comes, is dropped, and the socket stays usable.
         """
-        observer = self._observer
-        if observer is None:
-            return await self._request(type, event_data, timeout)
-        started = time.perf_counter()
+        observer = self._observer  # one coroutine for both: a frame less per request
+        started = time.perf_counter() if observer is not None else 0.0
         try:
-            reply = await self._request(type, event_data, timeout)
+            limit = self.request_timeout if timeout is None else check_seconds("timeout", timeout)
+            if self._closing is not None:
+                raise ConnectionLostError("The session is closed")
+            message: dict[str, Any] = {"type": type}
+            if event_data is not None:
+                message["event_data"] = event_data
+            frame = _encoder.encode(message)
+            channel = self._channel
+            if len(frame) > channel.max_message_size:
+                channel.refuse(frame, f"{type} request")
+            try:
+                # The same bound as ``asyncio.timeout(limit)``, on one timer for all requests.
+                with self._deadlines.scope(limit):
+                    if type in _PRODUCING_EVENTS and self._streams:
+                        await self._connect_consumers()
+                    slots = self._slots
+                    if slots._value > 0 and not slots._waiters:  # acquire()'s fast path, inline
+                        slots._value -= 1
+                    else:
+                        await slots.acquire()
+                    try:
+                        if not channel.connected:
+                            await channel.wait_connected(None)
+                        self._last_activity = time.monotonic()  # no suspension before the send
+                        reply = await send_request(channel, self._correlator, type, frame)
+                    finally:
+                        if slots._waiters:  # release(), inline when nobody waits for a slot
+                            slots.release()
+                        else:
+                            slots._value += 1
+            except TimeoutError:
+                raise APITimeoutError(f"No reply to {type} within {limit}s") from None
+            try:  # a JSON object (the reader checked), decoded here: see _on_message
+                usual = _usual_reply(type, reply)
+                if usual is None:
+                    decoded = _reply_decoder.decode(reply)
+            except (msgspec.DecodeError, RecursionError) as exc:  # nested too deeply inside
+                self.malformed_replies += 1
+                log.warning("session %s: malformed %s reply: %s", self.session_id, type, exc)
+                raise ProtocolError(f"{type} reply could not be decoded: {exc}") from exc
+            if usual is not None:
+                result = usual.event_data
+            else:
+                if _has_api_key(reply):
+                    mask_api_keys(decoded)  # the session record echoes the caller's key
+                result = _interpret(type, decoded)
         except BaseException as exc:
-            notify_request(
-                observer, RequestSample("websocket", type, time.perf_counter() - started, exc)
-            )
+            if observer is not None:
+                elapsed = time.perf_counter() - started
+                notify_request(observer, RequestSample("websocket", type, elapsed, exc))
             raise
-        notify_request(observer, RequestSample("websocket", type, time.perf_counter() - started))
-        return reply
-
-    async def _request(
-        self,
-        type: str,
-        event_data: Mapping[str, Any] | None,
-        timeout: float | None,
-    ) -> Any:
-        """:meth:`request` itself (the observer, when there is one, wraps it)."""
-        limit = self.request_timeout if timeout is None else check_seconds("timeout", timeout)
-        if self._closing is not None:
-            raise ConnectionLostError("The session is closed")
-        message: dict[str, Any] = {"type": type}
-        if event_data is not None:
-            message["event_data"] = event_data
-        frame = _encoder.encode(message)
-        channel = self._channel
-        if len(frame) > channel.max_message_size:
-            channel.refuse(frame, f"{type} request")
-        try:
-            # The same bound as ``asyncio.timeout(limit)``, on one timer for all requests.
-            with self._deadlines.scope(limit):
-                if type in _PRODUCING_EVENTS and self._streams:
-                    await self._connect_consumers()
-                slots = self._slots
-                await slots.acquire()
-                try:
-                    if not channel.connected:
-                        await channel.wait_connected(None)
-                    self._last_activity = time.monotonic()  # no suspension before the send
-                    reply = await send_request(channel, self._correlator, type, frame)
-                finally:
-                    slots.release()
-        except TimeoutError:
-            raise APITimeoutError(f"No reply to {type} within {limit}s") from None
-        try:  # a JSON object (the reader checked), decoded here: see _on_message
-            decoded = _reply_decoder.decode(reply)
-        except (msgspec.DecodeError, RecursionError) as exc:  # nested too deeply inside
-            self.malformed_replies += 1
-            log.warning("session %s: malformed %s reply: %s", self.session_id, type, exc)
-            raise ProtocolError(f"{type} reply could not be decoded: {exc}") from exc
-        if _has_api_key(reply):
-            mask_api_keys(decoded)  # the session record echoes the caller's key
-        return _interpret(type, decoded)
+        if observer is not None:
+            elapsed = time.perf_counter() - started
+            notify_request(observer, RequestSample("websocket", type, elapsed))
+        return result
 
     async def _connect_consumers(self) -> None:
         """Start this session's open SSE consumers and wait until each is connected.
@@ -346,6 +358,20 @@ class LensRequests:
     async def get(self) -> dict[str, Any]:
         """The session's current settings (``session.get``): its model parameters."""
         return _object(await self.request("session.get", {}))
+
+
+def _usual_reply(request_type: str, reply: str | bytes) -> _UsualReply | None:
+    """``reply`` decoded as a ``<type>.response``; ``None`` if it needs the whole dict.
+
+    That is an error reply, the bare session record, a ``model.query`` reply (its
+    ``message`` may say it timed out) and a reply with an ``api_key`` to mask. The
+    result is the same as :func:`_interpret`'s, without the dict around ``event_data``.
+    """
+    if request_type == "model.query" or _has_api_key(reply):
+        return None
+    usual = _usual_decoder.decode(reply)
+    kind = usual.type
+    return None if kind is NO_TYPE or kind == "error" else usual
 
 
 def _has_api_key(data: str | bytes) -> bool:
