@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -109,3 +111,45 @@ def test_a_run_taken_at_once_leaves_the_cursor_as_one_by_one(
         assert all(fast.seen(i) == slow.seen(i) for i in [*before, *run, "41", "b"])
     else:
         assert fast.since_id == 1
+
+
+@given(
+    st.lists(st.integers(0, 120).map(str), max_size=3),
+    st.integers(0, 99),
+    st.lists(st.one_of(st.integers(0, 3), st.sampled_from(["dup", "zero", "comma", "x"]))),
+)
+def test_a_run_of_ids_of_one_length_is_taken_as_one_by_one(
+    before: list[str], first: int, steps: list[int | str]
+) -> None:
+    # The usual run (ids of one length, each above the one before) is checked without
+    # int(); near misses (a repeat, a leading zero, a comma, a letter) must not pass.
+    run, number = [], first
+    for step in steps:
+        if isinstance(step, int):
+            number += step + 1
+            run.append(f"{number:03d}" if step == 3 else str(number))
+        else:
+            run.append(
+                {
+                    "dup": run[-1] if run else "5",
+                    "zero": "0" + str(number)[1:] if len(str(number)) > 1 else "0",
+                    "comma": "1,2",
+                    "x": "1x",
+                }[step]
+            )
+    fast, slow = ResumeCursor(), ResumeCursor()
+    for event_id in before:
+        fast.advance(event_id)
+        slow.advance(event_id)
+    taken = fast.fresh_run(run)
+    fresh = all(i and not slow.seen(i) for i in run)
+    for event_id in run:
+        slow.advance(event_id)
+    numbers = [int(i) for i in run if i.isdigit()]
+    in_order = len(numbers) == len(run) and all(a < b for a, b in itertools.pairwise(numbers))
+    if taken:
+        assert fresh and in_order
+        fast.remember_run(run)
+        assert (fast.last_event_id, fast._last_digits) == (slow.last_event_id, slow._last_digits)
+    elif run and in_order and fresh and len({len(i) for i in run}) == 1 and len(run[0]) <= 18:
+        raise AssertionError(f"a usual run was refused: {run}")

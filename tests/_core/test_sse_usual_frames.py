@@ -75,6 +75,9 @@ def test_usual_frames_parse_as_the_reference_at_any_chunking(
 class LineByLine(FramesFirst):
     """The parser with every frame taken line by line (its general path)."""
 
+    def _usual_frames(self, text: str, start: int, end: int, events: list[SSEEvent]) -> bool:
+        return False
+
     def _frames(self, blocks: list[str], events: list[SSEEvent], bounded: bool) -> None:
         for block in blocks:
             self._lines([*block.split("\n"), ""], events)
@@ -94,3 +97,33 @@ def test_usual_frames_respect_the_size_bound_as_line_by_line(
             slow.last_event_id,
             slow.dispatched_id,
         )
+
+
+# Runs of the most usual frame (event, id, data), taken all at once, with near misses that
+# keep the run's length or its line count (no data line, an extra line, two data lines, an
+# id with NUL or LF-free oddities): any of them must send the run back to the frame-by-frame
+# path, with the same result.
+usual_run_frame = st.one_of(
+    st.integers(1, 10**6).map(lambda n: b'event: message\nid: %d\ndata: {"n": %d}\n\n' % (n, n)),
+    st.sampled_from(
+        [
+            b"event: message\nid: 5\n\n",
+            b"event: message\nid: 6\nxxxxxx\ndata: y\n\n",
+            b"event: message\nid: 7\ndata: a\ndata: b\n\n",
+            b"event: message\nid: 8\x00\ndata: z\n\n",
+            b"event: message\nid: \ndata: \n\n",
+            b"event: message\nid: 9\ndata:  two spaces\n\n",
+            b"event: message\nid: 10\ndata: x\ndata: \n\n",
+            b"event: message\nid: 11\ndata: event: message\nid: 12\n\n",
+            b"event: message\nid: data: 13\n\n",
+            b"event: message\nid: 14\r\ndata: w\r\n\r\n",
+        ]
+    ),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(usual_run_frame, max_size=60).map(b"".join), st.data())
+def test_runs_of_usual_frames_parse_as_the_reference(stream: bytes, data: st.DataObject) -> None:
+    cuts = data.draw(st.lists(st.integers(0, len(stream)), max_size=3))
+    assert parse(split_at(stream, cuts)) == reference(stream)

@@ -88,6 +88,21 @@ class ResumeCursor:
         """
         if not ids:
             return False
+        count, size = len(ids), len(ids[0])
+        joined = ",".join(ids)
+        if (
+            0 < size <= _RUN_DIGITS
+            and len(joined) == count * (size + 1) - 1
+            and joined.count(",") == count - 1
+            and joined[size :: size + 1] == "," * (count - 1)
+            and joined.isascii()
+            and joined.replace(",", "").isdigit()
+        ):
+            # The usual run: ids of one length (the commas between them are where that
+            # says), so ordered as decimal strings as by value; checked by C code.
+            return all(map(operator.lt, ids, islice(ids, 1, None))) and self._above_last(
+                int(ids[0])
+            )
         joined = "".join(ids)
         if not (joined.isascii() and joined.isdigit() and all(ids)):
             return False
@@ -96,8 +111,12 @@ class ResumeCursor:
         numbers = list(map(int, ids))
         if not all(map(operator.lt, numbers, islice(numbers, 1, None))):
             return False
+        return self._above_last(numbers[0])
+
+    def _above_last(self, number: int) -> bool:
+        """Whether ``number`` is above every numeric id delivered (none: ``True``)."""
         last = self._last_digits
-        return last is None or (len(last) <= _RUN_DIGITS and int(last or "0") < numbers[0])
+        return last is None or (len(last) <= _RUN_DIGITS and int(last or "0") < number)
 
     def remember_run(self, ids: list[str]) -> None:
         """Move the cursor past a run that :meth:`fresh_run` accepted."""
