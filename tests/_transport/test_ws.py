@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
 import pytest
 from aiohttp import WSMsgType, web
@@ -41,11 +42,13 @@ async def recorder() -> AsyncIterator[tuple[Recorder, str]]:
         yield rec, str(server.make_url("/ws")).replace("http", "ws", 1)
 
 
-def channel_to(url: str) -> WebSocketChannel:
+def channel_to(url: str, **options: Any) -> WebSocketChannel:
     async def target() -> tuple[str, Mapping[str, str]]:
         return url, {}
 
-    return WebSocketChannel(target, on_message=lambda _m: None, on_lost=lambda _e: None)
+    options.setdefault("on_message", lambda _m: None)
+    options.setdefault("on_lost", lambda _e: None)
+    return WebSocketChannel(target, **options)
 
 
 async def test_concurrent_sends_arrive_in_call_order_with_their_frame_types(
@@ -193,12 +196,8 @@ async def test_messages_after_a_reconnect_wait_until_on_reconnect_returns() -> N
 
     async with serve(handler, "127.0.0.1", 0) as server:
         port = server.sockets[0].getsockname()[1]
-
-        async def target() -> tuple[str, Mapping[str, str]]:
-            return f"ws://127.0.0.1:{port}", {}
-
-        channel = WebSocketChannel(
-            target,
+        channel = channel_to(
+            f"ws://127.0.0.1:{port}",
             on_message=on_message,
             on_lost=lambda _e: None,
             on_reconnect=on_reconnect,
@@ -314,12 +313,8 @@ async def test_an_open_channel_runs_no_task_and_a_loss_during_on_reconnect_is_re
 
     async with serve(handler, "127.0.0.1", 0) as server:
         port = server.sockets[0].getsockname()[1]
-
-        async def target() -> tuple[str, Mapping[str, str]]:
-            return f"ws://127.0.0.1:{port}", {}
-
-        channel = WebSocketChannel(
-            target,
+        channel = channel_to(
+            f"ws://127.0.0.1:{port}",
             on_message=lambda _m: done.set(),
             on_lost=lambda e: losses.append(e.close_code),
             on_reconnect=on_reconnect,
