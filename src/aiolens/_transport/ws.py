@@ -558,9 +558,8 @@ class WebSocketChannel:
         Sends a close frame and waits up to ``timeout`` for the closing
         handshake, then stops the recovery task (if a reconnect is under way)
         and waits for it. Cancel: the close is shielded, so the socket is still
-        closed and the recovery stopped, but
-        the caller's :class:`asyncio.CancelledError` is raised at once (never
-        swallowed).
+        closed and the recovery stopped, but the caller's
+        :class:`asyncio.CancelledError` is raised at once (never swallowed).
         """
         if self._closing:
             return
