@@ -354,13 +354,15 @@ async def scale(
     consumes an SSE stream of ``events`` ``inference.result`` events while it
     makes ``requests`` sequential requests on its WebSocket. ``ops`` counts
     events and replies; ``wall`` spans the streaming (connecting is reported
-    separately, as ``connect_s``). Once connected, ``freeze`` calls
+    separately, as ``connect_s``; ``tracked_per_session`` counts the objects
+    the garbage collector tracks per open session). Once connected, ``freeze`` calls
     ``gc.freeze()`` and ``gc_threshold`` is passed to ``gc.set_threshold``
     (both undone at the end); ``profile`` profiles the streaming.
     """
     raise_fd_limit()
     gc.collect()
     rss0, _ = rss_kib()
+    tracked0 = len(gc.get_objects())
     received = 0
     replies = 0
     errors = 0
@@ -386,6 +388,8 @@ async def scale(
         await asyncio.gather(*(attach(i) for i in range(sessions)))
         connect_wall = time.perf_counter() - t0
         rss_connected, _ = rss_kib()
+        gc.collect()  # the streaming's clock collects too, on entry
+        tracked = len(gc.get_objects()) - tracked0
         if freeze:  # the README's advice for many long-lived sessions
             gc.freeze()
         thresholds = gc.get_threshold()
@@ -433,6 +437,7 @@ async def scale(
         replies=replies,
         connect_s=connect_wall,
         rss_connected_kib_per_session=(rss_connected - rss0) / sessions,
+        tracked_per_session=tracked / sessions,
         rss_peak_kib_per_session=(hwm - rss0) / sessions,
         rss_end_kib_per_session=(rss_end - rss0) / sessions,
     )

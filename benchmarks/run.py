@@ -560,6 +560,9 @@ def table(results: Results) -> str:
         if rss is not None:
             idle = row.extra_median("rss_connected_kib_per_session") or 0.0
             unit += f"; RSS/session {idle:.0f} KiB WS open, {rss:.0f} KiB peak"
+        tracked = row.extra_median("tracked_per_session")
+        if tracked is not None:
+            unit += f"; {tracked:.0f} GC-tracked objects/session"
         connect = row.extra_median("connect_s")
         if connect:
             unit += f"; connect {row.extra_median('sessions') / connect:,.0f}/s"

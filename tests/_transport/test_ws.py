@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
 import pytest
 from aiohttp import WSMsgType, web
@@ -41,11 +42,13 @@ async def recorder() -> AsyncIterator[tuple[Recorder, str]]:
         yield rec, str(server.make_url("/ws")).replace("http", "ws", 1)
 
 
-def channel_to(url: str) -> WebSocketChannel:
+def channel_to(url: str, **options: Any) -> WebSocketChannel:
     async def target() -> tuple[str, Mapping[str, str]]:
         return url, {}
 
-    return WebSocketChannel(target, on_message=lambda _m: None, on_lost=lambda _e: None)
+    options.setdefault("on_message", lambda _m: None)
+    options.setdefault("on_lost", lambda _e: None)
+    return WebSocketChannel(target, **options)
 
 
 async def test_concurrent_sends_arrive_in_call_order_with_their_frame_types(
@@ -193,12 +196,8 @@ async def test_messages_after_a_reconnect_wait_until_on_reconnect_returns() -> N
 
     async with serve(handler, "127.0.0.1", 0) as server:
         port = server.sockets[0].getsockname()[1]
-
-        async def target() -> tuple[str, Mapping[str, str]]:
-            return f"ws://127.0.0.1:{port}", {}
-
-        channel = WebSocketChannel(
-            target,
+        channel = channel_to(
+            f"ws://127.0.0.1:{port}",
             on_message=on_message,
             on_lost=lambda _e: None,
             on_reconnect=on_reconnect,
@@ -281,3 +280,58 @@ async def test_a_caller_cancelled_in_aclose_gets_its_cancel_and_the_socket_still
         await server_closed.wait()
         await channel.aclose()  # idempotent
         assert not channel.connected
+
+
+async def test_an_open_channel_runs_no_task_and_a_loss_during_on_reconnect_is_recovered() -> None:
+    """No task while connected; the recovery task handles a loss that comes during
+    ``on_reconnect`` itself, and ends once a connection is up again."""
+    from websockets.asyncio.server import ServerConnection, serve
+
+    connections = 0
+
+    async def handler(ws: ServerConnection) -> None:
+        nonlocal connections
+        connections += 1
+        if connections == 1:
+            await ws.wait_closed()  # the client's channel is up: dropped by the test
+            return
+        if connections == 2:
+            await asyncio.sleep(0.01)
+            ws.transport.abort()  # dropped again while on_reconnect runs
+            return
+        await ws.send("hello again")
+        await ws.wait_closed()
+
+    losses: list[int | None] = []
+    done = asyncio.Event()
+
+    async def on_reconnect() -> None:
+        await asyncio.sleep(0.1)
+
+    def channel_tasks() -> list[asyncio.Task[object]]:
+        return [t for t in asyncio.all_tasks() if t.get_name().startswith("aiolens-test")]
+
+    async with serve(handler, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        channel = channel_to(
+            f"ws://127.0.0.1:{port}",
+            on_message=lambda _m: done.set(),
+            on_lost=lambda e: losses.append(e.close_code),
+            on_reconnect=on_reconnect,
+            backoff=Backoff(initial=0.01, maximum=0.01),
+            name="test",
+        )
+        await channel.connect()
+        try:
+            assert channel_tasks() == []
+            for connection in server.connections:
+                connection.transport.abort()
+            await asyncio.wait_for(done.wait(), 5)
+            await channel.wait_connected(5)
+            await asyncio.sleep(0)  # the recovery task's last step
+            assert channel_tasks() == []
+            assert channel.connected
+        finally:
+            await channel.aclose()
+    assert losses == [1006, 1006]
+    assert channel.reconnects == 2

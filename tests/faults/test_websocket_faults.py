@@ -248,27 +248,50 @@ async def test_an_oversized_frame_batch_is_refused_locally_and_numbering_goes_on
     assert sessions_left(emulator) == 0
 
 
-async def test_a_reader_cancelled_from_outside_fails_pending_requests_at_once(
+async def test_a_recovery_cancelled_from_outside_fails_waiting_requests_at_once(
     leaks: LeakGuard,
     emulator: Emulator,
     hostile: HostileServer,
     lens: AsyncArchetypeClient,
 ) -> None:
-    async def silent(ws: web.WebSocketResponse, request: web.Request) -> None:
-        async for _ in ws:  # takes requests, never answers
-            pass
+    """A connected session runs no task that could be cancelled from outside (e.g. by a
+    framework cancelling every task but its own); while it reconnects, cancelling its
+    recovery task fails the request waiting for the reconnect at once, and later ones."""
+    connections = 0
+    reconnecting = asyncio.Event()
 
-    hostile.on("GET", LENS_WS, ws_script(silent), name="ws")
+    async def dropped(ws: web.WebSocketResponse, request: web.Request) -> None:
+        await ws.receive()  # the first request
+        abort(request)  # 1006: the session reconnects
+
+    first = ws_script(dropped)
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        nonlocal connections
+        connections += 1
+        if connections > 1:
+            reconnecting.set()
+            await asyncio.sleep(HANG_GUARD)  # the reconnect's handshake never completes
+        return await first(request)
+
+    def channel_tasks() -> list[asyncio.Task[object]]:
+        names = ("-reader", "-recovery")
+        return [t for t in asyncio.all_tasks() if t.get_name().endswith(names)]
+
+    hostile.on("GET", LENS_WS, handler, name="ws")
     async with asyncio.timeout(HANG_GUARD):
         async with lens.session(IMAGE_QA, request_timeout=30) as session:
-            pending = asyncio.ensure_future(session.validate())
-            await asyncio.sleep(0.05)
-            (reader,) = [t for t in asyncio.all_tasks() if t.get_name().endswith("-reader")]
-            reader.cancel()  # e.g. a framework cancelling every task but its own
-            with pytest.raises(ConnectionLostError, match="reader stopped") as err:
-                await pending  # at once, not after request_timeout
+            assert channel_tasks() == []  # nothing to cancel while connected
+            with pytest.raises(ConnectionLostError):
+                await session.validate()  # lost with its connection
+            waiting = asyncio.ensure_future(session.validate())
+            await reconnecting.wait()  # the recovery task is in the reconnect's handshake
+            (recovery,) = channel_tasks()
+            recovery.cancel()
+            with pytest.raises(ConnectionLostError, match="recovery task stopped") as err:
+                await waiting  # at once, not after request_timeout
             assert err.value.close_code is None
-            with pytest.raises(ConnectionLostError, match="reader stopped"):
+            with pytest.raises(ConnectionLostError, match="recovery task stopped"):
                 await session.validate()
     assert sessions_left(emulator) == 0
 

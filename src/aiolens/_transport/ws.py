@@ -1,14 +1,17 @@
-"""One WebSocket: a single reader task, one send path, keepalive and reconnects.
+"""One WebSocket: no task while it is up, one send path, keepalive and reconnects.
 
 :class:`WebSocketChannel` is protocol-agnostic: the Lens and Kynasmith
 sessions build on it. Every received message goes to ``on_message``, in
 order, straight from the connection as its last frame is parsed (see
-:mod:`aiolens._transport.ws_dispatch`: no queue, no task wake-up per message);
-the one reader task waits for the connection to end and runs the reconnects.
-When the connection is lost, ``on_lost`` is called first (so the owner can
-fail its pending requests at once), then, if the close was recoverable and
-reconnecting is enabled, the channel reconnects with backoff and awaits
-``on_reconnect``.
+:mod:`aiolens._transport.ws_dispatch`: no queue, no task wake-up per message).
+An open connection costs no task of the channel's own: the connection's
+``connection_lost`` callback starts the recovery task, which runs the
+reconnects and ends once a new connection is up (thousands of idle sessions
+then hold no reader task, coroutine or future each for the garbage collector
+to walk). When the connection is lost, ``on_lost`` is called first (so the
+owner can fail its pending requests at once), then, if the close was
+recoverable and reconnecting is enabled, the channel reconnects with backoff
+and awaits ``on_reconnect``.
 
 Recoverable: a dropped TCP connection (no close frame, 1006), 1001 going
 away, 1011 internal error, 1012 service restart, 1013 try again later,
@@ -23,7 +26,7 @@ that accepts every
 handshake and closes at once meets a growing backoff, and ``max_reconnects``
 such failures in a row end the channel.
 
-The channel always ends audibly: if its reader task stops for any reason
+The channel always ends audibly: if its recovery task stops for any reason
 other than :meth:`WebSocketChannel.aclose` (an unexpected error, a cancel from
 outside), ``on_lost`` and ``on_final`` are called with a
 :class:`~aiolens.errors.ConnectionLostError` whose ``__cause__`` is the reason.
@@ -44,7 +47,7 @@ pass too, so it waits for them). While the socket is backed up (the transport
 holds unsent bytes), ``send`` falls back to ``websockets``' own path, which
 waits for the buffer to drain.
 
-Size: one class with one state (the connection, its reader task, the write queue and
+Size: one class with one state (the connection, its recovery task, the write queue and
 the reconnect loop share it); the parts that split cleanly are already out (the
 reconnect decisions in :mod:`aiolens._core.reconnect`, the framing, reading and writing
 of messages in :mod:`aiolens._transport.ws_dispatch`), and a tenth of it is this docstring.
@@ -56,7 +59,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import partial
-from typing import Final, cast
+from typing import Any, Final, cast
 
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
@@ -96,7 +99,7 @@ Target = Callable[[], Awaitable[tuple[str, Mapping[str, str]]]]
 
 
 class WebSocketChannel:
-    """A WebSocket with one reader task and automatic reconnects.
+    """A WebSocket with automatic reconnects (a task only while it reconnects).
 
     Args:
         target: coroutine giving the URL and handshake headers (called on every
@@ -106,13 +109,13 @@ class WebSocketChannel:
             exceptions it raises are logged and the message is skipped.
         on_lost: called with a :class:`ConnectionLostError` when the connection
             goes down, before any reconnect.
-        on_reconnect: awaited after a successful reconnect, in the reader
+        on_reconnect: awaited after a successful reconnect, in the recovery
             task: messages that arrive meanwhile are held and handed to
             ``on_message`` once it returns, so it must not wait for replies
             (spawn a task for that).
         on_final: called once when the channel ends for good without
             :meth:`aclose` (an unrecoverable close, reconnects ran out, or the
-            reader stopped unexpectedly).
+            recovery task stopped unexpectedly).
         reconnect: whether to reconnect after a recoverable close.
         max_reconnects: failed attempts in a row before giving up; a
             connection that closes before it was useful counts as one.
@@ -179,7 +182,8 @@ class WebSocketChannel:
         self._observer = observer
         self._ws: DispatchingConnection | None = None
         self._held: list[str | bytes] | None = None  # messages held back during on_reconnect
-        self._reader: asyncio.Task[None] | None = None
+        # Runs from a lost connection until the next one is up (or the channel ends).
+        self._recovery: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
         self._closing = False
         self._final_error: ConnectionLostError | None = None
@@ -203,7 +207,7 @@ class WebSocketChannel:
         return self._ws.subprotocol if self._ws is not None else None
 
     async def connect(self) -> None:
-        """Open the connection and start the reader task.
+        """Open the connection (messages flow to ``on_message`` from now on).
 
         Raises:
             APIStatusError: the server refused the handshake with an HTTP
@@ -220,8 +224,8 @@ class WebSocketChannel:
         self._policy.opened(time.monotonic())
         self._emit(ConnectionState.OPEN)
         self._connected.set()
-        self._reader = asyncio.create_task(self._read_loop(), name=f"aiolens-{self.name}-reader")
-        self._reader.add_done_callback(self._reader_done)
+        if self._ws.connection_lost_waiter.done():  # lost before it was ours: recover now
+            self._connection_lost(self._ws)
 
     async def _open(self) -> DispatchingConnection:
         url, headers = await self._target()
@@ -260,17 +264,31 @@ class WebSocketChannel:
         except (OSError, WebSocketException) as exc:
             raise APIConnectionError(f"Cannot open {self.name}: {exc}", sent=False) from None
         assert isinstance(ws, DispatchingConnection)
+        # Only the handshake needs its request: not keeping it drops ~25 objects per
+        # connection for the garbage collector to walk, and the API key's header with them.
+        ws.request = None
         return ws
 
     def _connection_lost(self, ws: DispatchingConnection) -> None:
-        """The current connection is gone: not connected from now on.
+        """The current connection is gone: not connected from now on; start the recovery.
 
-        Cleared here, at once, not when the reader task next runs: a caller that
-        retries a failed send without suspending must wait for the reconnect, not
-        meet the same closed connection again and again.
+        Cleared here, at once: a caller that retries a failed send without
+        suspending must wait for the reconnect, not meet the same closed
+        connection again and again. A recovery task already running (the
+        connection it opened was lost during ``on_reconnect``) handles this
+        loss itself when that hook returns.
         """
-        if ws is self._ws:
-            self._connected.clear()
+        if ws is not self._ws:
+            return
+        self._connected.clear()
+        if self._closing or self._final_error is not None:
+            return
+        if self._recovery is None or self._recovery.done():
+            task = asyncio.get_running_loop().create_task(
+                self._recover(ws), name=f"aiolens-{self.name}-recovery"
+            )
+            task.add_done_callback(self._recovery_done)
+            self._recovery = task
 
     def _deliver(self, message: str | bytes) -> None:
         """Each message, from the connection as it is parsed (see ``ws_dispatch``)."""
@@ -295,12 +313,15 @@ class WebSocketChannel:
         self._raise_if_final()
         if self._connected.is_set():
             return
-        if self._reader is None:
+        if self._ws is None:
             raise ConnectionLostError(f"{self.name} was never connected")
         waiter = asyncio.ensure_future(self._connected.wait())
+        waits: set[asyncio.Future[Any]] = {waiter}
+        if self._recovery is not None and not self._recovery.done():
+            waits.add(self._recovery)  # it ends early if the channel gives up
         try:
             async with asyncio.timeout(timeout):
-                await asyncio.wait({waiter, self._reader}, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         except TimeoutError:
             raise APITimeoutError(f"{self.name} is reconnecting; gave up waiting") from None
         finally:
@@ -389,23 +410,15 @@ class WebSocketChannel:
         self._flush_pending = False
         ws.write_queued()
 
-    async def _read_loop(self) -> None:
+    async def _recover(self, ws: DispatchingConnection) -> None:
+        """The recovery task: report the loss of ``ws``, then reconnect or end the channel.
+
+        It ends once a new connection is up (that connection's loss starts the next
+        one), or with the channel: closed, or failed for good (``on_final``).
+        """
         policy = self._policy
         while True:
-            ws = self._ws
-            assert ws is not None
-            code: int | None = None
-            received = 0
-            try:
-                # The connection hands each message to _deliver as it arrives; the
-                # reader only waits for it to close.
-                await ws.wait_closed()
-                received = ws.received
-                code = ws.close_code
-            except Exception as exc:  # a transport error the library did not wrap
-                log.warning("%s: connection failed: %r", self.name, exc)
-                code = 1006
-            self._connected.clear()
+            code = ws.close_code
             if self._closing:
                 return
             code = 1006 if code is None else code
@@ -421,7 +434,14 @@ class WebSocketChannel:
                 log.info("%s closed (code %s), not reconnecting", self.name, code)
                 self._emit(ConnectionState.CLOSED, cause=lost)
             # Useful: it carried a message, or at least answered a keepalive ping.
-            elif await self._reconnect(lost, received > 0 or ws.latency > 0):
+            elif await self._reconnect(lost, ws.received > 0 or ws.latency > 0):
+                current = self._ws
+                assert current is not None
+                ws = current
+                if self._closing or not ws.connection_lost_waiter.done():
+                    return  # up: its loss starts the next recovery
+                # Lost already (before it was ours, or while on_reconnect ran): go on here.
+                self._connected.clear()
                 continue
             if self._on_final is not None and self._final_error is not None:
                 self._on_final(self._final_error)
@@ -494,21 +514,25 @@ class WebSocketChannel:
         self._emit(ConnectionState.GAVE_UP, attempt=policy.failures, cause=self._final_error)
         return False
 
-    def _reader_done(self, reader: asyncio.Task[None]) -> None:
-        """The reader ended: unless closed or already given up, the owner hears why now."""
+    def _recovery_done(self, task: asyncio.Task[None]) -> None:
+        """The recovery task ended: if it was cancelled or failed (not by :meth:`aclose`,
+        nor after the channel gave up), the owner hears why now."""
         if self._closing or self._final_error is not None:
+            return
+        if not task.cancelled() and task.exception() is None:  # a new connection is up
             return
         self._connected.clear()
         self._policy.fail()
-        cause = None if reader.cancelled() else reader.exception()
+        cause = None if task.cancelled() else task.exception()
         why = "it was cancelled" if cause is None else f"{type(cause).__name__}: {cause}"
         lost = ConnectionLostError(
-            f"{self.name}: the reader stopped ({why}); the outcome of pending requests is unknown"
+            f"{self.name}: the recovery task stopped ({why}); "
+            "the outcome of pending requests is unknown"
         )
         lost.__cause__ = cause
         self._final_error = lost
         self._held = None
-        if self._ws is not None:  # no reader: nothing would notice this connection end
+        if self._ws is not None:  # the channel is over: so is whatever connection it has
             self._ws.transport.abort()
         log.warning("%s", lost, exc_info=cause)
         self._emit(ConnectionState.CLOSED, cause=lost)
@@ -517,25 +541,25 @@ class WebSocketChannel:
                 try:
                     callback(lost)
                 except Exception:
-                    log.exception("%s: error reporting the stopped reader", self.name)
+                    log.exception("%s: error reporting the stopped recovery", self.name)
 
     async def aclose(self, timeout: float = 5.0) -> None:
-        """Close the connection and stop the reader. Idempotent.
+        """Close the connection and stop any reconnecting. Idempotent.
 
         Sends a close frame and waits up to ``timeout`` for the closing
-        handshake, then stops the reader and waits for it. Cancel: the close
-        is shielded, so the socket is still closed and the reader stopped, but
-        the caller's :class:`asyncio.CancelledError` is raised at once (never
-        swallowed).
+        handshake, then stops the recovery task (if a reconnect is under way)
+        and waits for it. Cancel: the close is shielded, so the socket is still
+        closed and the recovery stopped, but the caller's
+        :class:`asyncio.CancelledError` is raised at once (never swallowed).
         """
         if self._closing:
             return
         self._closing = True
         self._connected.clear()
-        ws, reader = self._ws, self._reader
+        ws, recovery = self._ws, self._recovery
         if self._final_error is None and ws is not None:
             self._emit(ConnectionState.CLOSED)
-        await asyncio.shield(self._close(ws, reader, timeout))
+        await asyncio.shield(self._close(ws, recovery, timeout))
 
     def _emit(
         self,
@@ -550,7 +574,10 @@ class WebSocketChannel:
             notify_connection(self._observer, event)
 
     async def _close(
-        self, ws: DispatchingConnection | None, reader: asyncio.Task[None] | None, timeout: float
+        self,
+        ws: DispatchingConnection | None,
+        recovery: asyncio.Task[None] | None,
+        timeout: float,
     ) -> None:
         if ws is not None:
             try:
@@ -558,8 +585,8 @@ class WebSocketChannel:
                     await ws.close()
             except (TimeoutError, OSError, WebSocketException):
                 ws.transport.abort()
-        if reader is not None:
-            await cancel_and_wait(reader)
+        if recovery is not None:
+            await cancel_and_wait(recovery)
 
 
 def _code(exc: ConnectionClosed) -> int:
