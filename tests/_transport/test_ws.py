@@ -11,7 +11,7 @@ from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestServer
 
 from aiolens._core.backoff import Backoff
-from aiolens._transport.ws import WebSocketChannel
+from aiolens._transport.ws import WRITE_AT_ONCE, WebSocketChannel
 from aiolens.errors import ConnectionLostError
 
 
@@ -335,3 +335,29 @@ async def test_an_open_channel_runs_no_task_and_a_loss_during_on_reconnect_is_re
             await channel.aclose()
     assert losses == [1006, 1006]
     assert channel.reconnects == 2
+
+
+async def test_after_a_read_of_several_messages_only_a_large_flushed_frame_is_written_at_once(
+    recorder: tuple[Recorder, str],
+) -> None:
+    rec, url = recorder
+    rec.expected = 2
+    channel = channel_to(url)
+    await channel.connect()
+    try:
+        ws = channel._ws
+        assert ws is not None
+        ws.batch = 3  # as after one read that brought three messages
+        await channel.send("small", flush=True)
+        assert channel._flush_pending  # waits for the end of the pass: others will join
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert not channel._flush_pending
+        big = b"x" * WRITE_AT_ONCE
+        await channel.send(big, flush=True)
+        assert not channel._flush_pending  # written at once
+        assert not ws.protocol.writes
+        await asyncio.wait_for(rec.done.wait(), 5)
+        assert rec.frames == [("text", "small"), ("binary", big)]
+    finally:
+        await channel.aclose()

@@ -43,9 +43,9 @@ one system call instead of one each (the benchmarks' pipelined case). A
 caller that knows its frame is alone (``flush=True``: nothing else in flight)
 has it written at once instead, with whatever was queued before it, unless the
 last read brought several messages (their receivers are likely to send in this
-pass too, so it waits for them). While the socket is backed up (the transport
-holds unsent bytes), ``send`` falls back to ``websockets``' own path, which
-waits for the buffer to drain.
+pass too, so it waits for them) and the frame is small (``WRITE_AT_ONCE``).
+While the socket is backed up (the transport holds unsent bytes), ``send``
+falls back to ``websockets``' own path, which waits for the buffer to drain.
 
 Size: one class with one state (the connection, its recovery task, the write queue and
 the reconnect loop share it); the parts that split cleanly are already out (the
@@ -93,6 +93,11 @@ _USEFUL_AFTER: Final = 60.0
 
 Longer than a keepalive failure takes to surface with the defaults (ping 20 s, pong 20 s,
 closing handshake 10 s), so a server that accepts and then freezes is a failed attempt."""
+WRITE_AT_ONCE: Final = 16 * 1024
+"""A frame at least this large sent with ``flush=True`` is written at once even after a read of
+several messages: joining it with the frames their receivers send saves little, and it would
+wait for all of them (e.g. a burst of acks waking a dozen Kynasmith senders that each encode
+a 68 KB batch: the first would wait for the last)."""
 
 Target = Callable[[], Awaitable[tuple[str, Mapping[str, str]]]]
 """Returns the URL and headers for each (re)connect attempt."""
@@ -384,7 +389,7 @@ class WebSocketChannel:
         if ws.protocol.state is not State.OPEN or ws.transport.get_write_buffer_size():
             return False
         ws.queue(data, text)  # frame it now, write it with the rest of this loop pass
-        if flush and ws.batch < 2:  # after a read of several replies, others will join
+        if flush and (ws.batch < 2 or len(data) >= WRITE_AT_ONCE):  # else others will join
             ws.write_queued()
         elif not self._flush_pending:
             self._flush_pending = True

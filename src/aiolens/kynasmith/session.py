@@ -26,7 +26,7 @@ from aiolens._core.seen import SeenWindow
 from aiolens._transport.buffer import ItemBuffer
 from aiolens._transport.closing import AsyncClosing
 from aiolens._transport.shielded import wait_to_completion
-from aiolens._transport.ws import WebSocketChannel
+from aiolens._transport.ws import WRITE_AT_ONCE, WebSocketChannel
 from aiolens.errors import (
     AiolensError,
     APITimeoutError,
@@ -70,11 +70,6 @@ _FINALIZE: Final = b'{"type":"finalize"}'
 _END: Final = object()
 _SEEN_EVENTS: Final = 65536
 """Event ids remembered to drop events replayed after a reconnect."""
-_WRITE_AT_ONCE: Final = 16 * 1024
-"""A ``frame_batch`` at least this large (about 4 frames) is written as soon as it is
-encoded rather than with the rest of the loop pass: coalescing saves little on it, and
-waiting lets every other ready task (e.g. a hundred ``send`` calls validating their
-frames) run before the batch leaves."""
 
 
 class _Failure:
@@ -373,8 +368,11 @@ class DetectionSession(AsyncClosing):
                             self._frame_seq = first_seq
                         self._channel.refuse(payload, "frame_batch")
                     future: asyncio.Future[FrameAck] = asyncio.get_running_loop().create_future()
-                    # Written at once when nothing else is in flight or when it is large.
-                    flush = not self._pending or len(payload) >= _WRITE_AT_ONCE
+                    # Written at once when nothing else is in flight or when it is large
+                    # (WRITE_AT_ONCE, about 4 frames): coalescing saves little on it, and
+                    # waiting lets every other ready task (a hundred ``send`` calls
+                    # validating, a burst of woken ones encoding) run before it leaves.
+                    flush = not self._pending or len(payload) >= WRITE_AT_ONCE
                     self._pending[seq] = (future, payload)
                     await self._channel.wait_connected(None)
                     with contextlib.suppress(ConnectionLostError):  # resent on reconnect
