@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Generic, TypeVar
 
 __all__ = ["ItemBuffer"]
@@ -100,29 +100,45 @@ class ItemBuffer(Generic[T]):
 
     async def wait_for_item(self) -> None:
         """Wait until an item is queued (or :meth:`wake_all_consumers` is called)."""
-        await _wait(self._getters, lambda: bool(self.items))
+        # No helper coroutine or closure: this runs once per wait, and with thousands of
+        # streams such short-lived objects are promoted and walked by full collections.
+        getters = self._getters
+        waiter = asyncio.get_running_loop().create_future()
+        getters.append(waiter)
+        try:
+            await waiter
+        except BaseException:
+            _withdraw(getters, waiter)
+            if self.items and not waiter.cancelled():
+                _wake_first(getters)
+            raise
 
     async def wait_for_room(self, room: int) -> None:
         """Wait until the consumers have made room for ``room`` items."""
         self._room = room
-        await _wait(self.producers, lambda: self.has_room(room))
+        producers = self.producers
+        waiter = asyncio.get_running_loop().create_future()
+        producers.append(waiter)
+        try:
+            await waiter
+        except BaseException:
+            _withdraw(producers, waiter)
+            if self.has_room(room) and not waiter.cancelled():
+                _wake_first(producers)
+            raise
 
 
-async def _wait(
-    waiters: collections.deque[asyncio.Future[None]], ready: Callable[[], bool]
+def _withdraw(
+    waiters: collections.deque[asyncio.Future[None]], waiter: asyncio.Future[None]
 ) -> None:
-    """Wait to be woken; cancelled after a wake-up while ``ready()``, pass it on."""
-    waiter = asyncio.get_running_loop().create_future()
-    waiters.append(waiter)
-    try:
-        await waiter
-    except BaseException:
-        waiter.cancel()
-        with contextlib.suppress(ValueError):
-            waiters.remove(waiter)
-        if ready() and not waiter.cancelled():
-            _wake_first(waiters)
-        raise
+    """Take a waiter that stops waiting (cancelled or failed) out of ``waiters``.
+
+    The caller then passes on a wake-up it received (``not waiter.cancelled()``) if
+    what it waited for is there: cancelled after a wake-up, it must not swallow it.
+    """
+    waiter.cancel()
+    with contextlib.suppress(ValueError):
+        waiters.remove(waiter)
 
 
 def _wake_first(waiters: collections.deque[asyncio.Future[None]]) -> None:

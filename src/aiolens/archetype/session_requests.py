@@ -185,10 +185,11 @@ class LensRequests:
             limit = self.request_timeout if timeout is None else check_seconds("timeout", timeout)
             if self._closing is not None:
                 raise ConnectionLostError("The session is closed")
-            message: dict[str, Any] = {"type": type}
-            if event_data is not None:
-                message["event_data"] = event_data
-            frame = _encoder.encode(message)
+            # No local holds the message dict: it would live in this frame until the reply
+            # comes, long enough to be promoted and walked by full collections.
+            frame = _encoder.encode(
+                {"type": type} if event_data is None else {"type": type, "event_data": event_data}
+            )
             channel = self._channel
             if len(frame) > channel.max_message_size:
                 channel.refuse(frame, f"{type} request")
