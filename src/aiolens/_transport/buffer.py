@@ -102,43 +102,41 @@ class ItemBuffer(Generic[T]):
         """Wait until an item is queued (or :meth:`wake_all_consumers` is called)."""
         # No helper coroutine or closure: this runs once per wait, and with thousands of
         # streams such short-lived objects are promoted and walked by full collections.
-        getters = self._getters
-        waiter = asyncio.get_running_loop().create_future()
-        getters.append(waiter)
+        waiter = _enqueue(self._getters)
         try:
             await waiter
         except BaseException:
-            _withdraw(getters, waiter)
-            if self.items and not waiter.cancelled():
-                _wake_first(getters)
+            _give_up(self._getters, waiter, bool(self.items))
             raise
 
     async def wait_for_room(self, room: int) -> None:
         """Wait until the consumers have made room for ``room`` items."""
         self._room = room
-        producers = self.producers
-        waiter = asyncio.get_running_loop().create_future()
-        producers.append(waiter)
+        waiter = _enqueue(self.producers)
         try:
             await waiter
         except BaseException:
-            _withdraw(producers, waiter)
-            if self.has_room(room) and not waiter.cancelled():
-                _wake_first(producers)
+            _give_up(self.producers, waiter, self.has_room(room))
             raise
 
 
-def _withdraw(
-    waiters: collections.deque[asyncio.Future[None]], waiter: asyncio.Future[None]
-) -> None:
-    """Take a waiter that stops waiting (cancelled or failed) out of ``waiters``.
+def _enqueue(waiters: collections.deque[asyncio.Future[None]]) -> asyncio.Future[None]:
+    """A new waiter, queued last in ``waiters``."""
+    waiter = asyncio.get_running_loop().create_future()
+    waiters.append(waiter)
+    return waiter
 
-    The caller then passes on a wake-up it received (``not waiter.cancelled()``) if
-    what it waited for is there: cancelled after a wake-up, it must not swallow it.
-    """
+
+def _give_up(
+    waiters: collections.deque[asyncio.Future[None]], waiter: asyncio.Future[None], ready: bool
+) -> None:
+    """``waiter`` stops waiting (cancelled): withdraw it; woken already while what it
+    waited for is there (``ready``), pass the wake-up on rather than swallow it."""
     waiter.cancel()
     with contextlib.suppress(ValueError):
         waiters.remove(waiter)
+    if ready and not waiter.cancelled():
+        _wake_first(waiters)
 
 
 def _wake_first(waiters: collections.deque[asyncio.Future[None]]) -> None:
