@@ -37,6 +37,10 @@ NO_TYPE: Final = object()
 """The ``kind`` of a reply without a ``type`` key (see :meth:`Correlator.route_kind`)."""
 # Stale slots tolerated beyond twice the live entries before the queues are compacted.
 _COMPACT_SLACK: Final = 64
+# Emptied per-type queues kept for reuse (a request type's queue usually empties with each
+# reply; making a deque per request is garbage the collector walks). Past this many types,
+# an emptied queue is dropped, so a caller inventing types cannot grow the table.
+_TYPES_KEPT: Final = 32
 
 
 def reply_request_type(message: Mapping[str, Any]) -> str | None:
@@ -211,10 +215,10 @@ class Correlator(Generic[W]):
             if entry.alive:
                 break
         else:
-            if request_type is not None:
+            if request_type is not None and len(self._by_type) > _TYPES_KEPT:
                 del self._by_type[request_type]  # only dead entries were left
             return None
-        if request_type is not None and not queue:
+        if request_type is not None and not queue and len(self._by_type) > _TYPES_KEPT:
             del self._by_type[request_type]
         entry.alive = False
         self._live -= 1

@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Generic, TypeVar
 
 __all__ = ["ItemBuffer"]
@@ -100,29 +100,43 @@ class ItemBuffer(Generic[T]):
 
     async def wait_for_item(self) -> None:
         """Wait until an item is queued (or :meth:`wake_all_consumers` is called)."""
-        await _wait(self._getters, lambda: bool(self.items))
+        # No helper coroutine or closure: this runs once per wait, and with thousands of
+        # streams such short-lived objects are promoted and walked by full collections.
+        waiter = _enqueue(self._getters)
+        try:
+            await waiter
+        except BaseException:
+            _give_up(self._getters, waiter, bool(self.items))
+            raise
 
     async def wait_for_room(self, room: int) -> None:
         """Wait until the consumers have made room for ``room`` items."""
         self._room = room
-        await _wait(self.producers, lambda: self.has_room(room))
+        waiter = _enqueue(self.producers)
+        try:
+            await waiter
+        except BaseException:
+            _give_up(self.producers, waiter, self.has_room(room))
+            raise
 
 
-async def _wait(
-    waiters: collections.deque[asyncio.Future[None]], ready: Callable[[], bool]
-) -> None:
-    """Wait to be woken; cancelled after a wake-up while ``ready()``, pass it on."""
+def _enqueue(waiters: collections.deque[asyncio.Future[None]]) -> asyncio.Future[None]:
+    """A new waiter, queued last in ``waiters``."""
     waiter = asyncio.get_running_loop().create_future()
     waiters.append(waiter)
-    try:
-        await waiter
-    except BaseException:
-        waiter.cancel()
-        with contextlib.suppress(ValueError):
-            waiters.remove(waiter)
-        if ready() and not waiter.cancelled():
-            _wake_first(waiters)
-        raise
+    return waiter
+
+
+def _give_up(
+    waiters: collections.deque[asyncio.Future[None]], waiter: asyncio.Future[None], ready: bool
+) -> None:
+    """``waiter`` stops waiting (cancelled): withdraw it; woken already while what it
+    waited for is there (``ready``), pass the wake-up on rather than swallow it."""
+    waiter.cancel()
+    with contextlib.suppress(ValueError):
+        waiters.remove(waiter)
+    if ready and not waiter.cancelled():
+        _wake_first(waiters)
 
 
 def _wake_first(waiters: collections.deque[asyncio.Future[None]]) -> None:

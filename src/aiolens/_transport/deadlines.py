@@ -14,7 +14,10 @@ deadline and a single loop timer, set for the earliest deadline, is moved only w
 fires. A scope that exits normally costs a heap push and pop.
 
 Scopes are plain (synchronous) context managers: entering and exiting never suspends.
-A scope must be entered and exited in the task it bounds.
+A scope must be entered and exited in the task it bounds. :meth:`Deadlines.enter` and
+:meth:`Deadlines.leave` do the same without a scope object (a hot path's choice: with
+thousands of sessions, each object that lives until a reply comes is promoted and walked
+by full collections); a block is then one heap entry.
 """
 
 from __future__ import annotations
@@ -24,49 +27,48 @@ import heapq
 import itertools
 import time
 from types import TracebackType
-from typing import Final
+from typing import Any, Final
 
-__all__ = ["DeadlineScope", "Deadlines"]
+__all__ = ["Bound", "DeadlineScope", "Deadlines"]
 
+# A bounded block is one heap entry, a list: [deadline, sequence, task, cancelling, state]
+# (lists compare item by item, so the heap orders entries by deadline, then sequence).
+_DEADLINE: Final = 0
+_TASK: Final = 2
+_CANCELLING: Final = 3
+_STATE: Final = 4
 _RUNNING: Final = 0
 _EXPIRED: Final = 1
-_DONE: Final = 2
+_DONE: Final = 2  # states from here on are finished; the low bit says it had expired
 # Finished scopes tolerated in the heap beyond twice the running ones before it is rebuilt.
 _COMPACT_SLACK: Final = 64
 _RESOLUTION: Final = time.get_clock_info("monotonic").resolution  # as asyncio's loop uses
+
+Bound = list[Any]
+"""A block entered with :meth:`Deadlines.enter`, to hand to :meth:`Deadlines.leave`."""
 
 
 class DeadlineScope:
     """One bounded block; see :meth:`Deadlines.scope`."""
 
-    __slots__ = ("_cancelling", "_owner", "_state", "_task", "deadline", "expired")
+    __slots__ = ("_bound", "_owner", "deadline")
 
     def __init__(self, owner: Deadlines | None, deadline: float | None) -> None:
         self._owner = owner
         self.deadline = deadline
         """Loop time at which the block is cancelled; ``None``: never."""
-        self.expired = False
+        self._bound: Bound | None = None
+
+    @property
+    def expired(self) -> bool:
         """Whether the deadline passed while the block ran (the task was cancelled)."""
-        self._state = _RUNNING
-        self._task: asyncio.Task[object] | None = None
-        self._cancelling = 0
+        bound = self._bound
+        return bound is not None and bound[_STATE] & 1 == 1
 
     def __enter__(self) -> DeadlineScope:
-        if self._owner is None:  # no deadline
-            return self
-        task = asyncio.current_task()
-        if task is None:
-            raise RuntimeError("a deadline scope must be entered inside a task")
-        self._task = task
-        self._cancelling = task.cancelling()
-        owner = self._owner
-        deadline = self.deadline
-        assert deadline is not None
-        # Deadlines._push, inlined (once per request): the heap, and the timer if earlier.
-        heapq.heappush(owner._heap, (deadline, next(owner._counter), self))
-        owner._running += 1
-        if owner._timer is None or deadline < owner._timer_at:
-            owner._set_timer(deadline)
+        if self._owner is not None:
+            assert self.deadline is not None
+            self._bound = self._owner._enter_at(self.deadline)
         return self
 
     def __exit__(
@@ -75,38 +77,22 @@ class DeadlineScope:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        owner = self._owner
-        if owner is None:
-            return
-        state = self._state
-        self._state = _DONE
-        # Deadlines._finished, inlined: replies come mostly in order, so the scope that
-        # just ended is usually on top of the heap.
-        owner._running -= 1
-        heap = owner._heap
-        while heap and heap[0][2]._state == _DONE:
-            heapq.heappop(heap)
-        if len(heap) > 2 * owner._running + _COMPACT_SLACK:
-            owner._compact()
-        if state == _EXPIRED:
-            task = self._task
-            assert task is not None
-            # As asyncio.Timeout: only a cancellation that is ours alone becomes a timeout.
-            if task.uncancel() <= self._cancelling and exc_type is asyncio.CancelledError:
-                raise TimeoutError from exc
+        if self._owner is not None:
+            assert self._bound is not None
+            self._owner.leave(self._bound, exc)
 
 
 class Deadlines:
     """The deadlines of many concurrent blocks, on one event-loop timer.
 
-    It uses the event loop running when :meth:`scope` is called (all blocks must share
-    one loop); :meth:`close` cancels its timer.
+    It uses the event loop running when :meth:`scope` or :meth:`enter` is called (all
+    blocks must share one loop); :meth:`close` cancels its timer.
     """
 
     __slots__ = ("_counter", "_heap", "_loop", "_running", "_timer", "_timer_at")
 
     def __init__(self) -> None:
-        self._heap: list[tuple[float, int, DeadlineScope]] = []
+        self._heap: list[Bound] = []
         self._counter = itertools.count()
         self._running = 0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -127,10 +113,45 @@ class Deadlines:
         """
         if delay is None:
             return DeadlineScope(None, None)
-        loop = asyncio.get_running_loop()
-        if loop is not self._loop:  # first use, or a new event loop: start afresh
-            self._loop, self._timer, self._heap, self._running = loop, None, [], 0
-        return DeadlineScope(self, loop.time() + delay)
+        return DeadlineScope(self, self._now() + delay)
+
+    def enter(self, delay: float | None) -> Bound | None:
+        """:meth:`scope` entered at once, without a context manager (one object fewer
+        per block, and no bound ``__exit__``): the caller must :meth:`leave` it.
+
+        ``None`` (no deadline) returns ``None``; pass that to :meth:`leave` too.
+        """
+        if delay is None:
+            return None
+        return self._enter_at(self._now() + delay)
+
+    def leave(self, bound: Bound | None, exc: BaseException | None) -> None:
+        """End a block begun with :meth:`enter`, as the ``with`` statement ends a scope.
+
+        Args:
+            bound: what :meth:`enter` returned.
+            exc: the exception leaving the block, ``None`` if it finished.
+
+        Raises:
+            TimeoutError: the deadline passed and ``exc`` is the cancellation it caused
+                (``from exc``); the caller re-raises ``exc`` otherwise.
+        """
+        if bound is None:
+            return
+        state = bound[_STATE]
+        bound[_STATE] = _DONE | state  # _DONE, or _DONE and expired
+        # Replies come mostly in order, so the block that just ended is usually on top.
+        self._running -= 1
+        heap = self._heap
+        while heap and heap[0][_STATE] >= _DONE:
+            heapq.heappop(heap)
+        if len(heap) > 2 * self._running + _COMPACT_SLACK:
+            self._compact()
+        if state == _EXPIRED:
+            task = bound[_TASK]
+            # As asyncio.Timeout: only a cancellation that is ours alone becomes a timeout.
+            if task.uncancel() <= bound[_CANCELLING] and type(exc) is asyncio.CancelledError:
+                raise TimeoutError from exc
 
     def close(self) -> None:
         """Cancel the timer (the owner is shutting down).
@@ -144,6 +165,24 @@ class Deadlines:
 
     # ---- internals --------------------------------------------------------------------------
 
+    def _now(self) -> float:
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:  # first use, or a new event loop: start afresh
+            self._loop, self._timer, self._heap, self._running = loop, None, [], 0
+        return loop.time()
+
+    def _enter_at(self, deadline: float) -> Bound:
+        """Begin a block in the current task that is cancelled at ``deadline``."""
+        task = asyncio.current_task()
+        if task is None:
+            raise RuntimeError("a deadline scope must be entered inside a task")
+        bound = [deadline, next(self._counter), task, task.cancelling(), _RUNNING]
+        heapq.heappush(self._heap, bound)
+        self._running += 1
+        if self._timer is None or deadline < self._timer_at:
+            self._set_timer(deadline)
+        return bound
+
     def _set_timer(self, deadline: float) -> None:
         """Move the one timer to ``deadline`` (earlier than the one set, or none is)."""
         if self._timer is not None:
@@ -153,9 +192,9 @@ class Deadlines:
         self._timer_at = deadline
 
     def _compact(self) -> None:
-        """Rebuild the heap without the finished scopes once those dominate."""
+        """Rebuild the heap without the finished blocks once those dominate."""
         heap = self._heap
-        heap[:] = [item for item in heap if item[2]._state != _DONE]
+        heap[:] = [bound for bound in heap if bound[_STATE] < _DONE]
         heapq.heapify(heap)
         # The timer stays set even when nothing is left: moving it costs more than letting
         # it fire once, find nothing due and set itself for the next deadline.
@@ -166,16 +205,15 @@ class Deadlines:
         horizon = self._loop.time() + _RESOLUTION
         heap = self._heap
         while heap:
-            deadline, _, scope = heap[0]
-            if scope._state == _DONE:
+            bound = heap[0]
+            if bound[_STATE] >= _DONE:
                 heapq.heappop(heap)
                 continue
+            deadline = bound[_DEADLINE]
             if deadline > horizon:
                 self._timer = self._loop.call_at(deadline, self._fire)
                 self._timer_at = deadline
                 return
             heapq.heappop(heap)
-            scope._state = _EXPIRED
-            scope.expired = True
-            assert scope._task is not None
-            scope._task.cancel()
+            bound[_STATE] = _EXPIRED
+            bound[_TASK].cancel()

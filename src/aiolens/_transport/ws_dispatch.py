@@ -137,14 +137,19 @@ class DispatchingConnection(ClientConnection):
 
     def write_queued(self) -> None:
         """Write every frame queued on the protocol in one go (a no-op if none is)."""
-        chunks = self.protocol.data_to_send()
+        # protocol.data_to_send(), emptying the list in place: it swaps in a new list per
+        # call, which lives until the next write, long enough to be promoted and walked by
+        # full collections when thousands of connections write.
+        chunks = self.protocol.writes
         if not chunks:
             return
         transport = self.transport
         data = [chunk for chunk in chunks if chunk]
+        eof = len(data) < len(chunks)
+        chunks.clear()
         if data:
             transport.write(data[0] if len(data) == 1 else b"".join(data))
-        if len(data) < len(chunks):  # websockets' end-of-stream marker: half-close, as it does
+        if eof:  # websockets' end-of-stream marker: half-close, as it does
             if transport.can_write_eof():
                 with contextlib.suppress(Exception):
                     transport.write_eof()

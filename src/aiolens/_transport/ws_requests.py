@@ -11,6 +11,7 @@ reaches the wire.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from typing import TypeVar
 
 from aiolens._core.correlator import Correlator
@@ -22,21 +23,24 @@ __all__ = ["fail_waiting", "send_request"]
 R = TypeVar("R")
 
 
-async def send_request(
+def send_request(
     channel: WebSocketChannel,
     correlator: Correlator[asyncio.Future[R]],
     kind: str,
     frame: bytes,
-) -> R:
-    """Send ``frame`` as a text frame and return the reply routed to it.
+) -> Awaitable[R]:
+    """Send ``frame`` as a text frame; await the result for the reply routed to it.
 
     The caller has waited for the connection and holds its in-flight slot; the
-    waiter is registered under ``kind`` and the frame queued with no suspension
-    in between, so registration order is wire order. A request with none other
-    in flight is written at once, others together (see
-    :meth:`WebSocketChannel.send`).
+    waiter is registered under ``kind`` and the frame queued in this call, with
+    no suspension in between, so registration order is wire order. A request
+    with none other in flight is written at once, others together (see
+    :meth:`WebSocketChannel.send`). When the frame is queued, the awaitable is
+    the waiter itself (no coroutine per request: it would live until the reply
+    comes, and with thousands of sessions be promoted and walked by full
+    collections); await it at once.
 
-    Raises:
+    Raises (when awaited):
         ConnectionLostError: the connection dropped before the frame was
             queued (the waiter is withdrawn: no reply can come for it), or
             while waiting (the reader fails the waiter; the outcome is unknown).
@@ -47,15 +51,27 @@ async def send_request(
     waiter: asyncio.Future[R] = asyncio.get_running_loop().create_future()
     alone = not correlator
     correlator.add(kind, waiter)
-    if not channel.queue(frame, True, alone):  # down or backed up: the awaited way
-        try:
-            await channel.send(frame, text=True, flush=alone)
-        except ConnectionLostError:
-            # Its connection is gone: no reply can come for it.
-            correlator.discard(waiter)
-            if not waiter.cancel():  # the loss already failed it
-                waiter.exception()  # retrieved: no "never retrieved" log
-            raise
+    if channel.queue(frame, True, alone):
+        return waiter
+    return _send_then_wait(channel, correlator, waiter, frame, alone)
+
+
+async def _send_then_wait(
+    channel: WebSocketChannel,
+    correlator: Correlator[asyncio.Future[R]],
+    waiter: asyncio.Future[R],
+    frame: bytes,
+    alone: bool,
+) -> R:
+    """:func:`send_request` when the channel is down or backed up: the awaited way."""
+    try:
+        await channel.send(frame, text=True, flush=alone)
+    except ConnectionLostError:
+        # Its connection is gone: no reply can come for it.
+        correlator.discard(waiter)
+        if not waiter.cancel():  # the loss already failed it
+            waiter.exception()  # retrieved: no "never retrieved" log
+        raise
     return await waiter
 
 

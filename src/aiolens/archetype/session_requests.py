@@ -185,35 +185,44 @@ class LensRequests:
             limit = self.request_timeout if timeout is None else check_seconds("timeout", timeout)
             if self._closing is not None:
                 raise ConnectionLostError("The session is closed")
-            message: dict[str, Any] = {"type": type}
-            if event_data is not None:
-                message["event_data"] = event_data
-            frame = _encoder.encode(message)
+            # No local holds the message dict: it would live in this frame until the reply
+            # comes, long enough to be promoted and walked by full collections.
+            frame = _encoder.encode(
+                {"type": type} if event_data is None else {"type": type, "event_data": event_data}
+            )
             channel = self._channel
             if len(frame) > channel.max_message_size:
                 channel.refuse(frame, f"{type} request")
+            # The same bound as ``asyncio.timeout(limit)``, on one timer for all requests;
+            # entered and left by hand, not by ``with``: no scope object or bound __exit__
+            # per request (each would live until the reply comes: see _on_message).
+            deadlines = self._deadlines
+            bound = deadlines.enter(limit)
             try:
-                # The same bound as ``asyncio.timeout(limit)``, on one timer for all requests.
-                with self._deadlines.scope(limit):
-                    if type in _PRODUCING_EVENTS and self._streams:
-                        await self._connect_consumers()
-                    slots = self._slots
-                    if slots._value > 0 and not slots._waiters:  # acquire()'s fast path, inline
-                        slots._value -= 1
+                if type in _PRODUCING_EVENTS and self._streams:
+                    await self._connect_consumers()
+                slots = self._slots
+                if slots._value > 0 and not slots._waiters:  # acquire()'s fast path, inline
+                    slots._value -= 1
+                else:
+                    await slots.acquire()
+                try:
+                    if not channel.connected:
+                        await channel.wait_connected(None)
+                    self._last_activity = time.monotonic()  # no suspension before the send
+                    reply = await send_request(channel, self._correlator, type, frame)
+                finally:
+                    if slots._waiters:  # release(), inline when nobody waits for a slot
+                        slots.release()
                     else:
-                        await slots.acquire()
-                    try:
-                        if not channel.connected:
-                            await channel.wait_connected(None)
-                        self._last_activity = time.monotonic()  # no suspension before the send
-                        reply = await send_request(channel, self._correlator, type, frame)
-                    finally:
-                        if slots._waiters:  # release(), inline when nobody waits for a slot
-                            slots.release()
-                        else:
-                            slots._value += 1
-            except TimeoutError:
-                raise APITimeoutError(f"No reply to {type} within {limit}s") from None
+                        slots._value += 1
+            except BaseException as exc:
+                try:
+                    deadlines.leave(bound, exc)  # TimeoutError if the deadline passed
+                    raise
+                except TimeoutError:
+                    raise APITimeoutError(f"No reply to {type} within {limit}s") from None
+            deadlines.leave(bound, None)
             try:  # a JSON object (the reader checked), decoded here: see _on_message
                 usual = _usual_reply(type, reply)
                 if usual is None:

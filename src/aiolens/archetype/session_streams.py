@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import operator
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
 import msgspec
 
@@ -113,7 +113,7 @@ class LensEventStreams(LensRequests):
         return self._open_stream(
             decode=_decode_sse,
             is_end=_is_sse_end,
-            skip=_skip_repeated_starts(type, SSEStreamStart, heartbeat),
+            skip=_SkipRepeatedStarts(type, SSEStreamStart, heartbeat),
             outside_sequence=_outside_sequence,
             ordinary=_ordinary_sse,
             ordinary_run=all_ordinary,
@@ -146,7 +146,7 @@ class LensEventStreams(LensRequests):
         return self._open_stream(
             decode=_raw_sse,
             is_end=_is_raw_end,
-            skip=_skip_repeated_starts(_raw_type, _START, _HEARTBEAT),
+            skip=_SkipRepeatedStarts(_raw_type, _START, _HEARTBEAT),
             outside_sequence=_raw_outside_sequence,
             queue_size=queue_size,
             liveness_timeout=liveness_timeout,
@@ -224,23 +224,29 @@ _HEARTBEAT: Final = "sse.stream.heartbeat"
 _raw_type: Final = operator.attrgetter("type")
 
 
-def _skip_repeated_starts(
-    kind: Callable[[T], object], start: object, heartbeat: object
-) -> Callable[[T], bool]:
+class _SkipRepeatedStarts(Generic[T]):
     """A stream's ``skip``: of the stream starts (one per connection) the first is
     yielded and the ones after reconnects skipped; events of kind ``heartbeat`` are
-    skipped (``None``: none are)."""
-    started = False
+    skipped (``None``: none are).
 
-    def skip(event: T) -> bool:
-        nonlocal started
-        found = kind(event)
-        if found == start:
-            seen, started = started, True
+    An object rather than a closure: one tracked object per stream, not a function
+    and a cell per variable.
+    """
+
+    __slots__ = ("heartbeat", "kind", "start", "started")
+
+    def __init__(self, kind: Callable[[T], object], start: object, heartbeat: object) -> None:
+        self.kind = kind
+        self.start = start
+        self.heartbeat = heartbeat
+        self.started = False
+
+    def __call__(self, event: T) -> bool:
+        found = self.kind(event)
+        if found == self.start:
+            seen, self.started = self.started, True
             return seen
-        return found == heartbeat
-
-    return skip
+        return found == self.heartbeat
 
 
 _END_TYPE: Final = "sse.stream.end"
